@@ -1,0 +1,167 @@
+//! The one error type of `sluice-log`.
+
+use std::path::PathBuf;
+
+use crate::TopicPartition;
+
+/// Everything that can go wrong in the log and its clients.
+///
+/// `Display` describes only this error; a wrapped `source` is not repeated in the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The topic is not known.
+    #[error("topic \"{0}\" does not exist")]
+    UnknownTopic(String),
+    /// The topic exists but not that partition.
+    #[error("partition {partition} of topic \"{topic}\" does not exist")]
+    UnknownPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition asked for.
+        partition: i32,
+    },
+    /// `create_topic` for a name already in use.
+    #[error("topic \"{0}\" already exists")]
+    TopicExists(String),
+    /// A topic name breaking Kafka's naming rules.
+    #[error("invalid topic name \"{name}\": {reason}")]
+    InvalidTopicName {
+        /// The name given.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A partition count that is not positive, or would shrink a topic.
+    #[error("invalid partition count {count}: {reason}")]
+    InvalidPartitions {
+        /// The count given.
+        count: i32,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A config key this log does not know.
+    #[error("unknown config \"{key}\" (known: {known})")]
+    UnknownConfig {
+        /// The key given.
+        key: String,
+        /// The accepted keys, comma separated.
+        known: String,
+    },
+    /// A config value out of range or of the wrong form.
+    #[error("invalid value \"{value}\" for config \"{key}\": {reason}")]
+    InvalidConfig {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        reason: String,
+    },
+    /// A fetch or seek outside the partition's offsets.
+    #[error("offset {offset} is out of range for {tp}: the log holds [{log_start}, {log_end})")]
+    OffsetOutOfRange {
+        /// The partition.
+        tp: TopicPartition,
+        /// The offset asked for.
+        offset: i64,
+        /// First offset held.
+        log_start: i64,
+        /// Next offset to be written.
+        log_end: i64,
+    },
+    /// A batch larger than `max.message.bytes`.
+    #[error("record batch of {size} bytes exceeds max.message.bytes ({max}) of topic \"{topic}\"")]
+    MessageTooLarge {
+        /// Topic.
+        topic: String,
+        /// Batch size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A record batch handed to the log (or read back) that is not valid Kafka RecordBatch v2.
+    #[error("corrupt record batch: {0}")]
+    CorruptRecord(String),
+    /// A partition taken offline by corrupt data found on disk; other partitions keep serving.
+    #[error("partition {tp} is offline: corrupt data in {} at byte {position}: {reason}", path.display())]
+    PartitionOffline {
+        /// The partition.
+        tp: TopicPartition,
+        /// The segment file holding the bad bytes.
+        path: PathBuf,
+        /// Byte position of the bad batch in that file.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log directory refused writes after an I/O failure (as Kafka does); reads go on.
+    #[error("log directory {} is offline for writes after an I/O failure", dir.display())]
+    LogDirOffline {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// An I/O error on one file.
+    #[error("I/O error on {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the data directory's lock file.
+    #[error("data directory {} is in use by another process ({holder})", dir.display())]
+    DirectoryLocked {
+        /// The directory.
+        dir: PathBuf,
+        /// What the lock file says of its holder.
+        holder: String,
+    },
+    /// The producer could not get buffer space within `max.block.ms`.
+    #[error("producer buffer.memory ({buffer_memory} bytes) stayed full for max.block.ms ({max_block_ms} ms)")]
+    BufferExhausted {
+        /// The configured `buffer.memory`.
+        buffer_memory: usize,
+        /// The configured `max.block.ms`.
+        max_block_ms: u64,
+    },
+    /// A record that was not delivered within `delivery.timeout.ms`, or a request timing out.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The client or log was closed.
+    #[error("{0} is closed")]
+    Closed(&'static str),
+    /// A request that makes no sense (e.g. seeking an unassigned partition).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying the same call later can succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Error::Timeout(_) | Error::BufferExhausted { .. })
+    }
+}
+
+/// Renders an error with its chain of sources, for logs and the CLI: `a: b: c`.
+pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
+    use std::fmt::Write;
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let _ = write!(out, ": {s}");
+        source = s.source();
+    }
+    out
+}

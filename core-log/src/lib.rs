@@ -1,0 +1,23 @@
+//! Sluice's partitioned log: topics of partitions of segments, in Kafka's on-disk format.
+//!
+//! ```text
+//! client::{Admin, Producer, Consumer}      (one interface: embedded here, Kafka protocol later)
+//!        |
+//! log::LogManager   topics -> partitions, configs, flusher (group commit), retention, cleaner
+//!        |
+//! log::Partition    segments, recovery point, log start / log end / high watermark
+//!        |
+//! log::Segment      NNNNNNNNNNNNNNNNNNNN.log (RecordBatch v2) + .index + .timeindex
+//! ```
+//!
+//! [`record`] is the RecordBatch v2 codec; the bytes a producer builds are the bytes on disk and
+//! the bytes a fetch returns. **Not** replicated (single node), and not a wire-protocol server:
+//! the broker sits on top of this crate.
+
+pub mod clock;
+pub mod error;
+pub mod types;
+
+pub use clock::{Clock, MockClock, SharedClock, SystemClock};
+pub use error::{Error, Result, report};
+pub use types::{Compression, TimestampType, TopicPartition};
