@@ -119,7 +119,9 @@ pub enum Error {
         holder: String,
     },
     /// The producer could not get buffer space within `max.block.ms`.
-    #[error("producer buffer.memory ({buffer_memory} bytes) stayed full for max.block.ms ({max_block_ms} ms)")]
+    #[error(
+        "producer buffer.memory ({buffer_memory} bytes) stayed full for max.block.ms ({max_block_ms} ms)"
+    )]
     BufferExhausted {
         /// The configured `buffer.memory`.
         buffer_memory: usize,

@@ -16,6 +16,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod record;
 pub mod types;
 
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};

@@ -1,0 +1,3 @@
+//! The integration tests of `sluice-log`: one binary, one module per area.
+
+mod codec;
