@@ -14,8 +14,12 @@
 //! the bytes a fetch returns. **Not** replicated (single node), and not a wire-protocol server:
 //! the broker sits on top of this crate.
 
+pub mod client;
 pub mod clock;
+pub mod config;
 pub mod error;
+pub mod log;
+pub mod names;
 pub mod record;
 pub mod types;
 

@@ -1,3 +1,4 @@
 //! The integration tests of `sluice-log`: one binary, one module per area.
 
 mod codec;
+mod log;

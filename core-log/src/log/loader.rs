@@ -1,0 +1,270 @@
+//! Opening a partition directory: find the segments, trust those below the recovery point,
+//! scan the rest (CRC of every batch), cut a torn tail, rebuild indexes, and take the partition
+//! offline if a batch in the middle of a segment is corrupt.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::LogContext;
+use super::partition::{Offline, Partition};
+use super::segment::Segment;
+use crate::config::TopicConfig;
+use crate::record::{self, BatchHeader, HEADER_LEN};
+use crate::{Error, Result, TopicPartition};
+
+/// Parses a segment file name `NNNNNNNNNNNNNNNNNNNN.log` into its base offset.
+fn base_offset_of(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Opens (recovering if needed) the partition in `dir`.
+pub(crate) fn open_partition(
+    dir: &Path,
+    tp: TopicPartition,
+    ctx: &Arc<LogContext>,
+    config: Arc<TopicConfig>,
+    recovery_point: Option<i64>,
+    log_start: Option<i64>,
+) -> Result<Partition> {
+    complete_swaps(dir)?;
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".cleaned") || name.ends_with(".deleted") {
+            let _ = std::fs::remove_file(entry.path());
+        } else if let Some(b) = base_offset_of(name, ".log") {
+            bases.push(b);
+        }
+    }
+    bases.sort_unstable();
+    let now = ctx.clock.now_ms();
+    let rp = recovery_point.unwrap_or(0);
+    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
+    let mut offline = None;
+    let interval = config.index_interval_bytes as u64;
+    let mut i = 0;
+    while i < bases.len() {
+        let seg = Arc::new(Segment::new(dir, bases[i], now));
+        let len = std::fs::metadata(seg.log_path())
+            .map_err(|e| Error::io(seg.log_path(), e))?
+            .len();
+        let next_base = bases.get(i + 1).copied();
+        let trusted = next_base.is_some_and(|nb| nb <= rp);
+        if trusted {
+            // Below the recovery point: fsynced, trust it; the index loads on first use.
+            seg.set_extent(len, next_base.unwrap_or(bases[i]));
+            segments.push(seg);
+            i += 1;
+            continue;
+        }
+        match recover_segment(&seg, ctx, len, interval)? {
+            Scan::Clean => {}
+            Scan::TornTail { position, reason } => {
+                tracing::warn!(%tp, segment = %seg.log_path().display(), position, reason, "truncating torn tail after unclean shutdown");
+                seg.truncate_to(&ctx.files, position, seg.next_offset())?;
+                // Nothing after a torn write can have been acknowledged durably.
+                for later in &bases[i + 1..] {
+                    let s = Segment::new(dir, *later, now);
+                    tracing::warn!(%tp, segment = %s.log_path().display(), "deleting segment after a torn tail");
+                    s.delete_files(&ctx.files);
+                }
+                bases.truncate(i + 1);
+            }
+            Scan::Corrupt { position, reason } => {
+                tracing::error!(%tp, segment = %seg.log_path().display(), position, reason, "corrupt batch: partition offline");
+                offline = Some(Offline {
+                    path: seg.log_path().to_path_buf(),
+                    position,
+                    reason,
+                });
+            }
+        }
+        seg.rewrite_index()?;
+        segments.push(seg);
+        if offline.is_some() {
+            break;
+        }
+        i += 1;
+    }
+    // The last trusted segment may be the last one: find its end from the index.
+    if let Some(last) = segments.last() {
+        if offline.is_none() && last.next_offset() == last.base_offset() && last.size() > 0 {
+            last.ensure_index(&ctx.files)?;
+            let file = last.file(&ctx.files)?;
+            let mut pos = 0;
+            let mut next = last.base_offset();
+            // Walk forward from the last index entry (at most index.interval.bytes of headers).
+            if let Some(found) = last
+                .find_offset(&ctx.files, i64::MAX - 1, last.size())
+                .ok()
+                .flatten()
+            {
+                pos = found.position;
+                next = found.header.next_offset();
+            }
+            while let Some(h) = last.header_at(&file, pos, last.size())? {
+                next = h.next_offset();
+                pos += h.total_len() as u64;
+            }
+            last.set_extent(last.size(), next);
+        }
+    }
+    let first_base = segments
+        .first()
+        .map_or(log_start.unwrap_or(0).max(0), |s| s.base_offset());
+    if segments.is_empty() {
+        let seg = Segment::create(dir, first_base, now, &ctx.files)?;
+        segments.push(seg);
+    }
+    let log_start = log_start.unwrap_or(first_base).max(first_base);
+    let p = Partition::from_parts(
+        tp,
+        dir.to_path_buf(),
+        Arc::clone(ctx),
+        config,
+        segments,
+        log_start,
+        recovery_point.unwrap_or(0),
+        offline,
+    );
+    Ok(p)
+}
+
+enum Scan {
+    Clean,
+    TornTail { position: u64, reason: String },
+    Corrupt { position: u64, reason: String },
+}
+
+/// Scans a whole segment, checking every batch and rebuilding its index.
+fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> Result<Scan> {
+    seg.reset_index();
+    seg.mark_index_loaded();
+    seg.set_extent(0, seg.base_offset());
+    let file = seg.file(&ctx.files)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, &*file);
+    let mut pos = 0u64;
+    let mut next = seg.base_offset();
+    let mut header = [0u8; HEADER_LEN];
+    let mut buf = Vec::new();
+    loop {
+        if pos == len {
+            return Ok(Scan::Clean);
+        }
+        let bad = |reason: String, torn: bool| {
+            if torn {
+                Scan::TornTail {
+                    position: pos,
+                    reason,
+                }
+            } else {
+                Scan::Corrupt {
+                    position: pos,
+                    reason,
+                }
+            }
+        };
+        if len - pos < HEADER_LEN as u64 {
+            return Ok(bad(
+                format!("{} trailing bytes, less than a batch header", len - pos),
+                true,
+            ));
+        }
+        reader
+            .read_exact(&mut header)
+            .map_err(|e| Error::io(seg.log_path(), e))?;
+        let h = match BatchHeader::parse(&header) {
+            Ok(h) => h,
+            Err(e) => {
+                let torn = rest_is_zeros(&file, pos, len)?;
+                return Ok(bad(e.to_string(), torn));
+            }
+        };
+        let total = h.total_len() as u64;
+        if pos + total > len {
+            return Ok(bad(
+                format!("batch of {total} bytes runs past the end of the file"),
+                true,
+            ));
+        }
+        buf.clear();
+        buf.extend_from_slice(&header);
+        buf.resize(total as usize, 0);
+        reader
+            .read_exact(&mut buf[HEADER_LEN..])
+            .map_err(|e| Error::io(seg.log_path(), e))?;
+        if let Err(e) = record::validate(&buf) {
+            // A bad last batch is a torn write; a bad batch with data after it is corruption.
+            return Ok(bad(e.to_string(), pos + total == len));
+        }
+        if h.base_offset < next {
+            return Ok(bad(
+                format!("batch base offset {} goes back from {next}", h.base_offset),
+                false,
+            ));
+        }
+        seg.note_batch(&h, pos, total, interval);
+        pos += total;
+        next = h.next_offset();
+        seg.set_extent(pos, next);
+    }
+}
+
+fn rest_is_zeros(file: &std::fs::File, from: u64, len: u64) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pos = from;
+    while pos < len {
+        let n = ((len - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)
+            .map_err(|e| Error::io("segment", e))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
+}
+
+/// Finishes a compaction interrupted by a crash: a `.swap` segment replaces the segments whose
+/// offsets it covers.
+fn complete_swaps(dir: &Path) -> Result<()> {
+    let mut swaps = Vec::new();
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(b) = base_offset_of(&name, ".log.swap") {
+            swaps.push(b);
+        } else if let Some(b) = base_offset_of(&name, ".log") {
+            logs.push(b);
+        }
+    }
+    logs.sort_unstable();
+    for base in swaps {
+        let swap = dir.join(format!("{}.log.swap", super::segment::file_stem(base)));
+        let end = match std::fs::read(&swap) {
+            Ok(bytes) => record::BatchIter::new(&bytes)
+                .last()
+                .map_or(base, |(h, _)| h.next_offset()),
+            Err(e) => return Err(Error::io(&swap, e)),
+        };
+        for &old in logs.iter().filter(|&&b| b >= base && b < end.max(base + 1)) {
+            let stem = super::segment::file_stem(old);
+            for ext in ["log", "index", "timeindex", "txnindex"] {
+                let _ = std::fs::remove_file(dir.join(format!("{stem}.{ext}")));
+            }
+        }
+        let target = dir.join(format!("{}.log", super::segment::file_stem(base)));
+        std::fs::rename(&swap, &target).map_err(|e| Error::io(&target, e))?;
+        tracing::info!(segment = %target.display(), "completed an interrupted compaction swap");
+    }
+    Ok(())
+}

@@ -1,0 +1,746 @@
+//! The log manager: one data directory of topics, their partitions and configs, the lock file,
+//! checkpoints, the flusher, and background retention.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::files::FileCache;
+use super::flusher::FlusherHandle;
+use super::partition::Partition;
+use super::{LogContext, checkpoint, loader};
+use crate::config::{ConfigEntry, TopicConfig};
+use crate::{Error, Result, SharedClock, SystemClock, TopicPartition, names};
+
+const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+const CONFIG_DIR: &str = "topic-configs";
+const LOCK_FILE: &str = ".lock";
+
+/// How to open a data directory.
+#[derive(Debug, Clone)]
+pub struct LogManagerConfig {
+    /// The data directory (Kafka's `log.dirs`, one directory).
+    pub dir: PathBuf,
+    /// Topic config defaults (broker-level `log.*` settings), overridden per topic.
+    pub defaults: TopicConfig,
+    /// Where time comes from.
+    pub clock: SharedClock,
+    /// Most segment files kept open at once.
+    pub max_open_files: usize,
+    /// Run retention, checkpoints and `flush.ms` in a background thread.
+    pub background: bool,
+    /// How often the background thread checks retention (`log.retention.check.interval.ms`).
+    pub retention_check_interval: Duration,
+    /// How often recovery points are checkpointed (`log.flush.offset.checkpoint.interval.ms`).
+    pub checkpoint_interval: Duration,
+}
+
+impl LogManagerConfig {
+    /// Defaults for a data directory: Kafka's topic defaults, the system clock, background on.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            defaults: TopicConfig::default(),
+            clock: Arc::new(SystemClock),
+            max_open_files: 1024,
+            background: true,
+            retention_check_interval: Duration::from_secs(300),
+            checkpoint_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One topic as the manager holds it.
+#[derive(Debug)]
+struct Topic {
+    config: RwLock<Arc<TopicConfig>>,
+    partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
+}
+
+/// What `describe` tells of a topic.
+#[derive(Debug, Clone)]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Internal topics start with `__`.
+    pub internal: bool,
+    /// Per partition: (partition, log start offset, log end offset, bytes, segments).
+    pub partitions: Vec<PartitionDescription>,
+    /// Every config with its value and whether it is the default.
+    pub configs: Vec<ConfigEntry>,
+}
+
+/// One partition in a [`TopicDescription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// Partition number.
+    pub partition: i32,
+    /// First offset held.
+    pub log_start_offset: i64,
+    /// Next offset to be written (= high watermark).
+    pub log_end_offset: i64,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// Segment count.
+    pub segments: usize,
+    /// Why it is offline, if it is.
+    pub offline: Option<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    ctx: Arc<LogContext>,
+    defaults: TopicConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes create/delete/alter of topics.
+    admin: Mutex<()>,
+    _lock: File,
+    closed: AtomicBool,
+    stop: (Mutex<bool>, Condvar),
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A data directory of topics. Cheap to clone; the last clone's drop closes it cleanly.
+#[derive(Debug, Clone)]
+pub struct LogManager {
+    inner: Arc<Inner>,
+}
+
+impl LogManager {
+    /// Opens (creating if needed) the data directory, locking it against other processes and
+    /// recovering every partition.
+    pub fn open(config: LogManagerConfig) -> Result<Self> {
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = lock_dir(&dir)?;
+        std::fs::create_dir_all(dir.join(CONFIG_DIR))
+            .map_err(|e| Error::io(dir.join(CONFIG_DIR), e))?;
+        let (flusher, flusher_thread) = FlusherHandle::start().map_err(|e| Error::io(&dir, e))?;
+        let ctx = Arc::new(LogContext {
+            dir: dir.clone(),
+            files: FileCache::new(config.max_open_files),
+            clock: Arc::clone(&config.clock),
+            offline: AtomicBool::new(false),
+            flusher: flusher.clone(),
+        });
+        let recovery = checkpoint::read(&dir.join(RECOVERY_CHECKPOINT));
+        let starts = checkpoint::read(&dir.join(LOG_START_CHECKPOINT));
+        let topics = load_topics(&dir, &ctx, &config.defaults, &recovery, &starts)?;
+        let inner = Arc::new(Inner {
+            dir,
+            ctx,
+            defaults: config.defaults.clone(),
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            _lock: lock,
+            closed: AtomicBool::new(false),
+            stop: (Mutex::new(false), Condvar::new()),
+            threads: Mutex::new(vec![flusher_thread]),
+        });
+        let weak = Arc::downgrade(&inner);
+        flusher.set_resolver(Box::new(move |tp| {
+            weak.upgrade().and_then(|i| partition_of(&i, tp).ok())
+        }));
+        let mgr = LogManager { inner };
+        // What was recovered is now known to be on disk: checkpoint it.
+        mgr.checkpoint()?;
+        if config.background {
+            mgr.start_background(&config)?;
+        }
+        tracing::info!(dir = %mgr.inner.dir.display(), topics = mgr.inner.topics.read().len(), "log opened");
+        Ok(mgr)
+    }
+
+    fn start_background(&self, config: &LogManagerConfig) -> Result<()> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let retention_every = config.retention_check_interval;
+        let checkpoint_every = config.checkpoint_interval;
+        let tick = checkpoint_every
+            .min(retention_every)
+            .min(Duration::from_millis(1000));
+        let t = std::thread::Builder::new()
+            .name("sluice-log-scheduler".into())
+            .spawn(move || {
+                let mut since_retention = Duration::ZERO;
+                let mut since_checkpoint = Duration::ZERO;
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    {
+                        let (m, c) = &inner.stop;
+                        let mut stop = m.lock();
+                        if !*stop {
+                            c.wait_for(&mut stop, tick);
+                        }
+                        if *stop {
+                            return;
+                        }
+                    }
+                    since_retention += tick;
+                    since_checkpoint += tick;
+                    let mgr = LogManager { inner };
+                    mgr.flush_due();
+                    if since_retention >= retention_every {
+                        since_retention = Duration::ZERO;
+                        if let Err(e) = mgr.run_retention() {
+                            tracing::warn!(error = %crate::report(&e), "retention pass failed");
+                        }
+                    }
+                    if since_checkpoint >= checkpoint_every {
+                        since_checkpoint = Duration::ZERO;
+                        if let Err(e) = mgr.checkpoint() {
+                            tracing::warn!(error = %crate::report(&e), "checkpoint failed");
+                        }
+                    }
+                    // Do not keep the manager alive from this thread.
+                    drop(mgr);
+                }
+            })
+            .map_err(|e| Error::io(&self.inner.dir, e))?;
+        self.inner.threads.lock().push(t);
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The clock this log runs on.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.ctx.clock
+    }
+
+    /// Broker-level topic defaults.
+    pub fn defaults(&self) -> &TopicConfig {
+        &self.inner.defaults
+    }
+
+    /// Creates a topic of `partitions` partitions with config overrides.
+    pub fn create_topic<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()> {
+        names::validate_topic_name(name)?;
+        if partitions < 1 {
+            return Err(Error::InvalidPartitions {
+                count: partitions,
+                reason: "a topic needs at least one partition".into(),
+            });
+        }
+        let config = Arc::new(TopicConfig::with_overrides(
+            &self.inner.defaults,
+            overrides,
+        )?);
+        let _admin = self.inner.admin.lock();
+        self.inner.ctx.check_writable()?;
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::TopicExists(name.to_owned()));
+        }
+        // Kafka refuses names that collide once '.' and '_' are treated alike (metric names).
+        if names::has_collision_chars(name) {
+            let norm = |s: &str| s.replace('.', "_");
+            if let Some(other) = self
+                .inner
+                .topics
+                .read()
+                .keys()
+                .find(|t| norm(t) == norm(name))
+            {
+                return Err(Error::InvalidTopicName {
+                    name: name.to_owned(),
+                    reason: format!(
+                        "collides with existing topic \"{other}\" ('.' and '_' collide)"
+                    ),
+                });
+            }
+        }
+        write_topic_config(&self.inner.dir, name, &config)?;
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            parts.push(self.create_partition(name, p, &config)?);
+        }
+        checkpoint::sync_dir(&self.inner.dir)?;
+        self.inner.topics.write().insert(
+            name.to_owned(),
+            Arc::new(Topic {
+                config: RwLock::new(config),
+                partitions: RwLock::new(Arc::new(parts)),
+            }),
+        );
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(())
+    }
+
+    fn create_partition(
+        &self,
+        topic: &str,
+        p: i32,
+        config: &Arc<TopicConfig>,
+    ) -> Result<Arc<Partition>> {
+        let tp = TopicPartition::new(topic, p);
+        let pdir = self.inner.dir.join(tp.dir_name());
+        std::fs::create_dir_all(&pdir).map_err(|e| Error::io(&pdir, e))?;
+        let part = loader::open_partition(
+            &pdir,
+            tp,
+            &self.inner.ctx,
+            Arc::clone(config),
+            Some(0),
+            Some(0),
+        )?;
+        checkpoint::sync_dir(&pdir)?;
+        Ok(Arc::new(part))
+    }
+
+    /// Adds partitions to a topic, up to `total` (Kafka's CreatePartitions: never fewer).
+    pub fn create_partitions(&self, name: &str, total: i32) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let topic = self.topic(name)?;
+        let current = topic.partitions.read().len() as i32;
+        if total <= current {
+            return Err(Error::InvalidPartitions {
+                count: total,
+                reason: format!(
+                    "topic \"{name}\" already has {current} partitions; partitions can only be added"
+                ),
+            });
+        }
+        let config = Arc::clone(&topic.config.read());
+        let mut parts = Vec::clone(&topic.partitions.read());
+        for p in current..total {
+            parts.push(self.create_partition(name, p, &config)?);
+        }
+        *topic.partitions.write() = Arc::new(parts);
+        Ok(())
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let topic = self
+            .inner
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))?;
+        for p in topic.partitions.read().iter() {
+            p.close();
+            // Rename first so a crash mid-delete leaves no half partition behind.
+            let doomed = p
+                .dir()
+                .with_extension(format!("{}-delete", std::process::id()));
+            let target = match std::fs::rename(p.dir(), &doomed) {
+                Ok(()) => doomed,
+                Err(_) => p.dir().to_path_buf(),
+            };
+            if let Err(e) = std::fs::remove_dir_all(&target) {
+                tracing::warn!(dir = %target.display(), error = %e, "could not remove deleted partition");
+            }
+        }
+        let cfg = config_path(&self.inner.dir, name);
+        let _ = std::fs::remove_file(cfg);
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Topic names, sorted.
+    pub fn list_topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+    }
+
+    /// Number of partitions of a topic.
+    pub fn partition_count(&self, name: &str) -> Result<i32> {
+        Ok(self.topic(name)?.partitions.read().len() as i32)
+    }
+
+    /// One partition.
+    pub fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>> {
+        partition_of(&self.inner, tp)
+    }
+
+    /// Every partition of a topic.
+    pub fn partitions(&self, name: &str) -> Result<Arc<Vec<Arc<Partition>>>> {
+        Ok(Arc::clone(&self.topic(name)?.partitions.read()))
+    }
+
+    /// A topic's config.
+    pub fn topic_config(&self, name: &str) -> Result<Arc<TopicConfig>> {
+        Ok(Arc::clone(&self.topic(name)?.config.read()))
+    }
+
+    /// Describes a topic: partitions with their offsets and sizes, and every config.
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let topic = self.topic(name)?;
+        let partitions = topic
+            .partitions
+            .read()
+            .iter()
+            .map(|p| PartitionDescription {
+                partition: p.topic_partition().partition,
+                log_start_offset: p.log_start_offset(),
+                log_end_offset: p.log_end_offset(),
+                size_bytes: p.size_bytes(),
+                segments: p.segment_count(),
+                offline: p.read(p.log_end_offset(), 0).err().map(|e| e.to_string()),
+            })
+            .collect();
+        let configs = topic.config.read().describe();
+        Ok(TopicDescription {
+            name: name.to_owned(),
+            internal: names::is_internal(name),
+            partitions,
+            configs,
+        })
+    }
+
+    /// Alters a topic's configs incrementally: sets `set`, returns `delete` to defaults. All
+    /// are validated before any applies.
+    pub fn alter_topic_config<K: AsRef<str>, V: AsRef<str>, D: AsRef<str>>(
+        &self,
+        name: &str,
+        set: impl IntoIterator<Item = (K, V)>,
+        delete: impl IntoIterator<Item = D>,
+    ) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let topic = self.topic(name)?;
+        let mut cfg = TopicConfig::clone(&topic.config.read());
+        cfg.apply(set, delete)?;
+        write_topic_config(&self.inner.dir, name, &cfg)?;
+        let cfg = Arc::new(cfg);
+        for p in topic.partitions.read().iter() {
+            p.set_config(Arc::clone(&cfg));
+        }
+        *topic.config.write() = cfg;
+        Ok(())
+    }
+
+    /// Runs retention over every partition now. Returns segments deleted.
+    pub fn run_retention(&self) -> Result<usize> {
+        let mut n = 0;
+        for p in self.all_partitions() {
+            match p.apply_retention() {
+                Ok(k) => n += k,
+                Err(e) => {
+                    tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "retention failed")
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush_due(&self) {
+        let now = self.inner.ctx.clock.now_ms();
+        for p in self.all_partitions() {
+            let c = p.config();
+            if c.flush_ms < i64::MAX
+                && p.log_end_offset() > p.recovery_point()
+                && now - p.last_flush_ms() >= c.flush_ms
+            {
+                if let Err(e) = p.flush() {
+                    tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "flush failed");
+                }
+            }
+        }
+    }
+
+    pub(crate) fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.inner
+            .topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.read().iter().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Writes the recovery-point and log-start checkpoints.
+    pub fn checkpoint(&self) -> Result<()> {
+        let parts = self.all_partitions();
+        let rps: Vec<_> = parts
+            .iter()
+            .map(|p| (p.topic_partition().clone(), p.recovery_point()))
+            .collect();
+        let starts: Vec<_> = parts
+            .iter()
+            .map(|p| (p.topic_partition().clone(), p.log_start_offset()))
+            .collect();
+        checkpoint::write(&self.inner.dir.join(RECOVERY_CHECKPOINT), &rps)?;
+        checkpoint::write(&self.inner.dir.join(LOG_START_CHECKPOINT), &starts)
+    }
+
+    /// fsyncs every partition.
+    pub fn flush_all(&self) -> Result<()> {
+        for p in self.all_partitions() {
+            p.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Segment files open right now (bounded by `max_open_files`).
+    pub fn open_file_count(&self) -> usize {
+        self.inner.ctx.files.open_count()
+    }
+
+    /// Flushes everything, checkpoints, and stops the background threads. Idempotent; also
+    /// done when the last handle drops.
+    pub fn close(&self) -> Result<()> {
+        close_inner(&self.inner)
+    }
+}
+
+fn close_inner(inner: &Inner) -> Result<()> {
+    if inner.closed.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
+    {
+        let (m, c) = &inner.stop;
+        *m.lock() = true;
+        c.notify_all();
+    }
+    inner.ctx.flusher.shutdown();
+    let parts: Vec<Arc<Partition>> = inner
+        .topics
+        .read()
+        .values()
+        .flat_map(|t| t.partitions.read().iter().cloned().collect::<Vec<_>>())
+        .collect();
+    let mut result = Ok(());
+    if !inner.ctx.is_offline() {
+        for p in &parts {
+            if let Err(e) = p.flush() {
+                result = Err(e);
+            }
+        }
+        let rps: Vec<_> = parts
+            .iter()
+            .map(|p| (p.topic_partition().clone(), p.recovery_point()))
+            .collect();
+        let starts: Vec<_> = parts
+            .iter()
+            .map(|p| (p.topic_partition().clone(), p.log_start_offset()))
+            .collect();
+        if let Err(e) = checkpoint::write(&inner.dir.join(RECOVERY_CHECKPOINT), &rps)
+            .and_then(|()| checkpoint::write(&inner.dir.join(LOG_START_CHECKPOINT), &starts))
+        {
+            result = Err(e);
+        }
+    }
+    for p in &parts {
+        p.close();
+    }
+    let threads: Vec<_> = std::mem::take(&mut *inner.threads.lock());
+    let me = std::thread::current().id();
+    for t in threads {
+        if t.thread().id() != me {
+            let _ = t.join();
+        }
+    }
+    tracing::info!(dir = %inner.dir.display(), "log closed");
+    result
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = close_inner(self) {
+            tracing::error!(error = %crate::report(&e), "closing the log failed");
+        }
+    }
+}
+
+fn partition_of(inner: &Inner, tp: &TopicPartition) -> Result<Arc<Partition>> {
+    let topics = inner.topics.read();
+    let topic = topics
+        .get(&*tp.topic)
+        .ok_or_else(|| Error::UnknownTopic(tp.topic.to_string()))?;
+    let parts = topic.partitions.read();
+    usize::try_from(tp.partition)
+        .ok()
+        .and_then(|i| parts.get(i))
+        .cloned()
+        .ok_or_else(|| Error::UnknownPartition {
+            topic: tp.topic.to_string(),
+            partition: tp.partition,
+        })
+}
+
+fn config_path(dir: &Path, topic: &str) -> PathBuf {
+    dir.join(CONFIG_DIR).join(format!("{topic}.properties"))
+}
+
+fn write_topic_config(dir: &Path, topic: &str, config: &TopicConfig) -> Result<()> {
+    let p = config_path(dir, topic);
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, config.to_properties()).map_err(|e| Error::io(&tmp, e))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
+    checkpoint::sync_dir(&dir.join(CONFIG_DIR))
+}
+
+/// Takes the directory's lock file, or names the process holding it.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(Error::DirectoryLocked {
+                dir: dir.to_path_buf(),
+                holder: if holder.is_empty() {
+                    "unknown holder".into()
+                } else {
+                    holder.to_owned()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    let me = format!("pid {} on {}", std::process::id(), hostname());
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| f.write_all(me.as_bytes()))
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(f)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "this host".into())
+}
+
+/// Finds `topic-N` partition directories and opens them, two at a time.
+fn load_topics(
+    dir: &Path,
+    ctx: &Arc<LogContext>,
+    defaults: &TopicConfig,
+    recovery: &std::collections::HashMap<TopicPartition, i64>,
+    starts: &std::collections::HashMap<TopicPartition, i64>,
+) -> Result<BTreeMap<String, Arc<Topic>>> {
+    let mut found: BTreeMap<String, Vec<(i32, PathBuf)>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        if name.ends_with("-delete") {
+            // A deletion interrupted by a crash.
+            let _ = std::fs::remove_dir_all(entry.path());
+            continue;
+        }
+        let Some((topic, p)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(p) = p.parse::<i32>() else { continue };
+        if names::validate_topic_name(topic).is_err() || p < 0 {
+            continue;
+        }
+        found
+            .entry(topic.to_owned())
+            .or_default()
+            .push((p, entry.path()));
+    }
+    let mut jobs = Vec::new();
+    let mut configs = BTreeMap::new();
+    for (topic, mut parts) in found {
+        parts.sort();
+        if parts.iter().enumerate().any(|(i, (p, _))| *p != i as i32) {
+            tracing::error!(
+                topic,
+                "partition directories are not numbered 0..n; skipping topic"
+            );
+            continue;
+        }
+        let config = match std::fs::read_to_string(config_path(dir, &topic)) {
+            Ok(text) => TopicConfig::parse_properties_with_base(defaults, &text)?,
+            Err(_) => defaults.clone(),
+        };
+        let config = Arc::new(config);
+        configs.insert(topic.clone(), (Arc::clone(&config), parts.len()));
+        for (p, path) in parts {
+            jobs.push((
+                TopicPartition::new(topic.as_str(), p),
+                path,
+                Arc::clone(&config),
+            ));
+        }
+    }
+    let results = Mutex::new(Vec::with_capacity(jobs.len()));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((tp, path, config)) = jobs.get(i) else {
+                        return;
+                    };
+                    let r = loader::open_partition(
+                        path,
+                        tp.clone(),
+                        ctx,
+                        Arc::clone(config),
+                        recovery.get(tp).copied(),
+                        starts.get(tp).copied(),
+                    );
+                    results.lock().push((tp.clone(), r));
+                }
+            });
+        }
+    });
+    let mut by_topic: BTreeMap<String, Vec<Arc<Partition>>> = BTreeMap::new();
+    let mut results = results.into_inner();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    for (tp, r) in results {
+        by_topic
+            .entry(tp.topic.to_string())
+            .or_default()
+            .push(Arc::new(r?));
+    }
+    Ok(by_topic
+        .into_iter()
+        .filter_map(|(name, parts)| {
+            let (config, _) = configs.remove(&name)?;
+            Some((
+                name,
+                Arc::new(Topic {
+                    config: RwLock::new(config),
+                    partitions: RwLock::new(Arc::new(parts)),
+                }),
+            ))
+        })
+        .collect())
+}

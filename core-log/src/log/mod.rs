@@ -1,0 +1,52 @@
+//! The storage engine: [`LogManager`] owns topics of [`Partition`]s of segments.
+
+mod checkpoint;
+mod files;
+mod flusher;
+mod loader;
+mod manager;
+mod partition;
+mod segment;
+
+pub use manager::{LogManager, LogManagerConfig, TopicDescription};
+pub use partition::{AppendInfo, FetchedData, Partition};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{Error, SharedClock};
+
+/// What every partition of one log directory shares.
+#[derive(Debug)]
+pub(crate) struct LogContext {
+    pub(crate) dir: PathBuf,
+    pub(crate) files: Arc<files::FileCache>,
+    pub(crate) clock: SharedClock,
+    /// Set after an I/O failure on a write: the directory refuses further writes, reads go on.
+    offline: AtomicBool,
+    pub(crate) flusher: flusher::FlusherHandle,
+}
+
+impl LogContext {
+    pub(crate) fn check_writable(&self) -> crate::Result<()> {
+        if self.offline.load(Ordering::Acquire) {
+            return Err(Error::LogDirOffline {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the directory offline for writes after `err`, and returns the error to report.
+    pub(crate) fn fail_write(&self, err: Error) -> Error {
+        if !self.offline.swap(true, Ordering::AcqRel) {
+            tracing::error!(dir = %self.dir.display(), error = %crate::report(&err), "log directory offline for writes after an I/O failure");
+        }
+        err
+    }
+
+    pub(crate) fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,559 @@
+//! One partition: an ordered list of segments with a single writer, lock-light readers, and
+//! the offsets Kafka tracks (log start, log end = high watermark on one node, recovery point).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use super::LogContext;
+use super::segment::Segment;
+use crate::config::TopicConfig;
+use crate::record::{self, BatchHeader};
+use crate::{Error, Result, TimestampType, TopicPartition};
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The log's timestamp for `LogAppendTime` topics, else -1.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// Whole record batches read from a partition, as stored.
+#[derive(Debug, Clone)]
+pub struct FetchedData {
+    /// Complete batches, byte for byte as on disk (may start before the offset asked for, as
+    /// Kafka's fetches do: the batch holding it comes whole).
+    pub records: Bytes,
+    /// Offset after the last record (one node: the high watermark is the log end).
+    pub high_watermark: i64,
+    /// First offset held.
+    pub log_start_offset: i64,
+}
+
+/// State only the writer touches.
+#[derive(Debug)]
+struct Writer {
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+}
+
+/// If the loader found corrupt data, the partition serves nothing and says why.
+#[derive(Debug, Clone)]
+pub(crate) struct Offline {
+    pub(crate) path: PathBuf,
+    pub(crate) position: u64,
+    pub(crate) reason: String,
+}
+
+/// One partition of a topic.
+#[derive(Debug)]
+pub struct Partition {
+    tp: TopicPartition,
+    dir: PathBuf,
+    ctx: Arc<LogContext>,
+    config: RwLock<Arc<TopicConfig>>,
+    writer: Mutex<Writer>,
+    /// Readers clone this snapshot; the writer replaces it when segments come and go.
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    log_end: AtomicI64,
+    log_start: AtomicI64,
+    /// Everything below this offset is known to be on disk (fsynced).
+    recovery_point: AtomicI64,
+    offline: RwLock<Option<Offline>>,
+    new_data: tokio::sync::Notify,
+}
+
+impl Partition {
+    pub(crate) fn from_parts(
+        tp: TopicPartition,
+        dir: PathBuf,
+        ctx: Arc<LogContext>,
+        config: Arc<TopicConfig>,
+        segments: Vec<Arc<Segment>>,
+        log_start: i64,
+        recovery_point: i64,
+        offline: Option<Offline>,
+    ) -> Self {
+        let log_end = segments.last().map_or(0, |s| s.next_offset());
+        let now = ctx.clock.now_ms();
+        Self {
+            tp,
+            dir,
+            ctx,
+            config: RwLock::new(config),
+            writer: Mutex::new(Writer {
+                unflushed_messages: 0,
+                last_flush_ms: now,
+            }),
+            segments: RwLock::new(Arc::new(segments)),
+            log_end: AtomicI64::new(log_end),
+            log_start: AtomicI64::new(log_start),
+            recovery_point: AtomicI64::new(recovery_point.min(log_end)),
+            offline: RwLock::new(offline),
+            new_data: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Which partition this is.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Offset the next record will get; on one node also the high watermark.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+
+    /// The high watermark: what consumers may read up to.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    /// First offset held.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Everything below is fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// The topic's config as this partition applies it.
+    pub fn config(&self) -> Arc<TopicConfig> {
+        Arc::clone(&self.config.read())
+    }
+
+    pub(crate) fn last_flush_ms(&self) -> i64 {
+        self.writer.lock().last_flush_ms
+    }
+
+    pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
+        *self.config.write() = config;
+    }
+
+    /// Bytes on disk over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().iter().map(|s| s.size()).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        Arc::clone(&self.segments.read())
+    }
+
+    pub(crate) fn ctx(&self) -> &Arc<LogContext> {
+        &self.ctx
+    }
+
+    fn check_online(&self) -> Result<()> {
+        if let Some(o) = self.offline.read().as_ref() {
+            return Err(Error::PartitionOffline {
+                tp: self.tp.clone(),
+                path: o.path.clone(),
+                position: o.position,
+                reason: o.reason.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one record batch (Kafka RecordBatch v2): validates it, assigns its offsets and
+    /// writes it. Durability is the caller's to wait for ([`Partition::wait_durable`]).
+    pub fn append(&self, mut batch: Vec<u8>) -> Result<AppendInfo> {
+        self.check_online()?;
+        let config = self.config();
+        let h = record::validate(&batch)?;
+        if h.is_control() {
+            return Err(Error::CorruptRecord(
+                "control batches are written by the transaction coordinator, not producers".into(),
+            ));
+        }
+        if batch.len() > config.max_message_bytes as usize {
+            return Err(Error::MessageTooLarge {
+                topic: self.tp.topic.to_string(),
+                size: batch.len(),
+                max: config.max_message_bytes as usize,
+            });
+        }
+        let mut w = self.writer.lock();
+        self.ctx.check_writable()?;
+        let now = self.ctx.clock.now_ms();
+        let base = self.log_end.load(Ordering::Relaxed);
+        record::set_base_offset(&mut batch, base);
+        record::set_partition_leader_epoch(&mut batch, 0);
+        let log_append_time = match config.message_timestamp_type {
+            TimestampType::LogAppendTime => {
+                record::set_log_append_time(&mut batch, now);
+                now
+            }
+            TimestampType::CreateTime => -1,
+        };
+        let h = BatchHeader {
+            base_offset: base,
+            max_timestamp: if log_append_time >= 0 {
+                now
+            } else {
+                h.max_timestamp
+            },
+            ..h
+        };
+        let active = self.active_for(&config, batch.len(), now)?;
+        if let Err(e) = active.append(
+            &self.ctx.files,
+            &batch,
+            &h,
+            config.index_interval_bytes as u64,
+        ) {
+            return Err(self.ctx.fail_write(e));
+        }
+        self.log_end.store(h.next_offset(), Ordering::Release);
+        w.unflushed_messages += i64::from(h.record_count);
+        let flush_due = w.unflushed_messages >= config.flush_messages
+            || (config.flush_ms < i64::MAX && now - w.last_flush_ms >= config.flush_ms);
+        drop(w);
+        self.new_data.notify_waiters();
+        if flush_due {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: h.last_offset(),
+            log_append_time,
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// The segment to append `len` bytes to, rolling a new one when the active one is full or
+    /// old. Called with the writer lock held.
+    fn active_for(&self, config: &TopicConfig, len: usize, now: i64) -> Result<Arc<Segment>> {
+        let active = match self.segments.read().last() {
+            Some(s) => Arc::clone(s),
+            None => return self.roll(now),
+        };
+        let full = !active.is_empty() && active.size() + len as u64 > config.segment_bytes;
+        let old = !active.is_empty() && now - active.created_ms() >= config.segment_ms;
+        // Relative offsets in the index are u32, positions too.
+        let offsets_overflow =
+            self.log_end.load(Ordering::Relaxed) - active.base_offset() > i64::from(u32::MAX) - 1;
+        if full || old || offsets_overflow {
+            return self.roll(now);
+        }
+        Ok(active)
+    }
+
+    /// Closes the active segment and starts a new one at the log end. Writer lock held.
+    fn roll(&self, now: i64) -> Result<Arc<Segment>> {
+        let base = self.log_end.load(Ordering::Relaxed);
+        let old = self.segments.read().last().cloned();
+        if let Some(old) = &old {
+            if old.is_empty() {
+                return Ok(Arc::clone(old));
+            }
+            old.persist_index().map_err(|e| self.ctx.fail_write(e))?;
+        }
+        let seg = Segment::create(&self.dir, base, now, &self.ctx.files)
+            .map_err(|e| self.ctx.fail_write(e))?;
+        {
+            let mut segs = self.segments.write();
+            let mut v = Vec::clone(&segs);
+            v.push(Arc::clone(&seg));
+            *segs = Arc::new(v);
+        }
+        tracing::debug!(tp = %self.tp, base_offset = base, "segment rolled");
+        // As Kafka does: the rolled segment is flushed in the background, moving the recovery
+        // point so a restart after a crash only scans the new segment.
+        if old.is_some() {
+            self.ctx.flusher.flush_in_background(self.tp.clone());
+        }
+        Ok(seg)
+    }
+
+    /// Forces a roll (used by retention, so an expired active segment can go).
+    pub(crate) fn roll_now(&self) -> Result<()> {
+        let _w = self.writer.lock();
+        self.roll(self.ctx.clock.now_ms()).map(|_| ())
+    }
+
+    /// fsyncs every segment holding data past the recovery point, then moves it. Returns the
+    /// new recovery point.
+    pub fn flush(&self) -> Result<i64> {
+        let end = self.log_end_offset();
+        if end <= self.recovery_point() {
+            return Ok(self.recovery_point());
+        }
+        let rp = self.recovery_point();
+        for seg in self.segments().iter() {
+            if seg.next_offset() > rp || seg.base_offset() >= rp {
+                seg.sync(&self.ctx.files)
+                    .map_err(|e| self.ctx.fail_write(e))?;
+                seg.persist_index().map_err(|e| self.ctx.fail_write(e))?;
+            }
+        }
+        self.recovery_point.fetch_max(end, Ordering::AcqRel);
+        let mut w = self.writer.lock();
+        w.unflushed_messages = 0;
+        w.last_flush_ms = self.ctx.clock.now_ms();
+        Ok(end)
+    }
+
+    /// Waits until everything below `offset` is fsynced, grouping with every other waiter
+    /// (group commit): one fsync completes all the appends waiting for it.
+    pub async fn wait_durable(&self, offset: i64) -> Result<()> {
+        if offset <= self.recovery_point() {
+            return Ok(());
+        }
+        self.ctx.flusher.wait(self.tp.clone(), offset).await
+    }
+
+    /// Reads whole batches from `offset` (the batch holding it first), at most `max_bytes`
+    /// unless the first batch alone is larger (then it comes whole, so consumers progress).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData> {
+        self.check_online()?;
+        let segments = self.segments();
+        let high_watermark = self.log_end_offset();
+        let log_start = self.log_start_offset();
+        let empty = |hw| FetchedData {
+            records: Bytes::new(),
+            high_watermark: hw,
+            log_start_offset: log_start,
+        };
+        if offset < log_start || offset > high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                tp: self.tp.clone(),
+                offset,
+                log_start,
+                log_end: high_watermark,
+            });
+        }
+        if offset == high_watermark {
+            return Ok(empty(high_watermark));
+        }
+        let start = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        for seg in &segments[start..] {
+            let limit = seg.size();
+            let Some(found) = seg.find_offset(&self.ctx.files, offset, limit)? else {
+                continue;
+            };
+            let file = seg.file(&self.ctx.files)?;
+            let first_len = found.header.total_len();
+            let mut end = found.position + first_len as u64;
+            // Extend over whole batches up to max_bytes; headers are read to find the edges.
+            let want = (found.position + max_bytes as u64).min(limit);
+            while end < want {
+                match seg.header_at(&file, end, limit)? {
+                    Some(h) if end + h.total_len() as u64 <= want => end += h.total_len() as u64,
+                    _ => break,
+                }
+            }
+            let bytes = seg.read(
+                &self.ctx.files,
+                found.position,
+                (end - found.position) as usize,
+            )?;
+            return Ok(FetchedData {
+                records: Bytes::from(bytes),
+                high_watermark,
+                log_start_offset: log_start,
+            });
+        }
+        Ok(empty(high_watermark))
+    }
+
+    /// Waits until the log end passes `offset` or `timeout` passes; returns whether it did.
+    pub async fn wait_for_data(&self, offset: i64, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.new_data.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.log_end_offset() > offset {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok() || self.log_end_offset() > offset
+    }
+
+    /// Wakes every long-polling reader (used on shutdown and deletion).
+    pub(crate) fn wake_readers(&self) {
+        self.new_data.notify_waiters();
+    }
+
+    /// The first offset whose batch has a timestamp >= `ts` (Kafka's ListOffsets by time), or
+    /// `None` if every record is older.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        self.check_online()?;
+        let log_start = self.log_start_offset();
+        for seg in self.segments().iter() {
+            let limit = seg.size();
+            if let Some(found) = seg.find_timestamp(&self.ctx.files, ts, limit)? {
+                // The batch's max timestamp qualifies; find the first record in it that does.
+                let bytes = Bytes::from(seg.read(
+                    &self.ctx.files,
+                    found.position,
+                    found.header.total_len(),
+                )?);
+                for r in record::decode_records(&bytes, 64 << 20)? {
+                    let r = r?;
+                    if r.timestamp >= ts && r.offset >= log_start {
+                        return Ok(Some((r.offset, r.timestamp)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp held and its offset (Kafka's `MAX_TIMESTAMP` spec).
+    pub fn max_timestamp(&self) -> (i64, i64) {
+        let segs = self.segments();
+        let mut best = (-1, -1);
+        for s in segs.iter() {
+            let _ = s.ensure_index(&self.ctx.files);
+            if s.max_timestamp() > best.0 {
+                best = (s.max_timestamp(), s.base_offset());
+            }
+        }
+        best
+    }
+
+    /// Moves the log start offset to `offset` (Kafka's DeleteRecords) and drops the segments
+    /// wholly below it. Returns the new log start offset.
+    pub fn delete_records(&self, offset: i64) -> Result<i64> {
+        self.check_online()?;
+        let _w = self.writer.lock();
+        let end = self.log_end_offset();
+        let offset = if offset == -1 { end } else { offset };
+        if offset < 0 || offset > end {
+            return Err(Error::OffsetOutOfRange {
+                tp: self.tp.clone(),
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: end,
+            });
+        }
+        self.log_start.fetch_max(offset, Ordering::AcqRel);
+        self.drop_segments_below_start();
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes segments whose records are all below the log start (never the active one).
+    /// Writer lock held.
+    fn drop_segments_below_start(&self) {
+        let start = self.log_start_offset();
+        let mut gone = Vec::new();
+        {
+            let mut segs = self.segments.write();
+            let keep_from = segs
+                .iter()
+                .take(segs.len().saturating_sub(1))
+                .take_while(|s| s.next_offset() <= start)
+                .count();
+            if keep_from > 0 {
+                let mut v = Vec::clone(&segs);
+                gone = v.drain(..keep_from).collect();
+                *segs = Arc::new(v);
+            }
+        }
+        for s in gone {
+            tracing::info!(tp = %self.tp, base_offset = s.base_offset(), "deleting segment below log start");
+            s.delete_files(&self.ctx.files);
+        }
+    }
+
+    /// Applies `retention.ms` and `retention.bytes` (for `cleanup.policy` with delete).
+    /// Returns the number of segments deleted.
+    pub fn apply_retention(&self) -> Result<usize> {
+        let config = self.config();
+        if !config.cleanup_policy.delete || self.offline.read().is_some() {
+            return Ok(0);
+        }
+        let now = self.ctx.clock.now_ms();
+        let before = self.segment_count();
+        let segs = self.segments();
+        let mut new_start = self.log_start_offset();
+        let mut total: u64 = segs.iter().map(|s| s.size()).sum();
+        for (i, s) in segs.iter().enumerate() {
+            if s.is_empty() {
+                break;
+            }
+            let _ = s.ensure_index(&self.ctx.files);
+            let by_time = config.retention_ms >= 0 && now - s.max_timestamp() > config.retention_ms;
+            let by_size = config.retention_bytes >= 0
+                && total.saturating_sub(s.size()) >= config.retention_bytes as u64;
+            if !(by_time || by_size) {
+                break;
+            }
+            if i == segs.len() - 1 {
+                if !by_time {
+                    break;
+                }
+                // The active segment itself expired: roll so it can go, as Kafka does.
+                self.roll_now()?;
+            }
+            total -= s.size();
+            new_start = new_start.max(s.next_offset());
+        }
+        if new_start > self.log_start_offset() {
+            let _w = self.writer.lock();
+            self.log_start.fetch_max(new_start, Ordering::AcqRel);
+            self.drop_segments_below_start();
+        }
+        Ok(before.saturating_sub(self.segment_count()))
+    }
+
+    /// Replaces segments after compaction: `old` (contiguous, not the active one) by `new`.
+    pub(crate) fn replace_segments(&self, old: &[Arc<Segment>], new: Vec<Arc<Segment>>) -> bool {
+        let _w = self.writer.lock();
+        let mut segs = self.segments.write();
+        let Some(first) = old.first() else {
+            return false;
+        };
+        let Some(at) = segs.iter().position(|s| Arc::ptr_eq(s, first)) else {
+            return false;
+        };
+        if segs.len() < at + old.len()
+            || !old.iter().zip(&segs[at..]).all(|(a, b)| Arc::ptr_eq(a, b))
+        {
+            return false;
+        }
+        let mut v = Vec::with_capacity(segs.len());
+        v.extend(segs[..at].iter().cloned());
+        v.extend(new);
+        v.extend(segs[at + old.len()..].iter().cloned());
+        *segs = Arc::new(v);
+        true
+    }
+
+    /// Closes file handles (before the directory goes away).
+    pub(crate) fn close(&self) {
+        for s in self.segments().iter() {
+            let _ = s.persist_index();
+            s.close_file(&self.ctx.files);
+        }
+        self.wake_readers();
+    }
+}

@@ -1,0 +1,484 @@
+//! One segment: `NNNNNNNNNNNNNNNNNNNN.log` (record batches as Kafka stores them), its sparse
+//! offset index `.index` (8-byte entries: relative offset u32, position u32) and its time index
+//! `.timeindex` (12-byte entries: timestamp i64, relative offset u32), all big-endian as Kafka
+//! writes them.
+//!
+//! The active segment keeps its index in memory and writes it out when it rolls or is flushed;
+//! a closed segment loads its index on first lookup. After a crash, the loader rebuilds the index
+//! of every segment past the recovery point, so an index on disk is only trusted below it.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::files::{FileCache, FileSlot};
+use crate::record::{BatchHeader, HEADER_LEN};
+use crate::{Error, Result};
+
+const OFFSET_ENTRY: usize = 8;
+const TIME_ENTRY: usize = 12;
+
+/// The file name stem Kafka gives a segment: the base offset, zero-padded to 20 digits.
+pub(crate) fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// Where a batch sits: its header and byte position in the segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchPos {
+    pub(crate) header: BatchHeader,
+    pub(crate) position: u64,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// (relative offset, position)
+    offsets: Vec<(u32, u32)>,
+    /// (timestamp, relative offset)
+    times: Vec<(i64, u32)>,
+    /// Entries already written to the index files.
+    offsets_persisted: usize,
+    times_persisted: usize,
+    /// Bytes appended since the last offset index entry.
+    bytes_since_entry: u64,
+    /// In memory (always true for the active segment).
+    loaded: bool,
+}
+
+/// One segment of a partition.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    file: Arc<FileSlot>,
+    /// Bytes of complete batches: readers never look past this.
+    size: AtomicU64,
+    /// Offset after the last batch (base offset while empty).
+    next_offset: AtomicI64,
+    /// Largest timestamp seen, and the offset of the batch holding it.
+    max_timestamp: AtomicI64,
+    offset_of_max_timestamp: AtomicI64,
+    /// Wall-clock ms when this segment was created (or opened), for `segment.ms`.
+    created_ms: i64,
+    index: Mutex<Index>,
+}
+
+impl Segment {
+    /// A new, empty segment file.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        files: &FileCache,
+    ) -> Result<Arc<Self>> {
+        let seg = Arc::new(Self::new(dir, base_offset, now_ms));
+        files
+            .get(&seg.file, &seg.log_path)
+            .map_err(|e| Error::io(&seg.log_path, e))?;
+        // Empty index files, as Kafka keeps beside every segment.
+        for p in [seg.index_path(), seg.time_index_path()] {
+            File::create(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        seg.index.lock().loaded = true;
+        Ok(seg)
+    }
+
+    /// A segment found on disk; the loader fills in size, offsets and index.
+    pub(crate) fn new(dir: &Path, base_offset: i64, now_ms: i64) -> Self {
+        Self {
+            base_offset,
+            log_path: dir.join(format!("{}.log", file_stem(base_offset))),
+            file: Arc::new(FileSlot::default()),
+            size: AtomicU64::new(0),
+            next_offset: AtomicI64::new(base_offset),
+            max_timestamp: AtomicI64::new(-1),
+            offset_of_max_timestamp: AtomicI64::new(-1),
+            created_ms: now_ms,
+            index: Mutex::new(Index::default()),
+        }
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub(crate) fn index_path(&self) -> PathBuf {
+        self.log_path.with_extension("index")
+    }
+
+    pub(crate) fn time_index_path(&self) -> PathBuf {
+        self.log_path.with_extension("timeindex")
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    /// Largest timestamp in the segment (-1 when empty).
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size() == 0
+    }
+
+    pub(crate) fn file(&self, files: &FileCache) -> Result<Arc<File>> {
+        files
+            .get(&self.file, &self.log_path)
+            .map_err(|e| Error::io(&self.log_path, e))
+    }
+
+    pub(crate) fn close_file(&self, files: &FileCache) {
+        files.close(&self.file);
+    }
+
+    /// Appends one batch (already stamped with its offsets) at the end of the segment.
+    pub(crate) fn append(
+        &self,
+        files: &FileCache,
+        batch: &[u8],
+        h: &BatchHeader,
+        index_interval: u64,
+    ) -> Result<()> {
+        let pos = self.size();
+        let file = self.file(files)?;
+        file.write_all_at(batch, pos)
+            .map_err(|e| Error::io(&self.log_path, e))?;
+        self.note_batch(h, pos, batch.len() as u64, index_interval);
+        self.size.store(pos + batch.len() as u64, Ordering::Release);
+        self.next_offset.store(h.next_offset(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Records a batch at `pos` in the index (used by append and by the loader's rebuild).
+    pub(crate) fn note_batch(&self, h: &BatchHeader, pos: u64, len: u64, index_interval: u64) {
+        let mut idx = self.index.lock();
+        let rel = (h.last_offset() - self.base_offset) as u32;
+        if h.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+            self.max_timestamp.store(h.max_timestamp, Ordering::Release);
+            self.offset_of_max_timestamp
+                .store(h.last_offset(), Ordering::Release);
+        }
+        if idx.offsets.is_empty() || idx.bytes_since_entry >= index_interval {
+            idx.offsets.push((rel, pos as u32));
+            let max_ts = self.max_timestamp.load(Ordering::Relaxed);
+            if idx.times.last().is_none_or(|&(t, _)| max_ts > t) {
+                let rel_max = (self.offset_of_max_timestamp.load(Ordering::Relaxed)
+                    - self.base_offset) as u32;
+                idx.times.push((max_ts, rel_max));
+            }
+            idx.bytes_since_entry = 0;
+        }
+        idx.bytes_since_entry += len;
+    }
+
+    /// Sets the segment's extent after the loader scanned or trusted it.
+    pub(crate) fn set_extent(&self, size: u64, next_offset: i64) {
+        self.size.store(size, Ordering::Release);
+        self.next_offset.store(next_offset, Ordering::Release);
+    }
+
+    /// Marks the in-memory index as complete (after a rebuild).
+    pub(crate) fn mark_index_loaded(&self) {
+        self.index.lock().loaded = true;
+    }
+
+    /// Forgets index entries and timestamps (before a rebuild).
+    pub(crate) fn reset_index(&self) {
+        *self.index.lock() = Index::default();
+        self.max_timestamp.store(-1, Ordering::Release);
+        self.offset_of_max_timestamp.store(-1, Ordering::Release);
+    }
+
+    /// Writes index entries not yet on disk.
+    pub(crate) fn persist_index(&self) -> Result<()> {
+        let mut idx = self.index.lock();
+        if !idx.loaded {
+            return Ok(());
+        }
+        // As Kafka does on roll and close: the time index ends with the segment's max
+        // timestamp, so a reopened segment knows it without a scan.
+        let max_ts = self.max_timestamp.load(Ordering::Acquire);
+        if max_ts >= 0 && idx.times.last().is_none_or(|&(t, _)| max_ts > t) {
+            let rel =
+                (self.offset_of_max_timestamp.load(Ordering::Acquire) - self.base_offset) as u32;
+            idx.times.push((max_ts, rel));
+        }
+        let mut buf = Vec::new();
+        for &(rel, pos) in &idx.offsets[idx.offsets_persisted..] {
+            buf.extend_from_slice(&rel.to_be_bytes());
+            buf.extend_from_slice(&pos.to_be_bytes());
+        }
+        let p = self.index_path();
+        write_at_end(&p, (idx.offsets_persisted * OFFSET_ENTRY) as u64, &buf)?;
+        idx.offsets_persisted = idx.offsets.len();
+        buf.clear();
+        for &(ts, rel) in &idx.times[idx.times_persisted..] {
+            buf.extend_from_slice(&ts.to_be_bytes());
+            buf.extend_from_slice(&rel.to_be_bytes());
+        }
+        let p = self.time_index_path();
+        write_at_end(&p, (idx.times_persisted * TIME_ENTRY) as u64, &buf)?;
+        idx.times_persisted = idx.times.len();
+        Ok(())
+    }
+
+    /// Rewrites both index files from memory (after a rebuild), and fsyncs them.
+    pub(crate) fn rewrite_index(&self) -> Result<()> {
+        {
+            let mut idx = self.index.lock();
+            idx.offsets_persisted = 0;
+            idx.times_persisted = 0;
+        }
+        for p in [self.index_path(), self.time_index_path()] {
+            let f = File::create(&p).map_err(|e| Error::io(&p, e))?;
+            drop(f);
+        }
+        self.persist_index()
+    }
+
+    /// Loads the index files of a closed segment; returns false if they are missing or do not
+    /// make sense (then the caller rebuilds by scanning).
+    pub(crate) fn load_index(&self) -> Result<bool> {
+        let mut idx = self.index.lock();
+        if idx.loaded {
+            return Ok(true);
+        }
+        let size = self.size();
+        let (Ok(ob), Ok(tb)) = (
+            std::fs::read(self.index_path()),
+            std::fs::read(self.time_index_path()),
+        ) else {
+            return Ok(false);
+        };
+        if ob.len() % OFFSET_ENTRY != 0 || tb.len() % TIME_ENTRY != 0 {
+            return Ok(false);
+        }
+        let mut offsets = Vec::with_capacity(ob.len() / OFFSET_ENTRY);
+        for e in ob.chunks_exact(OFFSET_ENTRY) {
+            let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            let pos = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+            if u64::from(pos) >= size.max(1)
+                || offsets.last().is_some_and(|&(r, p)| rel < r || pos <= p)
+            {
+                return Ok(false);
+            }
+            offsets.push((rel, pos));
+        }
+        let mut times = Vec::with_capacity(tb.len() / TIME_ENTRY);
+        for e in tb.chunks_exact(TIME_ENTRY) {
+            let ts = i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+            let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+            if times.last().is_some_and(|&(t, r)| ts < t || rel < r) {
+                return Ok(false);
+            }
+            times.push((ts, rel));
+        }
+        if size > 0 && offsets.is_empty() {
+            return Ok(false);
+        }
+        if let Some(&(ts, rel)) = times.last() {
+            if ts > self.max_timestamp.load(Ordering::Relaxed) {
+                self.max_timestamp.store(ts, Ordering::Release);
+                self.offset_of_max_timestamp
+                    .store(self.base_offset + i64::from(rel), Ordering::Release);
+            }
+        }
+        idx.offsets_persisted = offsets.len();
+        idx.times_persisted = times.len();
+        idx.offsets = offsets;
+        idx.times = times;
+        idx.loaded = true;
+        Ok(true)
+    }
+
+    /// Position of the last indexed batch at or below `offset` (0 if none), from the loaded index.
+    fn index_floor(&self, offset: i64) -> u64 {
+        let idx = self.index.lock();
+        let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        match idx.offsets.partition_point(|&(r, _)| r <= rel) {
+            0 => 0,
+            i => u64::from(idx.offsets[i - 1].1),
+        }
+    }
+
+    /// Position to scan from for the first batch with timestamp >= `ts`.
+    fn time_floor(&self, ts: i64) -> u64 {
+        let rel = {
+            let idx = self.index.lock();
+            match idx.times.partition_point(|&(t, _)| t < ts) {
+                0 => None,
+                i => Some(idx.times[i - 1].1),
+            }
+        };
+        match rel {
+            None => 0,
+            Some(rel) => self.index_floor(self.base_offset + i64::from(rel)),
+        }
+    }
+
+    /// Reads the batch header at `pos`, if a whole batch sits there below `limit`.
+    pub(crate) fn header_at(
+        &self,
+        file: &File,
+        pos: u64,
+        limit: u64,
+    ) -> Result<Option<BatchHeader>> {
+        if pos + HEADER_LEN as u64 > limit {
+            return Ok(None);
+        }
+        let mut buf = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut buf, pos)
+            .map_err(|e| Error::io(&self.log_path, e))?;
+        let h = BatchHeader::parse(&buf).map_err(|e| {
+            Error::CorruptRecord(format!("{} at byte {pos}: {e}", self.log_path.display()))
+        })?;
+        if pos + h.total_len() as u64 > limit {
+            return Ok(None);
+        }
+        Ok(Some(h))
+    }
+
+    /// The first batch holding an offset >= `offset`, scanning from the index.
+    pub(crate) fn find_offset(
+        &self,
+        files: &FileCache,
+        offset: i64,
+        limit: u64,
+    ) -> Result<Option<BatchPos>> {
+        self.ensure_index(files)?;
+        let file = self.file(files)?;
+        let mut pos = self.index_floor(offset);
+        while let Some(h) = self.header_at(&file, pos, limit)? {
+            if h.last_offset() >= offset {
+                return Ok(Some(BatchPos {
+                    header: h,
+                    position: pos,
+                }));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The first batch with a max timestamp >= `ts`.
+    pub(crate) fn find_timestamp(
+        &self,
+        files: &FileCache,
+        ts: i64,
+        limit: u64,
+    ) -> Result<Option<BatchPos>> {
+        self.ensure_index(files)?;
+        if self.max_timestamp() < ts {
+            return Ok(None);
+        }
+        let file = self.file(files)?;
+        let mut pos = self.time_floor(ts);
+        while let Some(h) = self.header_at(&file, pos, limit)? {
+            if h.max_timestamp >= ts {
+                return Ok(Some(BatchPos {
+                    header: h,
+                    position: pos,
+                }));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Loads the index, or rebuilds it by scanning if the files are missing or damaged.
+    pub(crate) fn ensure_index(&self, files: &FileCache) -> Result<()> {
+        if self.load_index()? {
+            return Ok(());
+        }
+        tracing::info!(segment = %self.log_path.display(), "rebuilding index");
+        self.reset_index();
+        let file = self.file(files)?;
+        let size = self.size();
+        let mut pos = 0;
+        while let Some(h) = self.header_at(&file, pos, size)? {
+            self.note_batch(&h, pos, h.total_len() as u64, 4096);
+            pos += h.total_len() as u64;
+        }
+        self.mark_index_loaded();
+        self.rewrite_index()
+    }
+
+    /// Cuts the segment back to `size` bytes (recovery of a torn tail, truncation).
+    pub(crate) fn truncate_to(&self, files: &FileCache, size: u64, next_offset: i64) -> Result<()> {
+        let file = self.file(files)?;
+        file.set_len(size)
+            .map_err(|e| Error::io(&self.log_path, e))?;
+        self.set_extent(size, next_offset);
+        let mut idx = self.index.lock();
+        idx.offsets.retain(|&(_, p)| u64::from(p) < size);
+        let base = self.base_offset;
+        idx.times
+            .retain(|&(_, r)| base + i64::from(r) < next_offset);
+        idx.offsets_persisted = idx.offsets_persisted.min(idx.offsets.len());
+        idx.times_persisted = idx.times_persisted.min(idx.times.len());
+        Ok(())
+    }
+
+    /// fsyncs the log file (index files are rebuilt after a crash, so they need no fsync).
+    pub(crate) fn sync(&self, files: &FileCache) -> Result<()> {
+        let file = self.file(files)?;
+        file.sync_data().map_err(|e| Error::io(&self.log_path, e))
+    }
+
+    /// Reads `len` bytes at `pos`.
+    pub(crate) fn read(&self, files: &FileCache, pos: u64, len: usize) -> Result<Vec<u8>> {
+        let file = self.file(files)?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, pos)
+            .map_err(|e| Error::io(&self.log_path, e))?;
+        Ok(buf)
+    }
+
+    /// Deletes the segment's files.
+    pub(crate) fn delete_files(&self, files: &FileCache) {
+        self.close_file(files);
+        for p in [
+            self.log_path.clone(),
+            self.index_path(),
+            self.time_index_path(),
+            self.log_path.with_extension("txnindex"),
+        ] {
+            if let Err(e) = std::fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(file = %p.display(), error = %e, "could not delete segment file");
+                }
+            }
+        }
+    }
+}
+
+fn write_at_end(path: &Path, at: u64, buf: &[u8]) -> Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all_at(buf, at).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,282 @@
+//! The partitioned log through `LogManager`: append, read, indexes, reopen, recovery,
+//! retention, the lock file.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_log::log::{LogManager, LogManagerConfig};
+use sluice_log::record::{BatchIter, decode_records, testing};
+use sluice_log::{Error, MockClock, TopicPartition};
+
+pub(crate) fn open(dir: &std::path::Path, clock: &MockClock) -> LogManager {
+    let mut c = LogManagerConfig::new(dir);
+    c.clock = Arc::new(clock.clone());
+    c.background = false;
+    LogManager::open(c).unwrap()
+}
+
+/// Every value from `from` to the log end, reading `max_bytes` at a time.
+pub(crate) fn read_all(p: &sluice_log::log::Partition, from: i64, max_bytes: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = from;
+    for _ in 0..100_000 {
+        if at >= p.log_end_offset() {
+            break;
+        }
+        let data = p.read(at, max_bytes).unwrap();
+        let vs = values(&data.records, at);
+        assert!(!vs.is_empty(), "no progress at {at}");
+        at += vs.len() as i64;
+        out.extend(vs);
+    }
+    out
+}
+
+pub(crate) fn values(bytes: &Bytes, from: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, range) in BatchIter::new(bytes) {
+        for r in decode_records(&bytes.slice(range), 1 << 24).unwrap() {
+            let r = r.unwrap();
+            if r.offset >= from {
+                out.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn appends_get_consecutive_offsets_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let log = open(dir.path(), &clock);
+    log.create_topic("orders", 3, [("segment.bytes", "1000")])
+        .unwrap();
+    let p = log.partition(&TopicPartition::new("orders", 1)).unwrap();
+    let mut expect = Vec::new();
+    for i in 0..100 {
+        let a = p
+            .append(testing::batch(
+                [format!("v{i}a").as_str(), format!("v{i}b").as_str()],
+                1_000_000 + i,
+            ))
+            .unwrap();
+        assert_eq!(a.base_offset, 2 * i);
+        assert_eq!(a.last_offset, 2 * i + 1);
+        expect.push(format!("v{i}a"));
+        expect.push(format!("v{i}b"));
+    }
+    assert_eq!(p.log_end_offset(), 200);
+    assert!(
+        p.segment_count() > 5,
+        "segment.bytes=1000 rolls: {}",
+        p.segment_count()
+    );
+    // Read everything from any offset, across segments.
+    for start in [0, 1, 57, 150, 199] {
+        let mut got = Vec::new();
+        let mut at = start;
+        while at < 200 {
+            let data = p.read(at, 300).unwrap();
+            let vs = values(&data.records, at);
+            assert!(!vs.is_empty());
+            at += vs.len() as i64;
+            got.extend(vs);
+        }
+        assert_eq!(got, expect[start as usize..]);
+    }
+    assert!(p.read(200, 100).unwrap().records.is_empty());
+    assert!(matches!(
+        p.read(201, 100),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn reopen_keeps_everything_and_continues_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(5_000);
+    {
+        let log = open(dir.path(), &clock);
+        log.create_topic("t", 2, [("segment.bytes", "500"), ("retention.ms", "-1")])
+            .unwrap();
+        let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+        for i in 0..50 {
+            p.append(testing::batch([format!("r{i}").as_str()], 5_000 + i))
+                .unwrap();
+        }
+        log.close().unwrap();
+    }
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.list_topics(), ["t"]);
+    assert_eq!(log.partition_count("t").unwrap(), 2);
+    assert_eq!(log.topic_config("t").unwrap().retention_ms, -1);
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    assert_eq!(p.log_end_offset(), 50);
+    assert_eq!(
+        p.append(testing::batch(["next"], 9_000))
+            .unwrap()
+            .base_offset,
+        50
+    );
+    assert_eq!(read_all(&p, 49, 1000), ["r49", "next"]);
+    assert_eq!(p.offset_for_timestamp(5_010).unwrap(), Some((10, 5_010)));
+    assert_eq!(p.offset_for_timestamp(8_000).unwrap(), Some((50, 9_000)));
+    assert_eq!(p.offset_for_timestamp(10_000).unwrap(), None);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(0);
+    let _log = open(dir.path(), &clock);
+    let mut c = LogManagerConfig::new(dir.path());
+    c.background = false;
+    let err = LogManager::open(c).unwrap_err();
+    assert!(matches!(err, Error::DirectoryLocked { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+}
+
+#[test]
+fn retention_by_time_and_size_deletes_whole_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let log = open(dir.path(), &clock);
+    log.create_topic(
+        "logs",
+        1,
+        [("segment.bytes", "300"), ("retention.ms", "60000")],
+    )
+    .unwrap();
+    let p = log.partition(&TopicPartition::new("logs", 0)).unwrap();
+    for i in 0..30 {
+        p.append(testing::batch(["0123456789"], 1_000_000 + i))
+            .unwrap();
+    }
+    let segs = p.segment_count();
+    assert!(segs > 3);
+    assert_eq!(log.run_retention().unwrap(), 0, "nothing is old yet");
+    clock.advance(61_000);
+    p.append(testing::batch(["fresh"], 1_061_000)).unwrap();
+    let deleted = log.run_retention().unwrap();
+    assert_eq!(deleted, segs, "every segment of old records goes");
+    assert_eq!(p.log_start_offset(), 30);
+    assert_eq!(values(&p.read(30, 1000).unwrap().records, 30), ["fresh"]);
+    assert!(matches!(
+        p.read(0, 100),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+
+    log.alter_topic_config(
+        "logs",
+        [("retention.ms", "-1"), ("retention.bytes", "600")],
+        None::<&str>,
+    )
+    .unwrap();
+    for i in 0..30 {
+        p.append(testing::batch(["0123456789"], 1_061_000 + i))
+            .unwrap();
+    }
+    log.run_retention().unwrap();
+    assert!(p.size_bytes() <= 600 + 300, "size {}", p.size_bytes());
+    assert_eq!(p.log_end_offset(), 61);
+}
+
+#[test]
+fn delete_records_moves_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(0);
+    let log = open(dir.path(), &clock);
+    log.create_topic("t", 1, [("segment.bytes", "200")])
+        .unwrap();
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    for _ in 0..20 {
+        p.append(testing::batch(["x"], 0)).unwrap();
+    }
+    assert_eq!(p.delete_records(12).unwrap(), 12);
+    assert_eq!(p.log_start_offset(), 12);
+    assert!(p.read(11, 100).is_err());
+    assert_eq!(read_all(&p, 12, 10_000).len(), 8);
+    assert!(p.delete_records(21).is_err());
+    drop(p);
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), &clock);
+    assert_eq!(
+        log.partition(&TopicPartition::new("t", 0))
+            .unwrap()
+            .log_start_offset(),
+        12
+    );
+}
+
+#[test]
+fn bad_topics_and_configs_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), &MockClock::new(0));
+    let e = log
+        .create_topic("bad/name", 1, None::<(&str, &str)>)
+        .unwrap_err();
+    assert!(e.to_string().contains("bad/name"), "{e}");
+    let e = log.create_topic("t", 0, None::<(&str, &str)>).unwrap_err();
+    assert!(matches!(e, Error::InvalidPartitions { .. }));
+    let e = log
+        .create_topic("t", 1, [("retention.mss", "1")])
+        .unwrap_err();
+    assert!(e.to_string().contains("retention.mss"), "{e}");
+    let e = log
+        .create_topic("t", 1, [("cleanup.policy", "shred")])
+        .unwrap_err();
+    assert!(e.to_string().contains("cleanup.policy"), "{e}");
+    log.create_topic("t", 1, None::<(&str, &str)>).unwrap();
+    assert!(matches!(
+        log.create_topic("t", 1, None::<(&str, &str)>),
+        Err(Error::TopicExists(_))
+    ));
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    let e = p.append(vec![0; 70]).unwrap_err();
+    assert!(matches!(e, Error::CorruptRecord(_)), "{e}");
+    log.alter_topic_config("t", [("max.message.bytes", "100")], None::<&str>)
+        .unwrap();
+    let e = p
+        .append(testing::batch(["a".repeat(200).as_str()], 0))
+        .unwrap_err();
+    assert!(matches!(e, Error::MessageTooLarge { .. }), "{e}");
+}
+
+#[test]
+fn timestamps_are_found_before_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(5_000);
+    let log = open(dir.path(), &clock);
+    log.create_topic("t", 1, [("segment.bytes", "500")])
+        .unwrap();
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    for i in 0..50 {
+        p.append(testing::batch([format!("r{i}").as_str()], 5_000 + i))
+            .unwrap();
+    }
+    for ts in 5000..5050 {
+        assert_eq!(
+            p.offset_for_timestamp(ts).unwrap(),
+            Some((ts - 5000, ts)),
+            "ts {ts}"
+        );
+    }
+    drop(p);
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), &clock);
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    for ts in 5000..5050 {
+        assert_eq!(
+            p.offset_for_timestamp(ts).unwrap(),
+            Some((ts - 5000, ts)),
+            "ts {ts}"
+        );
+    }
+}
