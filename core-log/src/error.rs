@@ -134,6 +134,23 @@ pub enum Error {
     /// The client or log was closed.
     #[error("{0} is closed")]
     Closed(&'static str),
+    /// A record's batch failed; every record of the batch gets the same error.
+    #[error(transparent)]
+    Delivery(std::sync::Arc<Error>),
+    /// A record larger than the producer's `max.request.size`.
+    #[error("record of {size} bytes exceeds max.request.size ({max})")]
+    RecordTooLarge {
+        /// Record size in bytes, as encoded.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A consumer's position is out of range and `auto.offset.reset` is `none`.
+    #[error("no valid offset for {tp} and auto.offset.reset is none")]
+    NoOffsetForPartition {
+        /// The partition.
+        tp: TopicPartition,
+    },
     /// A request that makes no sense (e.g. seeking an unassigned partition).
     #[error("invalid request: {0}")]
     InvalidRequest(String),

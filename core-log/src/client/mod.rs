@@ -1,4 +1,408 @@
-//! Client-side pieces: configs under Kafka's names, and the partitioner.
+//! The client interface everything above the log uses: [`Admin`], [`Producer`], [`Consumer`],
+//! in Kafka's vocabulary. [`embedded`] implements it in-process over a [`LogManager`]; a
+//! Kafka-protocol implementation (against `sluice broker` or any Kafka cluster) implements the
+//! same traits, so streams, SQL and connectors run on either.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use sluice_log::client::{Admin, Client, Consumer, NewTopic, Producer, ProducerRecord};
+//! use sluice_log::client::embedded::EmbeddedClient;
+//! use sluice_log::log::{LogManager, LogManagerConfig};
+//! use sluice_log::TopicPartition;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let client = EmbeddedClient::new(LogManager::open(LogManagerConfig::new(dir.path()))?);
+//! client.admin()?.create_topics(vec![NewTopic::new("greetings", 1)]).await?;
+//! let producer = client.producer(Default::default())?;
+//! let sent = producer.send(ProducerRecord::new("greetings", "hello")).await?.await?;
+//! assert_eq!(sent.offset, 0);
+//! let mut consumer = client.consumer(Default::default())?;
+//! consumer.assign(vec![TopicPartition::new("greetings", 0)])?;
+//! consumer.seek(&TopicPartition::new("greetings", 0), 0)?;
+//! let records = consumer.poll(std::time::Duration::from_secs(5)).await?;
+//! assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
 pub mod config;
+pub mod embedded;
 pub mod partitioner;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use crate::config::ConfigEntry;
+pub use crate::log::TopicDescription;
+pub use crate::record::Header;
+use crate::{Result, TimestampType, TopicPartition};
+use config::{ConsumerConfig, ProducerConfig};
+
+/// A record to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// Topic to send to.
+    pub topic: Arc<str>,
+    /// Partition; `None` lets the partitioner choose (murmur2 of the key, else sticky).
+    pub partition: Option<i32>,
+    /// Key; `None` is null.
+    pub key: Option<Bytes>,
+    /// Value; `None` is null (a tombstone on compacted topics).
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<Header>,
+    /// Timestamp in ms; `None` takes the producer's clock.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record with a value and no key.
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
+        Self {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Makes the value null (a tombstone).
+    pub fn tombstone(mut self) -> Self {
+        self.value = None;
+        self
+    }
+
+    /// Sends to this partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header::new(key, value));
+        self
+    }
+
+    /// Sets the timestamp.
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+/// Where a sent record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset assigned.
+    pub offset: i64,
+    /// The record's timestamp (the log's for `LogAppendTime` topics).
+    pub timestamp: i64,
+}
+
+/// A record read by a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp in ms.
+    pub timestamp: i64,
+    /// Whose timestamp it is.
+    pub timestamp_type: TimestampType,
+    /// Key; `None` is null.
+    pub key: Option<Bytes>,
+    /// Value; `None` is null.
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<Header>,
+}
+
+/// The outcome of one `send`, resolved when the record is acknowledged per `acks`.
+pub struct DeliveryFuture {
+    inner: DeliveryInner,
+}
+
+enum DeliveryInner {
+    Boxed(Pin<Box<dyn Future<Output = Result<RecordMetadata>> + Send>>),
+    /// A record in a batch: no allocation per record.
+    Batch {
+        done: Arc<BatchDone>,
+        offset_delta: i32,
+        topic: Arc<str>,
+        partition: i32,
+        timestamp: i64,
+    },
+}
+
+impl DeliveryFuture {
+    /// Wraps any future of a delivery (for client implementations).
+    pub fn new(f: impl Future<Output = Result<RecordMetadata>> + Send + 'static) -> Self {
+        Self {
+            inner: DeliveryInner::Boxed(Box::pin(f)),
+        }
+    }
+
+    pub(crate) fn in_batch(
+        done: Arc<BatchDone>,
+        offset_delta: i32,
+        topic: Arc<str>,
+        partition: i32,
+        timestamp: i64,
+    ) -> Self {
+        Self {
+            inner: DeliveryInner::Batch {
+                done,
+                offset_delta,
+                topic,
+                partition,
+                timestamp,
+            },
+        }
+    }
+}
+
+/// How a batch of records ended: shared by the delivery futures of its records.
+#[derive(Debug, Default)]
+pub(crate) struct BatchDone {
+    outcome: std::sync::OnceLock<std::result::Result<(i64, i64), Arc<crate::Error>>>,
+    wakers: parking_lot::Mutex<Vec<std::task::Waker>>,
+}
+
+impl BatchDone {
+    /// Completes the batch with (base offset, log append time or -1), or an error.
+    pub(crate) fn complete(&self, outcome: std::result::Result<(i64, i64), Arc<crate::Error>>) {
+        let _ = self.outcome.set(outcome);
+        let wakers = std::mem::take(&mut *self.wakers.lock());
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+
+    fn poll_outcome(
+        &self,
+        cx: &Context<'_>,
+    ) -> Poll<std::result::Result<(i64, i64), Arc<crate::Error>>> {
+        if let Some(o) = self.outcome.get() {
+            return Poll::Ready(o.clone());
+        }
+        let mut w = self.wakers.lock();
+        if let Some(o) = self.outcome.get() {
+            return Poll::Ready(o.clone());
+        }
+        if !w.iter().any(|x| x.will_wake(cx.waker())) {
+            w.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Waits for the outcome.
+    pub(crate) async fn wait(
+        self: &Arc<Self>,
+    ) -> std::result::Result<(i64, i64), Arc<crate::Error>> {
+        std::future::poll_fn(|cx| self.poll_outcome(cx)).await
+    }
+}
+
+impl std::fmt::Debug for DeliveryFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeliveryFuture")
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            DeliveryInner::Boxed(f) => f.as_mut().poll(cx),
+            DeliveryInner::Batch {
+                done,
+                offset_delta,
+                topic,
+                partition,
+                timestamp,
+            } => match done.poll_outcome(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(e)) => Poll::Ready(Err(crate::Error::Delivery(e))),
+                Poll::Ready(Ok((base, log_append_time))) => Poll::Ready(Ok(RecordMetadata {
+                    topic: Arc::clone(topic),
+                    partition: *partition,
+                    offset: base + i64::from(*offset_delta),
+                    timestamp: if log_append_time >= 0 {
+                        log_append_time
+                    } else {
+                        *timestamp
+                    },
+                })),
+            },
+        }
+    }
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Config overrides under Kafka's names.
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    /// A topic with default configs.
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            configs: Vec::new(),
+        }
+    }
+
+    /// Adds a config override.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configs.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// Which offset `list_offsets` looks up (Kafka's `OffsetSpec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (high watermark).
+    Latest,
+    /// The first offset with a timestamp >= this (the log end if none).
+    Timestamp(i64),
+    /// The offset of the record with the largest timestamp.
+    MaxTimestamp,
+}
+
+/// An answer of `list_offsets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// The offset.
+    pub offset: i64,
+    /// The record's timestamp where the spec looked one up, else -1.
+    pub timestamp: i64,
+}
+
+/// Topic administration, as Kafka's `Admin` client.
+pub trait Admin: Send + Sync {
+    /// Creates topics; fails on the first that cannot be created.
+    fn create_topics(&self, topics: Vec<NewTopic>) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes topics with their data.
+    fn delete_topics(&self, names: Vec<String>) -> impl Future<Output = Result<()>> + Send;
+    /// Names of all topics.
+    fn list_topics(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Partitions, offsets and configs of a topic.
+    fn describe_topic(&self, name: &str) -> impl Future<Output = Result<TopicDescription>> + Send;
+    /// Sets some configs and returns others to their defaults (IncrementalAlterConfigs).
+    fn alter_configs(
+        &self,
+        topic: &str,
+        set: Vec<(String, String)>,
+        delete: Vec<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Grows a topic to `total` partitions.
+    fn create_partitions(&self, topic: &str, total: i32)
+    -> impl Future<Output = Result<()>> + Send;
+    /// Deletes records below `offset` (-1: everything); returns the new log start offset.
+    fn delete_records(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    /// Looks up an offset.
+    fn list_offsets(
+        &self,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> impl Future<Output = Result<ListedOffset>> + Send;
+}
+
+/// Sends records, batching them per partition by `linger.ms` and `batch.size`.
+pub trait Producer: Send + Sync {
+    /// Queues a record. Waits only for buffer space (`buffer.memory`, up to `max.block.ms`);
+    /// the returned future resolves once the record is acknowledged per `acks`.
+    fn send(&self, record: ProducerRecord) -> impl Future<Output = Result<DeliveryFuture>> + Send;
+    /// Sends everything queued now and waits for all of it to be acknowledged.
+    fn flush(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Partitions of a topic, as the partitioner sees them.
+    fn partition_count(&self, topic: &str) -> impl Future<Output = Result<i32>> + Send;
+}
+
+/// Reads records from assigned partitions.
+pub trait Consumer: Send {
+    /// Replaces the assignment (positions of partitions kept are kept).
+    fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()>;
+    /// The assigned partitions.
+    fn assignment(&self) -> Vec<TopicPartition>;
+    /// Sets the next offset to read of an assigned partition.
+    fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()>;
+    /// Moves to the log start of these partitions (all assigned if empty).
+    fn seek_to_beginning(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Moves to the log end of these partitions (all assigned if empty).
+    fn seek_to_end(&mut self, tps: &[TopicPartition]) -> impl Future<Output = Result<()>> + Send;
+    /// Moves every assigned partition to its first record with a timestamp >= `ts` (the log
+    /// end where there is none).
+    fn seek_to_timestamp(&mut self, ts: i64) -> impl Future<Output = Result<()>> + Send;
+    /// The next offset to be read, if known.
+    fn position(&self, tp: &TopicPartition) -> Option<i64>;
+    /// Stops fetching these partitions until resumed.
+    fn pause(&mut self, tps: &[TopicPartition]);
+    /// Resumes fetching.
+    fn resume(&mut self, tps: &[TopicPartition]);
+    /// Returns available records, waiting up to `timeout` for some (an empty result means none
+    /// arrived in time).
+    fn poll(
+        &mut self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<ConsumerRecord>>> + Send;
+}
+
+/// A way to reach a log: embedded, or over the Kafka protocol.
+pub trait Client: Clone + Send + Sync + 'static {
+    /// Admin implementation.
+    type Admin: Admin;
+    /// Producer implementation.
+    type Producer: Producer;
+    /// Consumer implementation.
+    type Consumer: Consumer;
+    /// An admin client.
+    fn admin(&self) -> Result<Self::Admin>;
+    /// A producer with these configs.
+    fn producer(&self, config: ProducerConfig) -> Result<Self::Producer>;
+    /// A consumer with these configs.
+    fn consumer(&self, config: ConsumerConfig) -> Result<Self::Consumer>;
+}

@@ -14,7 +14,9 @@ use super::partition::Partition;
 use crate::{Error, Result, TopicPartition};
 
 type Resolver = Box<dyn Fn(&TopicPartition) -> Option<Arc<Partition>> + Send + Sync>;
-type Waiter = (i64, oneshot::Sender<Result<()>>);
+/// Called once with the outcome of the fsync covering its offset.
+pub(crate) type DurableCallback = Box<dyn FnOnce(Result<()>) + Send>;
+type Waiter = (i64, DurableCallback);
 
 #[derive(Default)]
 struct State {
@@ -64,15 +66,29 @@ impl FlusherHandle {
     /// Waits until `tp` is fsynced up to `offset`.
     pub(crate) async fn wait(&self, tp: TopicPartition, offset: i64) -> Result<()> {
         let (tx, rx) = oneshot::channel();
+        self.on_durable(
+            tp,
+            offset,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.map_err(|_| Error::Closed("log"))?
+    }
+
+    /// Calls `done` once `tp` is fsynced up to `offset` (or the fsync failed), from the
+    /// flusher thread.
+    pub(crate) fn on_durable(&self, tp: TopicPartition, offset: i64, done: DurableCallback) {
         {
             let mut st = self.0.state.lock();
             if st.shutdown {
-                return Err(Error::Closed("log"));
+                drop(st);
+                done(Err(Error::Closed("log")));
+                return;
             }
-            st.waiters.entry(tp).or_default().push((offset, tx));
+            st.waiters.entry(tp).or_default().push((offset, done));
         }
         self.0.cond.notify_one();
-        rx.await.map_err(|_| Error::Closed("log"))?
     }
 
     /// Asks for an fsync of `tp` without waiting for it (after a segment roll).
@@ -110,7 +126,7 @@ fn run(shared: &Shared) {
         let results = sync_all(shared, &tps);
         for (tp, ws) in waiters {
             let res = results.get(&tp);
-            for (offset, tx) in ws {
+            for (offset, done) in ws {
                 let r = match res {
                     Some(Ok(rp)) if *rp >= offset => Ok(()),
                     Some(Ok(rp)) => Err(Error::Timeout(format!(
@@ -122,7 +138,7 @@ fn run(shared: &Shared) {
                         partition: tp.partition,
                     }),
                 };
-                let _ = tx.send(r);
+                done(r);
             }
         }
         if shutdown {

@@ -131,6 +131,7 @@ impl LogManager {
             clock: Arc::clone(&config.clock),
             offline: AtomicBool::new(false),
             flusher: flusher.clone(),
+            data_arrived: tokio::sync::Notify::new(),
         });
         let recovery = checkpoint::read(&dir.join(RECOVERY_CHECKPOINT));
         let starts = checkpoint::read(&dir.join(LOG_START_CHECKPOINT));
@@ -493,6 +494,17 @@ impl LogManager {
             p.flush()?;
         }
         Ok(())
+    }
+
+    /// Waits until any partition gets new data, or `timeout` passes.
+    pub async fn wait_for_any_data(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.ctx.data_arrived.notified()).await;
+    }
+
+    /// A future that completes at the next append to any partition; create it *before*
+    /// checking for data so no append is missed.
+    pub fn data_arrived(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.ctx.data_arrived.notified()
     }
 
     /// Segment files open right now (bounded by `max_open_files`).

@@ -26,6 +26,8 @@ pub(crate) struct LogContext {
     /// Set after an I/O failure on a write: the directory refuses further writes, reads go on.
     offline: AtomicBool,
     pub(crate) flusher: flusher::FlusherHandle,
+    /// Notified on every append to any partition, for consumers polling many partitions.
+    pub(crate) data_arrived: tokio::sync::Notify,
 }
 
 impl LogContext {

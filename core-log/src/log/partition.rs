@@ -232,6 +232,7 @@ impl Partition {
             || (config.flush_ms < i64::MAX && now - w.last_flush_ms >= config.flush_ms);
         drop(w);
         self.new_data.notify_waiters();
+        self.ctx.data_arrived.notify_waiters();
         if flush_due {
             self.flush()?;
         }
@@ -323,6 +324,15 @@ impl Partition {
             return Ok(());
         }
         self.ctx.flusher.wait(self.tp.clone(), offset).await
+    }
+
+    /// Calls `done` from the flusher thread once everything below `offset` is fsynced.
+    pub fn on_durable(&self, offset: i64, done: Box<dyn FnOnce(Result<()>) + Send>) {
+        if offset <= self.recovery_point() {
+            done(Ok(()));
+        } else {
+            self.ctx.flusher.on_durable(self.tp.clone(), offset, done);
+        }
     }
 
     /// Reads whole batches from `offset` (the batch holding it first), at most `max_bytes`

@@ -1,0 +1,411 @@
+//! The embedded producer: an accumulator of open batches per partition, and a sender thread
+//! that closes them on `linger.ms` / `batch.size`, appends them to the log, and completes
+//! their records' futures per `acks` (acks=all through the log's group-commit flusher).
+//!
+//! ```text
+//! send() -> partitioner -> Accumulator[tp].append (encodes the record into the open batch)
+//!                                   |  full, or linger.ms passed, or flush()
+//!                                   v
+//!                    sender thread: build (compress, CRC) -> Partition::append -> ack
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::client::config::{Acks, ProducerConfig};
+use crate::client::partitioner::{StickyPartitioner, partition_for_key};
+use crate::client::{BatchDone, DeliveryFuture, Producer, ProducerRecord};
+use crate::log::{LogManager, Partition};
+use crate::record::{BatchBuilder, HEADER_LEN};
+use crate::{Error, Result, TopicPartition};
+
+/// A producer writing into an embedded log.
+#[derive(Debug)]
+pub struct EmbeddedProducer {
+    shared: Arc<Shared>,
+    sender: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Open {
+    builder: BatchBuilder,
+    deadline: Instant,
+    done: Arc<BatchDone>,
+    reserved: usize,
+    sticky: bool,
+}
+
+#[derive(Debug)]
+struct Sealed {
+    tp: TopicPartition,
+    builder: BatchBuilder,
+    done: Arc<BatchDone>,
+    reserved: usize,
+}
+
+#[derive(Debug, Default)]
+struct Accumulator {
+    open: HashMap<TopicPartition, Open>,
+    ready: Vec<Sealed>,
+    /// Batches not known to be complete, for `flush`.
+    outstanding: Vec<Arc<BatchDone>>,
+    closing: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    log: LogManager,
+    config: ProducerConfig,
+    partitioner: StickyPartitioner,
+    acc: Mutex<Accumulator>,
+    wake: Condvar,
+    buffer_used: AtomicUsize,
+    space: tokio::sync::Notify,
+    partition_counts: RwLock<HashMap<Arc<str>, i32>>,
+}
+
+impl EmbeddedProducer {
+    pub(crate) fn new(log: LogManager, mut config: ProducerConfig) -> Result<Self> {
+        config.resolve()?;
+        let shared = Arc::new(Shared {
+            log,
+            partitioner: StickyPartitioner::from_entropy(),
+            config,
+            acc: Mutex::new(Accumulator::default()),
+            wake: Condvar::new(),
+            buffer_used: AtomicUsize::new(0),
+            space: tokio::sync::Notify::new(),
+            partition_counts: RwLock::new(HashMap::new()),
+        });
+        let s = Arc::clone(&shared);
+        let sender = std::thread::Builder::new()
+            .name("sluice-producer-sender".into())
+            .spawn(move || run_sender(&s))
+            .map_err(|e| Error::io("producer sender thread", e))?;
+        Ok(Self {
+            shared,
+            sender: Some(sender),
+        })
+    }
+
+    fn partition_count_cached(&self, topic: &Arc<str>) -> Result<i32> {
+        if let Some(n) = self.shared.partition_counts.read().get(topic) {
+            return Ok(*n);
+        }
+        let n = self.shared.log.partition_count(topic)?;
+        self.shared
+            .partition_counts
+            .write()
+            .insert(Arc::clone(topic), n);
+        Ok(n)
+    }
+
+    /// Reserves `size` bytes of `buffer.memory`, waiting up to `max.block.ms`.
+    async fn reserve(&self, size: usize) -> Result<()> {
+        let limit = self.shared.config.buffer_memory;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.shared.config.max_block_ms);
+        loop {
+            let space = self.shared.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            let used = self.shared.buffer_used.fetch_add(size, Ordering::AcqRel);
+            // A record alone bigger than the buffer still goes when the buffer is empty.
+            if used + size <= limit || used == 0 {
+                return Ok(());
+            }
+            self.shared.buffer_used.fetch_sub(size, Ordering::AcqRel);
+            {
+                // Make sure what is queued goes out, so space comes back.
+                let acc = self.shared.acc.lock();
+                if !acc.open.is_empty() {
+                    self.shared.wake.notify_one();
+                }
+            }
+            if tokio::time::timeout_at(deadline, space).await.is_err() {
+                return Err(Error::BufferExhausted {
+                    buffer_memory: limit,
+                    max_block_ms: self.shared.config.max_block_ms,
+                });
+            }
+        }
+    }
+
+    /// Closes the producer: sends what is queued, waits for it, stops the sender thread.
+    pub async fn close(mut self) -> Result<()> {
+        let r = self.flush().await;
+        self.stop();
+        r
+    }
+
+    fn stop(&mut self) {
+        self.shared.acc.lock().closing = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.sender.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EmbeddedProducer {
+    fn drop(&mut self) {
+        // Queued records are still sent (as Kafka's close does with no timeout).
+        self.stop();
+    }
+}
+
+impl Producer for EmbeddedProducer {
+    async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let cfg = &self.shared.config;
+        let count = self.partition_count_cached(&record.topic)?;
+        let (partition, sticky) = match record.partition {
+            Some(p) if p < 0 || p >= count => {
+                return Err(Error::UnknownPartition {
+                    topic: record.topic.to_string(),
+                    partition: p,
+                });
+            }
+            Some(p) => (p, false),
+            None => match &record.key {
+                Some(k) if !cfg.partitioner_ignore_keys => (partition_for_key(k, count), false),
+                _ => (
+                    self.shared.partitioner.partition(&record.topic, count),
+                    true,
+                ),
+            },
+        };
+        let timestamp = record
+            .timestamp
+            .unwrap_or_else(|| self.shared.log.clock().now_ms());
+        let size = BatchBuilder::record_size(
+            i32::MAX,
+            i64::MAX,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+        );
+        if size + HEADER_LEN > cfg.max_request_size {
+            return Err(Error::RecordTooLarge {
+                size: size + HEADER_LEN,
+                max: cfg.max_request_size,
+            });
+        }
+        self.reserve(size).await?;
+        let tp = TopicPartition {
+            topic: Arc::clone(&record.topic),
+            partition,
+        };
+        let mut acc = self.shared.acc.lock();
+        if acc.closing {
+            drop(acc);
+            self.shared.buffer_used.fetch_sub(size, Ordering::AcqRel);
+            return Err(Error::Closed("producer"));
+        }
+        let mut wake = false;
+        let Accumulator {
+            open,
+            ready,
+            outstanding,
+            ..
+        } = &mut *acc;
+        let batch = open
+            .entry(tp.clone())
+            .or_insert_with(|| new_open(cfg, outstanding, sticky));
+        let delta_size = BatchBuilder::record_size(
+            batch.builder.len() as i32,
+            batch.builder.timestamp_delta(timestamp),
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+        );
+        if !batch.builder.is_empty() && batch.builder.estimated_size() + delta_size > cfg.batch_size
+        {
+            let full = std::mem::replace(batch, new_open(cfg, outstanding, sticky));
+            seal(&self.shared, ready, tp.clone(), full);
+            wake = true;
+        }
+        let delta = batch.builder.append(
+            timestamp,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+        );
+        batch.reserved += size;
+        let done = Arc::clone(&batch.done);
+        if batch.builder.estimated_size() >= cfg.batch_size {
+            if let Some(full) = open.remove(&tp) {
+                seal(&self.shared, ready, tp.clone(), full);
+            }
+            wake = true;
+        } else if cfg.linger_ms == 0 {
+            wake = true;
+        }
+        drop(acc);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(DeliveryFuture::in_batch(
+            done, delta, tp.topic, partition, timestamp,
+        ))
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let waiting: Vec<Arc<BatchDone>> = {
+            let mut acc = self.shared.acc.lock();
+            let Accumulator {
+                open,
+                ready,
+                outstanding,
+                ..
+            } = &mut *acc;
+            for (tp, o) in open.drain() {
+                seal(&self.shared, ready, tp, o);
+            }
+            outstanding.retain(|d| !d.is_done());
+            outstanding.clone()
+        };
+        self.shared.wake.notify_one();
+        let mut first_err = None;
+        for d in waiting {
+            if let Err(e) = d.wait().await {
+                first_err.get_or_insert(Error::Delivery(e));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32> {
+        let n = self.shared.log.partition_count(topic)?;
+        self.shared
+            .partition_counts
+            .write()
+            .insert(Arc::from(topic), n);
+        Ok(n)
+    }
+}
+
+fn new_open(cfg: &ProducerConfig, outstanding: &mut Vec<Arc<BatchDone>>, sticky: bool) -> Open {
+    let done = Arc::new(BatchDone::default());
+    if outstanding.len() > 4096 {
+        outstanding.retain(|d| !d.is_done());
+    }
+    outstanding.push(Arc::clone(&done));
+    Open {
+        builder: BatchBuilder::with_capacity(
+            cfg.compression,
+            cfg.batch_size.min(1 << 20) + HEADER_LEN,
+        ),
+        deadline: Instant::now() + Duration::from_millis(cfg.linger_ms),
+        done,
+        reserved: 0,
+        sticky,
+    }
+}
+
+fn seal(shared: &Shared, ready: &mut Vec<Sealed>, tp: TopicPartition, o: Open) {
+    if o.sticky {
+        // KIP-480: an unkeyed batch closed, stick to another partition for the next one.
+        shared.partitioner.on_new_batch(&tp.topic, tp.partition);
+    }
+    ready.push(Sealed {
+        tp,
+        builder: o.builder,
+        done: o.done,
+        reserved: o.reserved,
+    });
+}
+
+fn run_sender(shared: &Arc<Shared>) {
+    let mut partitions: HashMap<TopicPartition, Arc<Partition>> = HashMap::new();
+    loop {
+        let batches = {
+            let mut acc = shared.acc.lock();
+            loop {
+                let now = Instant::now();
+                let closing = acc.closing;
+                let Accumulator { open, ready, .. } = &mut *acc;
+                let due: Vec<TopicPartition> = open
+                    .iter()
+                    .filter(|(_, o)| closing || o.deadline <= now)
+                    .map(|(tp, _)| tp.clone())
+                    .collect();
+                for tp in due {
+                    if let Some(o) = open.remove(&tp) {
+                        seal(shared, ready, tp, o);
+                    }
+                }
+                if !ready.is_empty() {
+                    break std::mem::take(ready);
+                }
+                if closing {
+                    return;
+                }
+                let next = open.values().map(|o| o.deadline).min();
+                let wait = next.map_or(Duration::from_millis(100), |d| {
+                    d.saturating_duration_since(now)
+                });
+                shared
+                    .wake
+                    .wait_for(&mut acc, wait.max(Duration::from_micros(50)));
+            }
+        };
+        for b in batches {
+            send_batch(shared, &mut partitions, b);
+        }
+    }
+}
+
+fn send_batch(
+    shared: &Arc<Shared>,
+    partitions: &mut HashMap<TopicPartition, Arc<Partition>>,
+    b: Sealed,
+) {
+    let Sealed {
+        tp,
+        builder,
+        done,
+        reserved,
+    } = b;
+    let release = {
+        let shared = Arc::clone(shared);
+        move || {
+            shared.buffer_used.fetch_sub(reserved, Ordering::AcqRel);
+            shared.space.notify_waiters();
+        }
+    };
+    let partition = match partitions.get(&tp) {
+        Some(p) => Ok(Arc::clone(p)),
+        None => shared.log.partition(&tp).inspect(|p| {
+            partitions.insert(tp.clone(), Arc::clone(p));
+        }),
+    };
+    let result = partition.and_then(|p| p.append(builder.build()).map(|info| (p, info)));
+    match result {
+        Err(e) => {
+            partitions.remove(&tp);
+            done.complete(Err(Arc::new(e)));
+            release();
+        }
+        Ok((p, info)) => {
+            let outcome = (info.base_offset, info.log_append_time);
+            match shared.config.acks {
+                Acks::None | Acks::Leader => {
+                    done.complete(Ok(outcome));
+                    release();
+                }
+                Acks::All => p.on_durable(
+                    info.last_offset + 1,
+                    Box::new(move |r| {
+                        done.complete(r.map(|()| outcome).map_err(Arc::new));
+                        release();
+                    }),
+                ),
+            }
+        }
+    }
+}
