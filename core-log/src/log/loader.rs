@@ -48,7 +48,7 @@ pub(crate) fn open_partition(
     let rp = recovery_point.unwrap_or(0);
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
     let mut offline = None;
-    let interval = config.index_interval_bytes as u64;
+    let interval = config.index_interval_bytes;
     let mut i = 0;
     while i < bases.len() {
         let seg = Arc::new(Segment::new(dir, bases[i], now));
@@ -94,8 +94,8 @@ pub(crate) fn open_partition(
         i += 1;
     }
     // The last trusted segment may be the last one: find its end from the index.
-    if let Some(last) = segments.last() {
-        if offline.is_none() && last.next_offset() == last.base_offset() && last.size() > 0 {
+    if let Some(last) = segments.last()
+        && offline.is_none() && last.next_offset() == last.base_offset() && last.size() > 0 {
             last.ensure_index(&ctx.files)?;
             let file = last.file(&ctx.files)?;
             let mut pos = 0;
@@ -115,7 +115,6 @@ pub(crate) fn open_partition(
             }
             last.set_extent(last.size(), next);
         }
-    }
     let first_base = segments
         .first()
         .map_or(log_start.unwrap_or(0).max(0), |s| s.base_offset());

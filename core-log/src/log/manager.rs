@@ -456,11 +456,9 @@ impl LogManager {
             if c.flush_ms < i64::MAX
                 && p.log_end_offset() > p.recovery_point()
                 && now - p.last_flush_ms() >= c.flush_ms
-            {
-                if let Err(e) = p.flush() {
+                && let Err(e) = p.flush() {
                     tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "flush failed");
                 }
-            }
         }
     }
 

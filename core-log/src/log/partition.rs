@@ -74,6 +74,7 @@ pub struct Partition {
 }
 
 impl Partition {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         tp: TopicPartition,
         dir: PathBuf,
@@ -161,10 +162,6 @@ impl Partition {
         Arc::clone(&self.segments.read())
     }
 
-    pub(crate) fn ctx(&self) -> &Arc<LogContext> {
-        &self.ctx
-    }
-
     fn check_online(&self) -> Result<()> {
         if let Some(o) = self.offline.read().as_ref() {
             return Err(Error::PartitionOffline {
@@ -188,11 +185,11 @@ impl Partition {
                 "control batches are written by the transaction coordinator, not producers".into(),
             ));
         }
-        if batch.len() > config.max_message_bytes as usize {
+        if batch.len() > config.max_message_bytes {
             return Err(Error::MessageTooLarge {
                 topic: self.tp.topic.to_string(),
                 size: batch.len(),
-                max: config.max_message_bytes as usize,
+                max: config.max_message_bytes,
             });
         }
         let mut w = self.writer.lock();
@@ -222,7 +219,7 @@ impl Partition {
             &self.ctx.files,
             &batch,
             &h,
-            config.index_interval_bytes as u64,
+            config.index_interval_bytes,
         ) {
             return Err(self.ctx.fail_write(e));
         }
@@ -536,6 +533,7 @@ impl Partition {
     }
 
     /// Replaces segments after compaction: `old` (contiguous, not the active one) by `new`.
+    #[allow(dead_code, reason = "the cleaner's entry point")]
     pub(crate) fn replace_segments(&self, old: &[Arc<Segment>], new: Vec<Arc<Segment>>) -> bool {
         let _w = self.writer.lock();
         let mut segs = self.segments.write();

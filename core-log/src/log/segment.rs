@@ -294,13 +294,12 @@ impl Segment {
         if size > 0 && offsets.is_empty() {
             return Ok(false);
         }
-        if let Some(&(ts, rel)) = times.last() {
-            if ts > self.max_timestamp.load(Ordering::Relaxed) {
+        if let Some(&(ts, rel)) = times.last()
+            && ts > self.max_timestamp.load(Ordering::Relaxed) {
                 self.max_timestamp.store(ts, Ordering::Release);
                 self.offset_of_max_timestamp
                     .store(self.base_offset + i64::from(rel), Ordering::Release);
             }
-        }
         idx.offsets_persisted = offsets.len();
         idx.times_persisted = times.len();
         idx.offsets = offsets;
@@ -461,11 +460,10 @@ impl Segment {
             self.time_index_path(),
             self.log_path.with_extension("txnindex"),
         ] {
-            if let Err(e) = std::fs::remove_file(&p) {
-                if e.kind() != std::io::ErrorKind::NotFound {
+            if let Err(e) = std::fs::remove_file(&p)
+                && e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(file = %p.display(), error = %e, "could not delete segment file");
                 }
-            }
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The integration tests of `sluice-log`: one binary, one module per area.
 
+#![allow(clippy::unwrap_used, reason = "tests panic on failure")]
+
 mod client;
 mod codec;
 mod log;
