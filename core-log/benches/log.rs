@@ -22,10 +22,16 @@ fn batch(compression: Compression) -> Vec<u8> {
 fn codec(c: &mut Criterion) {
     let mut g = c.benchmark_group("codec");
     g.throughput(Throughput::Elements(RECORDS as u64));
-    g.bench_function("build_16k_batch", |b| b.iter(|| black_box(batch(Compression::None))));
-    g.bench_function("build_16k_batch_lz4", |b| b.iter(|| black_box(batch(Compression::Lz4))));
+    g.bench_function("build_16k_batch", |b| {
+        b.iter(|| black_box(batch(Compression::None)))
+    });
+    g.bench_function("build_16k_batch_lz4", |b| {
+        b.iter(|| black_box(batch(Compression::Lz4)))
+    });
     let bytes = bytes::Bytes::from(batch(Compression::None));
-    g.bench_function("validate_crc", |b| b.iter(|| black_box(validate(&bytes).ok())));
+    g.bench_function("validate_crc", |b| {
+        b.iter(|| black_box(validate(&bytes).ok()))
+    });
     g.bench_function("decode_records", |b| {
         b.iter(|| decode_records(&bytes, 1 << 24).map(|it| it.count()).ok())
     });
@@ -37,12 +43,17 @@ fn log(c: &mut Criterion) {
     let mut cfg = LogManagerConfig::new(dir.path());
     cfg.background = false;
     let log = LogManager::open(cfg).expect("open");
-    log.create_topic("bench", 1, [("segment.bytes", "268435456")]).expect("topic");
-    let p = log.partition(&TopicPartition::new("bench", 0)).expect("partition");
+    log.create_topic("bench", 1, [("segment.bytes", "268435456")])
+        .expect("topic");
+    let p = log
+        .partition(&TopicPartition::new("bench", 0))
+        .expect("partition");
     let template = batch(Compression::None);
     let mut g = c.benchmark_group("log");
     g.throughput(Throughput::Elements(RECORDS as u64));
-    g.bench_function("append_16k_batch", |b| b.iter(|| p.append(template.clone()).ok()));
+    g.bench_function("append_16k_batch", |b| {
+        b.iter(|| p.append(template.clone()).ok())
+    });
     g.bench_function("read_1mb", |b| {
         b.iter(|| {
             let data = p.read(p.log_start_offset(), 1 << 20).ok();

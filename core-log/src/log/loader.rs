@@ -95,26 +95,29 @@ pub(crate) fn open_partition(
     }
     // The last trusted segment may be the last one: find its end from the index.
     if let Some(last) = segments.last()
-        && offline.is_none() && last.next_offset() == last.base_offset() && last.size() > 0 {
-            last.ensure_index(&ctx.files)?;
-            let file = last.file(&ctx.files)?;
-            let mut pos = 0;
-            let mut next = last.base_offset();
-            // Walk forward from the last index entry (at most index.interval.bytes of headers).
-            if let Some(found) = last
-                .find_offset(&ctx.files, i64::MAX - 1, last.size())
-                .ok()
-                .flatten()
-            {
-                pos = found.position;
-                next = found.header.next_offset();
-            }
-            while let Some(h) = last.header_at(&file, pos, last.size())? {
-                next = h.next_offset();
-                pos += h.total_len() as u64;
-            }
-            last.set_extent(last.size(), next);
+        && offline.is_none()
+        && last.next_offset() == last.base_offset()
+        && last.size() > 0
+    {
+        last.ensure_index(&ctx.files)?;
+        let file = last.file(&ctx.files)?;
+        let mut pos = 0;
+        let mut next = last.base_offset();
+        // Walk forward from the last index entry (at most index.interval.bytes of headers).
+        if let Some(found) = last
+            .find_offset(&ctx.files, i64::MAX - 1, last.size())
+            .ok()
+            .flatten()
+        {
+            pos = found.position;
+            next = found.header.next_offset();
         }
+        while let Some(h) = last.header_at(&file, pos, last.size())? {
+            next = h.next_offset();
+            pos += h.total_len() as u64;
+        }
+        last.set_extent(last.size(), next);
+    }
     let first_base = segments
         .first()
         .map_or(log_start.unwrap_or(0).max(0), |s| s.base_offset());

@@ -456,9 +456,10 @@ impl LogManager {
             if c.flush_ms < i64::MAX
                 && p.log_end_offset() > p.recovery_point()
                 && now - p.last_flush_ms() >= c.flush_ms
-                && let Err(e) = p.flush() {
-                    tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "flush failed");
-                }
+                && let Err(e) = p.flush()
+            {
+                tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "flush failed");
+            }
         }
     }
 
@@ -535,10 +536,23 @@ fn close_inner(inner: &Inner) -> Result<()> {
         .collect();
     let mut result = Ok(());
     if !inner.ctx.is_offline() {
-        for p in &parts {
-            if let Err(e) = p.flush() {
-                result = Err(e);
+        // fsyncs are I/O-bound: run them side by side (thousands of partitions close in
+        // seconds, not minutes).
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..16.min(parts.len()) {
+                s.spawn(|| {
+                    while let Some(p) = parts.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(e) = p.flush() {
+                            *failed.lock() = Some(e);
+                        }
+                    }
+                });
             }
+        });
+        if let Some(e) = failed.into_inner() {
+            result = Err(e);
         }
         let rps: Vec<_> = parts
             .iter()

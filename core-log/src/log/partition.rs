@@ -215,12 +215,7 @@ impl Partition {
             ..h
         };
         let active = self.active_for(&config, batch.len(), now)?;
-        if let Err(e) = active.append(
-            &self.ctx.files,
-            &batch,
-            &h,
-            config.index_interval_bytes,
-        ) {
+        if let Err(e) = active.append(&self.ctx.files, &batch, &h, config.index_interval_bytes) {
             return Err(self.ctx.fail_write(e));
         }
         self.log_end.store(h.next_offset(), Ordering::Release);

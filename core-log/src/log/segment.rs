@@ -295,11 +295,12 @@ impl Segment {
             return Ok(false);
         }
         if let Some(&(ts, rel)) = times.last()
-            && ts > self.max_timestamp.load(Ordering::Relaxed) {
-                self.max_timestamp.store(ts, Ordering::Release);
-                self.offset_of_max_timestamp
-                    .store(self.base_offset + i64::from(rel), Ordering::Release);
-            }
+            && ts > self.max_timestamp.load(Ordering::Relaxed)
+        {
+            self.max_timestamp.store(ts, Ordering::Release);
+            self.offset_of_max_timestamp
+                .store(self.base_offset + i64::from(rel), Ordering::Release);
+        }
         idx.offsets_persisted = offsets.len();
         idx.times_persisted = times.len();
         idx.offsets = offsets;
@@ -461,9 +462,10 @@ impl Segment {
             self.log_path.with_extension("txnindex"),
         ] {
             if let Err(e) = std::fs::remove_file(&p)
-                && e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(file = %p.display(), error = %e, "could not delete segment file");
-                }
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %p.display(), error = %e, "could not delete segment file");
+            }
         }
     }
 }

@@ -43,13 +43,21 @@ async fn main() -> anyhow::Result<()> {
     let admin = client.admin()?;
     if !admin.list_topics().await?.iter().any(|t| t == TOPIC) {
         admin
-            .create_topics(vec![NewTopic::new(TOPIC, PARTITIONS).config("segment.bytes", "67108864")])
+            .create_topics(vec![
+                NewTopic::new(TOPIC, PARTITIONS).config("segment.bytes", "67108864"),
+            ])
             .await?;
     }
     let before: i64 = (0..PARTITIONS)
-        .map(|p| log.partition(&TopicPartition::new(TOPIC, p)).map(|p| p.log_end_offset()))
+        .map(|p| {
+            log.partition(&TopicPartition::new(TOPIC, p))
+                .map(|p| p.log_end_offset())
+        })
         .sum::<Result<i64, _>>()?;
-    println!("sluice pipeline: topic {TOPIC} ({PARTITIONS} partitions) in {}", dir.display());
+    println!(
+        "sluice pipeline: topic {TOPIC} ({PARTITIONS} partitions) in {}",
+        dir.display()
+    );
 
     // Produce: keyed page views, acks=1, lz4, batched by the producer.
     let producer = client.producer(ProducerConfig::from_pairs([
@@ -63,8 +71,15 @@ async fn main() -> anyhow::Result<()> {
     let mut last = None;
     for i in 0..records {
         let user = format!("user-{}", i % 10_000);
-        let value = format!(r#"{{"user":"{user}","page":"{}","seq":{i}}}"#, pages[(i % 5) as usize]);
-        last = Some(producer.send(ProducerRecord::new(TOPIC, value).key(user)).await?);
+        let value = format!(
+            r#"{{"user":"{user}","page":"{}","seq":{i}}}"#,
+            pages[(i % 5) as usize]
+        );
+        last = Some(
+            producer
+                .send(ProducerRecord::new(TOPIC, value).key(user))
+                .await?,
+        );
     }
     producer.flush().await?;
     if let Some(f) = last {
@@ -77,8 +92,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Consume them back from where this run started, counting views per page.
-    let mut consumer = client.consumer(ConsumerConfig::from_pairs([("max.poll.records", "10000")])?)?;
-    let tps: Vec<_> = (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect();
+    let mut consumer =
+        client.consumer(ConsumerConfig::from_pairs([("max.poll.records", "10000")])?)?;
+    let tps: Vec<_> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect();
     consumer.assign(tps.clone())?;
     consumer.seek_to_beginning(&[]).await?;
     let start = Instant::now();
@@ -95,7 +113,11 @@ async fn main() -> anyhow::Result<()> {
         idle = 0;
         for r in &batch {
             let v = r.value.as_deref().unwrap_or_default();
-            if let Some(page) = std::str::from_utf8(v).ok().and_then(|s| s.split("\"page\":\"").nth(1)).and_then(|s| s.split('"').next()) {
+            if let Some(page) = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.split("\"page\":\"").nth(1))
+                .and_then(|s| s.split('"').next())
+            {
                 *counts.entry(page.to_owned()).or_default() += 1;
             }
         }

@@ -108,25 +108,27 @@ impl EmbeddedProducer {
     /// Reserves `size` bytes of `buffer.memory`, waiting up to `max.block.ms`.
     async fn reserve(&self, size: usize) -> Result<()> {
         let limit = self.shared.config.buffer_memory;
+        let used = &self.shared.buffer_used;
+        // Fast path: room in the buffer (or an empty buffer: a record alone bigger than the
+        // buffer still goes).
+        let prev = used.fetch_add(size, Ordering::AcqRel);
+        if prev + size <= limit || prev == 0 {
+            return Ok(());
+        }
+        used.fetch_sub(size, Ordering::AcqRel);
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.shared.config.max_block_ms);
         loop {
             let space = self.shared.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
-            let used = self.shared.buffer_used.fetch_add(size, Ordering::AcqRel);
-            // A record alone bigger than the buffer still goes when the buffer is empty.
-            if used + size <= limit || used == 0 {
+            let prev = used.fetch_add(size, Ordering::AcqRel);
+            if prev + size <= limit || prev == 0 {
                 return Ok(());
             }
-            self.shared.buffer_used.fetch_sub(size, Ordering::AcqRel);
-            {
-                // Make sure what is queued goes out, so space comes back.
-                let acc = self.shared.acc.lock();
-                if !acc.open.is_empty() {
-                    self.shared.wake.notify_one();
-                }
-            }
+            used.fetch_sub(size, Ordering::AcqRel);
+            // Make sure what is queued goes out, so space comes back.
+            self.shared.wake.notify_one();
             if tokio::time::timeout_at(deadline, space).await.is_err() {
                 return Err(Error::BufferExhausted {
                     buffer_memory: limit,
