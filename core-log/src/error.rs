@@ -80,6 +80,17 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A `CreateTime` timestamp outside `message.timestamp.before.max.ms` /
+    /// `message.timestamp.after.max.ms` of the log's clock (Kafka's INVALID_TIMESTAMP).
+    #[error("timestamp {timestamp} of a record is out of range for topic \"{topic}\": {reason}")]
+    InvalidTimestamp {
+        /// Topic.
+        topic: String,
+        /// The offending timestamp.
+        timestamp: i64,
+        /// Which bound it breaks.
+        reason: String,
+    },
     /// A record batch handed to the log (or read back) that is not valid Kafka RecordBatch v2.
     #[error("corrupt record batch: {0}")]
     CorruptRecord(String),

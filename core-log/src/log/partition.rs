@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::LogContext;
 use super::segment::Segment;
-use crate::config::TopicConfig;
+use crate::config::{TopicCompression, TopicConfig};
 use crate::record::{self, BatchHeader};
 use crate::{Error, Result, TimestampType, TopicPartition};
 
@@ -192,9 +192,19 @@ impl Partition {
                 max: config.max_message_bytes,
             });
         }
+        let now = self.ctx.clock.now_ms();
+        if config.message_timestamp_type == TimestampType::CreateTime {
+            self.check_timestamps(&config, &h, now)?;
+        }
+        let h = match config.compression {
+            TopicCompression::Codec(codec) if h.compression()? != codec => {
+                batch = recompress(&batch, codec)?;
+                record::validate(&batch)?
+            }
+            _ => h,
+        };
         let mut w = self.writer.lock();
         self.ctx.check_writable()?;
-        let now = self.ctx.clock.now_ms();
         let base = self.log_end.load(Ordering::Relaxed);
         record::set_base_offset(&mut batch, base);
         record::set_partition_leader_epoch(&mut batch, 0);
@@ -234,6 +244,31 @@ impl Partition {
             log_append_time,
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Kafka's `message.timestamp.before.max.ms` / `after.max.ms` on `CreateTime` topics (the
+    /// batch's first and largest timestamps stand for its records).
+    fn check_timestamps(&self, config: &TopicConfig, h: &BatchHeader, now: i64) -> Result<()> {
+        let err = |timestamp: i64, reason: String| Error::InvalidTimestamp {
+            topic: self.tp.topic.to_string(),
+            timestamp,
+            reason,
+        };
+        let before = config.message_timestamp_before_max_ms;
+        let after = config.message_timestamp_after_max_ms;
+        if before < i64::MAX && now.saturating_sub(h.base_timestamp) > before {
+            return Err(err(
+                h.base_timestamp,
+                format!("more than message.timestamp.before.max.ms ({before}) in the past"),
+            ));
+        }
+        if after < i64::MAX && h.max_timestamp.saturating_sub(now) > after {
+            return Err(err(
+                h.max_timestamp,
+                format!("more than message.timestamp.after.max.ms ({after}) in the future"),
+            ));
+        }
+        Ok(())
     }
 
     /// The segment to append `len` bytes to, rolling a new one when the active one is full or
@@ -559,4 +594,29 @@ impl Partition {
         }
         self.wake_readers();
     }
+}
+
+/// Re-encodes a batch with the topic's `compression.type`, keeping producer id, epoch, sequence,
+/// transactional flag, timestamps, keys, values and headers (as a Kafka broker does).
+fn recompress(batch: &[u8], codec: crate::Compression) -> Result<Vec<u8>> {
+    let h = record::validate(batch)?;
+    let bytes = Bytes::copy_from_slice(batch);
+    let mut b = record::BatchBuilder::with_capacity(codec, batch.len()).producer(
+        h.producer_id,
+        h.producer_epoch,
+        h.base_sequence,
+    );
+    if h.is_transactional() {
+        b = b.transactional();
+    }
+    for r in record::decode_records(&bytes, 64 << 20)? {
+        let r = r?;
+        b.append(
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+        );
+    }
+    Ok(b.build())
 }

@@ -280,3 +280,45 @@ fn timestamps_are_found_before_and_after_reopen() {
         );
     }
 }
+
+#[test]
+fn topic_compression_recompresses_and_timestamps_are_bounded() {
+    use sluice_log::Compression;
+    use sluice_log::record::BatchHeader;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let log = open(dir.path(), &clock);
+    log.create_topic(
+        "z",
+        1,
+        [
+            ("compression.type", "zstd"),
+            ("message.timestamp.after.max.ms", "1000"),
+            ("message.timestamp.before.max.ms", "5000"),
+        ],
+    )
+    .unwrap();
+    let p = log.partition(&TopicPartition::new("z", 0)).unwrap();
+    p.append(testing::batch(["a", "b", "c"], 999_000)).unwrap();
+    let data = p.read(0, 10_000).unwrap();
+    assert_eq!(
+        BatchHeader::parse(&data.records)
+            .unwrap()
+            .compression()
+            .unwrap(),
+        Compression::Zstd
+    );
+    assert_eq!(values(&data.records, 0), ["a", "b", "c"]);
+    let e = p.append(testing::batch(["future"], 1_002_000)).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidTimestamp { .. })
+            && e.to_string().contains("message.timestamp.after.max.ms"),
+        "{e}"
+    );
+    let e = p.append(testing::batch(["past"], 990_000)).unwrap_err();
+    assert!(
+        e.to_string().contains("message.timestamp.before.max.ms"),
+        "{e}"
+    );
+    assert_eq!(p.log_end_offset(), 3);
+}
