@@ -87,6 +87,8 @@ pub struct CleanerStats {
     pub records_superseded: u64,
     /// Tombstones dropped after `delete.retention.ms`.
     pub tombstones_removed: u64,
+    /// Partitions whose cleaning failed (logged; retried next pass).
+    pub partitions_failed: usize,
 }
 
 impl CleanerStats {
@@ -99,6 +101,7 @@ impl CleanerStats {
         self.records_read += o.records_read;
         self.records_superseded += o.records_superseded;
         self.tombstones_removed += o.tombstones_removed;
+        self.partitions_failed += o.partitions_failed;
     }
 }
 

@@ -549,6 +549,7 @@ impl LogManager {
                 }
                 Ok(None) => {}
                 Err(e) => {
+                    total.partitions_failed += 1;
                     tracing::warn!(tp = %tp, error = %crate::report(&e), "cleaning failed");
                 }
             }

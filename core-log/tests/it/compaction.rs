@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bytes::Bytes;
+use proptest::prelude::*;
 use sluice_log::log::{LogManager, Partition};
 use sluice_log::record::{BatchBuilder, BatchIter, decode_records, testing};
 use sluice_log::{Clock, Compression, MockClock, TopicPartition};
@@ -381,4 +382,192 @@ fn batches_with_gaps_keep_codec_producer_state_and_headers() {
     assert_eq!(offsets, [9, 10, 11]);
     assert_eq!(rs[2].headers, [sluice_log::record::Header::new("n", "3")]);
     assert_eq!(rs[2].timestamp, 1_000_003);
+}
+
+/// One step of a model-based run.
+#[derive(Debug, Clone)]
+enum Op {
+    /// One batch of records: (key, tombstone, value padding).
+    Append {
+        records: Vec<(u8, bool, u8)>,
+        codec: u8,
+    },
+    Advance(i64),
+    Clean,
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (
+            proptest::collection::vec((0u8..6, proptest::bool::weighted(0.2), 0u8..40), 1..4),
+            0u8..3
+        )
+            .prop_map(|(records, codec)| Op::Append { records, codec }),
+        2 => (1i64..400).prop_map(Op::Advance),
+        2 => Just(Op::Clean),
+    ]
+}
+
+/// What the model knows of one appended record.
+#[derive(Debug, Clone)]
+struct Appended {
+    key: String,
+    value: Option<String>,
+    ts: i64,
+}
+
+struct Model {
+    delete_retention_ms: i64,
+    min_lag_ms: i64,
+    /// Indexed by offset.
+    appended: Vec<Appended>,
+}
+
+impl Model {
+    /// Checks the partition after a cleaner pass against what was appended.
+    fn check(&self, p: &Partition, now: i64) -> Result<(), TestCaseError> {
+        let recs = records(p);
+        prop_assert_eq!(p.log_end_offset(), self.appended.len() as i64);
+        prop_assert!(recs.windows(2).all(|w| w[0].0 < w[1].0), "offsets go back");
+        for (o, k, v) in &recs {
+            let a = &self.appended[*o as usize];
+            prop_assert_eq!((k, v), (&a.key, &a.value), "offset {} changed", o);
+        }
+        // Every key reads as its latest value; a deleted key reads as deleted or not at all.
+        let mut latest = BTreeMap::new();
+        for (o, a) in self.appended.iter().enumerate() {
+            latest.insert(a.key.clone(), o as i64);
+        }
+        let mut last_read = BTreeMap::new();
+        for (o, k, _) in &recs {
+            last_read.insert(k.clone(), *o);
+        }
+        for (k, o) in &latest {
+            let got = last_read.get(k).copied();
+            if self.appended[*o as usize].value.is_some() {
+                prop_assert_eq!(got, Some(*o), "key {} lost its latest value", k);
+            } else if self.appended[*o as usize].ts >= now - self.delete_retention_ms {
+                prop_assert_eq!(got, Some(*o), "key {}'s tombstone went too early", k);
+            } else {
+                prop_assert!(
+                    got.is_none() || got == Some(*o),
+                    "key {} came back: {:?}",
+                    k,
+                    got
+                );
+            }
+        }
+        // The active segment is untouched.
+        let active = p.active_segment_base_offset();
+        let tail: Vec<i64> = recs.iter().map(|r| r.0).filter(|&o| o >= active).collect();
+        let expect: Vec<i64> = (active..self.appended.len() as i64).collect();
+        prop_assert_eq!(tail, expect, "active segment changed");
+        // Below it, once everything is past the lag: one record per key, and no tombstone once
+        // every segment is past delete.retention.ms (timestamps only grow in this model).
+        if active > 0 {
+            let newest = self.appended[active as usize - 1].ts;
+            if newest <= now - self.min_lag_ms {
+                let below: Vec<&Rec> = recs.iter().filter(|r| r.0 < active).collect();
+                let mut seen = std::collections::BTreeSet::new();
+                for r in &below {
+                    prop_assert!(
+                        seen.insert(&r.1),
+                        "key {} twice below the active segment",
+                        r.1
+                    );
+                }
+                if newest < now - self.delete_retention_ms {
+                    prop_assert!(
+                        below.iter().all(|r| r.2.is_some()),
+                        "an expired tombstone stayed"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_model(
+    segment_bytes: u64,
+    delete_retention_ms: i64,
+    min_lag_ms: i64,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let log = open(dir.path(), &clock);
+    let (sb, dr, lag) = (
+        segment_bytes.to_string(),
+        delete_retention_ms.to_string(),
+        min_lag_ms.to_string(),
+    );
+    let p = compacted_topic(
+        &log,
+        "m",
+        &[
+            ("segment.bytes", &sb),
+            ("delete.retention.ms", &dr),
+            ("min.compaction.lag.ms", &lag),
+        ],
+    );
+    let mut model = Model {
+        delete_retention_ms,
+        min_lag_ms,
+        appended: Vec::new(),
+    };
+    for op in ops {
+        match op {
+            Op::Append { records, codec } => {
+                let codec =
+                    [Compression::None, Compression::Zstd, Compression::Lz4][*codec as usize];
+                let ts = clock.now_ms();
+                let base = model.appended.len();
+                let mut b = BatchBuilder::new(codec);
+                for (i, &(k, tombstone, pad)) in records.iter().enumerate() {
+                    let key = format!("k{k}");
+                    let value =
+                        (!tombstone).then(|| format!("v{}{}", base + i, "x".repeat(pad as usize)));
+                    b.append(
+                        ts,
+                        Some(key.as_bytes()),
+                        value.as_deref().map(str::as_bytes),
+                        &[],
+                    );
+                    model.appended.push(Appended { key, value, ts });
+                }
+                prop_assert_eq!(p.append(b.build()).unwrap().base_offset, base as i64);
+            }
+            Op::Advance(ms) => clock.advance(*ms),
+            Op::Clean => {
+                let stats = log.run_cleaner_forced().unwrap();
+                prop_assert_eq!(stats.partitions_failed, 0);
+                model.check(&p, clock.now_ms())?;
+            }
+        }
+    }
+    let before = records(&p);
+    drop(p);
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), &clock);
+    let p = log.partition(&TopicPartition::new("m", 0)).unwrap();
+    prop_assert_eq!(records(&p), before, "reopen reads differently");
+    let stats = log.run_cleaner_forced().unwrap();
+    prop_assert_eq!(stats.partitions_failed, 0);
+    model.check(&p, clock.now_ms())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compaction_keeps_what_a_model_says(
+        segment_bytes in 100u64..700,
+        delete_retention_ms in prop_oneof![Just(0i64), Just(100), Just(1000)],
+        min_lag_ms in prop_oneof![Just(0i64), Just(150)],
+        ops in proptest::collection::vec(arb_op(), 1..80),
+    ) {
+        run_model(segment_bytes, delete_retention_ms, min_lag_ms, &ops)?;
+    }
 }
