@@ -343,22 +343,27 @@ impl Partition {
     }
 
     /// Runs `f` on the current segments; if it fails while one of them has been deleted meanwhile
-    /// (the cleaner replaced it, or retention dropped it), runs it once more on the new segments.
+    /// (the cleaner replaced it, or retention dropped it), runs it again on the new segments. A
+    /// retry fails the same way only if the segments changed again under it, so a few suffice.
     fn with_fresh_snapshot<T>(&self, f: impl Fn(&[Arc<Segment>]) -> Result<T>) -> Result<T> {
-        let segments = self.segments();
-        match f(&segments) {
-            Err(e @ (Error::Io { .. } | Error::CorruptRecord(_)))
-                if segments.iter().any(|s| s.is_deleted()) =>
-            {
-                let fresh = self.segments();
-                if Arc::ptr_eq(&fresh, &segments) {
-                    return Err(e);
+        const RETRIES: usize = 3;
+        let mut segments = self.segments();
+        for _ in 0..RETRIES {
+            match f(&segments) {
+                Err(e @ (Error::Io { .. } | Error::CorruptRecord(_)))
+                    if segments.iter().any(|s| s.is_deleted()) =>
+                {
+                    let fresh = self.segments();
+                    if Arc::ptr_eq(&fresh, &segments) {
+                        return Err(e);
+                    }
+                    tracing::debug!(tp = %self.tp, error = %e, "segments changed under a read; retrying");
+                    segments = fresh;
                 }
-                tracing::debug!(tp = %self.tp, error = %e, "segments changed under a read; retrying");
-                f(&fresh)
+                r => return r,
             }
-            r => r,
         }
+        f(&segments)
     }
 
     fn read_from(

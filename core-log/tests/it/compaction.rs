@@ -571,3 +571,88 @@ proptest! {
         run_model(segment_bytes, delete_retention_ms, min_lag_ms, &ops)?;
     }
 }
+
+#[test]
+fn compaction_runs_while_a_writer_and_a_reader_work() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    const N: i64 = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let log = open(dir.path(), &clock);
+    let p = compacted_topic(&log, "c", &[("segment.bytes", "600")]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = AtomicBool::new(false);
+    let reads = AtomicUsize::new(0);
+    let mut passes = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..N {
+                let (k, v) = (format!("k{}", i % 25), i.to_string());
+                let a = p.append(testing::keyed(
+                    [(k.as_str(), Some(v.as_str()))],
+                    clock.now_ms(),
+                ));
+                assert_eq!(a.unwrap().base_offset, i);
+            }
+            done.store(true, Ordering::Release);
+        });
+        s.spawn(|| {
+            // Every record read carries its own offset as value, whatever the cleaner did.
+            while !done.load(Ordering::Acquire) || reads.load(Ordering::Relaxed) < 3 {
+                assert!(Instant::now() < deadline, "reader past the deadline");
+                let recs = records(&p);
+                assert!(recs.windows(2).all(|w| w[0].0 < w[1].0));
+                for (o, _, v) in &recs {
+                    assert_eq!(v.as_deref(), Some(o.to_string().as_str()));
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        while !done.load(Ordering::Acquire) || passes < 3 {
+            assert!(Instant::now() < deadline, "cleaner past the deadline");
+            clock.advance(1);
+            let stats = log.run_cleaner_forced().unwrap();
+            assert_eq!(stats.partitions_failed, 0, "{stats:?}");
+            passes += 1;
+        }
+    });
+    assert!(reads.load(Ordering::Relaxed) >= 3 && passes >= 3);
+    log.run_cleaner_forced().unwrap();
+    let recs = records(&p);
+    assert_eq!(p.log_end_offset(), N);
+    let expect: BTreeMap<String, Option<String>> = (N - 25..N)
+        .map(|i| (format!("k{}", i % 25), Some(i.to_string())))
+        .collect();
+    assert_eq!(table(&recs), expect);
+    assert!(recs.len() < 200, "{} records left", recs.len());
+}
+
+#[test]
+fn the_background_cleaner_compacts_and_stops_on_close() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let mut c = sluice_log::log::LogManagerConfig::new(dir.path());
+    c.clock = std::sync::Arc::new(clock.clone());
+    c.cleaner_interval = Duration::from_millis(20);
+    let log = LogManager::open(c).unwrap();
+    let p = compacted_topic(&log, "c", &[]);
+    for i in 0..100 {
+        put(&p, &format!("k{}", i % 3), Some("v"), clock.now_ms());
+    }
+    clock.advance(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&p).len() > 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the background cleaner did not run"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    log.close().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
