@@ -235,9 +235,19 @@ fn rest_is_zeros(file: &std::fs::File, from: u64, len: u64) -> Result<bool> {
     Ok(true)
 }
 
-/// Finishes a compaction interrupted by a crash: a `.swap` segment replaces the segments whose
-/// offsets it covers.
-fn complete_swaps(dir: &Path) -> Result<()> {
+/// Finishes a compaction interrupted by a crash.
+///
+/// The cleaner writes `<base>.log.cleaned` (and `.index.cleaned`, `.timeindex.cleaned`),
+/// fsyncs it, renames it to `<base>.log.swap` (index files first), swaps it in memory, deletes
+/// the old segments' files in ascending order (the first one, whose names the new segment takes,
+/// last), and renames the `.swap` files to their final names (the log file last). A `.log.swap`
+/// found here is therefore complete, and replaces every old segment whose base offset lies in
+/// `[base, end)`, `end` being the offset after its last batch. Old segments of the same group
+/// starting at or past `end` held only records the cleaner removed; they stay, which is safe:
+/// such a suffix of the group holds, for every key it mentions, that key's later records too
+/// (removed tombstones come back with the values they deleted), and the next pass removes them.
+/// `.cleaned` files are deleted by the caller.
+pub(crate) fn complete_swaps(dir: &Path) -> Result<()> {
     let mut swaps = Vec::new();
     let mut logs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -250,23 +260,73 @@ fn complete_swaps(dir: &Path) -> Result<()> {
         }
     }
     logs.sort_unstable();
+    swaps.sort_unstable();
+    let completed = !swaps.is_empty();
     for base in swaps {
-        let swap = dir.join(format!("{}.log.swap", super::segment::file_stem(base)));
-        let end = match std::fs::read(&swap) {
-            Ok(bytes) => record::BatchIter::new(&bytes)
-                .last()
-                .map_or(base, |(h, _)| h.next_offset()),
-            Err(e) => return Err(Error::io(&swap, e)),
-        };
+        let stem = super::segment::file_stem(base);
+        let swap = dir.join(format!("{stem}.log.swap"));
+        let end = next_offset_of_file(&swap)?.unwrap_or(base);
         for &old in logs.iter().filter(|&&b| b >= base && b < end.max(base + 1)) {
-            let stem = super::segment::file_stem(old);
+            let old_stem = super::segment::file_stem(old);
             for ext in ["log", "index", "timeindex", "txnindex"] {
-                let _ = std::fs::remove_file(dir.join(format!("{stem}.{ext}")));
+                remove_if_present(&dir.join(format!("{old_stem}.{ext}")))?;
             }
         }
-        let target = dir.join(format!("{}.log", super::segment::file_stem(base)));
+        for ext in ["index", "timeindex"] {
+            let from = dir.join(format!("{stem}.{ext}.swap"));
+            let to = dir.join(format!("{stem}.{ext}"));
+            match std::fs::rename(&from, &to) {
+                Ok(()) => {}
+                // The index is rebuilt by a scan.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&from, e)),
+            }
+        }
+        let target = dir.join(format!("{stem}.log"));
         std::fs::rename(&swap, &target).map_err(|e| Error::io(&target, e))?;
         tracing::info!(segment = %target.display(), "completed an interrupted compaction swap");
     }
+    // Index files of a swap whose log file was already renamed: stale, rebuilt if needed.
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".index.swap") || name.ends_with(".timeindex.swap") {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    if completed {
+        super::checkpoint::sync_dir(dir)?;
+    }
     Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The offset after the last complete batch of a segment file, walking batch headers.
+fn next_offset_of_file(path: &Path) -> Result<Option<i64>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut pos = 0u64;
+    let mut next = None;
+    let mut header = [0u8; HEADER_LEN];
+    while pos + HEADER_LEN as u64 <= len {
+        file.read_exact_at(&mut header, pos)
+            .map_err(|e| Error::io(path, e))?;
+        let Ok(h) = BatchHeader::parse(&header) else {
+            break;
+        };
+        if pos + h.total_len() as u64 > len {
+            break;
+        }
+        next = Some(h.next_offset());
+        pos += h.total_len() as u64;
+    }
+    Ok(next)
 }

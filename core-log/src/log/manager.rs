@@ -1,7 +1,7 @@
 //! The log manager: one data directory of topics, their partitions and configs, the lock file,
-//! checkpoints, the flusher, and background retention.
+//! checkpoints, the flusher, and background retention and compaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::cleaner::{self, CleanerOptions, CleanerStats};
 use super::files::FileCache;
 use super::flusher::FlusherHandle;
 use super::partition::Partition;
@@ -21,6 +22,7 @@ use crate::{Error, Result, SharedClock, SystemClock, TopicPartition, names};
 
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 const CONFIG_DIR: &str = "topic-configs";
 const LOCK_FILE: &str = ".lock";
 
@@ -41,6 +43,12 @@ pub struct LogManagerConfig {
     pub retention_check_interval: Duration,
     /// How often recovery points are checkpointed (`log.flush.offset.checkpoint.interval.ms`).
     pub checkpoint_interval: Duration,
+    /// How often the background cleaner looks for partitions to compact (Kafka's
+    /// `log.cleaner.backoff.ms` between passes; default 15 s).
+    pub cleaner_interval: Duration,
+    /// Memory the cleaner's offset map may use (`log.cleaner.dedupe.buffer.size`, default
+    /// 128 MiB); a pass cleans fewer segments when it fills.
+    pub cleaner_dedupe_buffer_size: usize,
 }
 
 impl LogManagerConfig {
@@ -54,6 +62,8 @@ impl LogManagerConfig {
             background: true,
             retention_check_interval: Duration::from_secs(300),
             checkpoint_interval: Duration::from_secs(5),
+            cleaner_interval: Duration::from_secs(15),
+            cleaner_dedupe_buffer_size: cleaner::DEFAULT_DEDUPE_BUFFER_SIZE,
         }
     }
 }
@@ -107,6 +117,11 @@ struct Inner {
     closed: AtomicBool,
     stop: (Mutex<bool>, Condvar),
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// How far each partition has been cleaned (`cleaner-offset-checkpoint`).
+    cleaner_offsets: Mutex<HashMap<TopicPartition, i64>>,
+    /// Held for a whole cleaner pass: one pass at a time, and close waits for it.
+    cleaner_pass: Mutex<()>,
+    dedupe_buffer_size: usize,
 }
 
 /// A data directory of topics. Cheap to clone; the last clone's drop closes it cleanly.
@@ -135,6 +150,7 @@ impl LogManager {
         });
         let recovery = checkpoint::read(&dir.join(RECOVERY_CHECKPOINT));
         let starts = checkpoint::read(&dir.join(LOG_START_CHECKPOINT));
+        let cleaned = checkpoint::read(&dir.join(CLEANER_CHECKPOINT));
         let topics = load_topics(&dir, &ctx, &config.defaults, &recovery, &starts)?;
         let inner = Arc::new(Inner {
             dir,
@@ -146,6 +162,9 @@ impl LogManager {
             closed: AtomicBool::new(false),
             stop: (Mutex::new(false), Condvar::new()),
             threads: Mutex::new(vec![flusher_thread]),
+            cleaner_offsets: Mutex::new(cleaned),
+            cleaner_pass: Mutex::new(()),
+            dedupe_buffer_size: config.cleaner_dedupe_buffer_size,
         });
         let weak = Arc::downgrade(&inner);
         flusher.set_resolver(Box::new(move |tp| {
@@ -156,6 +175,7 @@ impl LogManager {
         mgr.checkpoint()?;
         if config.background {
             mgr.start_background(&config)?;
+            mgr.start_cleaner(config.cleaner_interval)?;
         }
         tracing::info!(dir = %mgr.inner.dir.display(), topics = mgr.inner.topics.read().len(), "log opened");
         Ok(mgr)
@@ -200,6 +220,37 @@ impl LogManager {
                         if let Err(e) = mgr.checkpoint() {
                             tracing::warn!(error = %crate::report(&e), "checkpoint failed");
                         }
+                    }
+                    // Do not keep the manager alive from this thread.
+                    drop(mgr);
+                }
+            })
+            .map_err(|e| Error::io(&self.inner.dir, e))?;
+        self.inner.threads.lock().push(t);
+        Ok(())
+    }
+
+    /// The cleaner thread: a pass every `every`, until the log closes.
+    fn start_cleaner(&self, every: Duration) -> Result<()> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let t = std::thread::Builder::new()
+            .name("sluice-log-cleaner".into())
+            .spawn(move || {
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    {
+                        let (m, c) = &inner.stop;
+                        let mut stop = m.lock();
+                        if !*stop {
+                            c.wait_for(&mut stop, every);
+                        }
+                        if *stop {
+                            return;
+                        }
+                    }
+                    let mgr = LogManager { inner };
+                    if let Err(e) = mgr.run_cleaner() {
+                        tracing::warn!(error = %crate::report(&e), "cleaner pass failed");
                     }
                     // Do not keep the manager alive from this thread.
                     drop(mgr);
@@ -349,6 +400,10 @@ impl LogManager {
                 tracing::warn!(dir = %target.display(), error = %e, "could not remove deleted partition");
             }
         }
+        self.inner
+            .cleaner_offsets
+            .lock()
+            .retain(|tp, _| &*tp.topic != name);
         let cfg = config_path(&self.inner.dir, name);
         let _ = std::fs::remove_file(cfg);
         tracing::info!(topic = name, "topic deleted");
@@ -449,6 +504,81 @@ impl LogManager {
         Ok(n)
     }
 
+    /// Runs one cleaner pass now over every partition whose `cleanup.policy` includes
+    /// `compact` and whose dirty ratio reached `min.cleanable.dirty.ratio` (or whose dirty
+    /// records passed `max.compaction.lag.ms`). Never blocks appends or reads for long; one pass
+    /// runs at a time. See the `cleaner` module docs for what is kept.
+    pub fn run_cleaner(&self) -> Result<CleanerStats> {
+        self.clean(false)
+    }
+
+    /// Like [`LogManager::run_cleaner`], but cleans every compacted partition that has a
+    /// cleanable segment whatever its dirty ratio (tests, admin tools).
+    pub fn run_cleaner_forced(&self) -> Result<CleanerStats> {
+        self.clean(true)
+    }
+
+    fn clean(&self, force: bool) -> Result<CleanerStats> {
+        let inner = &self.inner;
+        let closed = || inner.closed.load(Ordering::Acquire);
+        if closed() {
+            return Err(Error::Closed("log"));
+        }
+        let _pass = inner.cleaner_pass.lock();
+        let opts = CleanerOptions {
+            force,
+            dedupe_buffer_size: inner.dedupe_buffer_size,
+        };
+        let mut total = CleanerStats::default();
+        let mut moved = false;
+        for p in self.all_partitions() {
+            if closed() {
+                break;
+            }
+            if !p.config().cleanup_policy.compact {
+                continue;
+            }
+            let tp = p.topic_partition();
+            let first_dirty = inner.cleaner_offsets.lock().get(tp).copied();
+            match cleaner::clean_partition(&p, first_dirty, &opts, &closed) {
+                Ok(Some(outcome)) => {
+                    total.add(&outcome.stats);
+                    if let Some(offset) = outcome.checkpoint {
+                        inner.cleaner_offsets.lock().insert(tp.clone(), offset);
+                        moved = true;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    total.partitions_failed += 1;
+                    tracing::warn!(tp = %tp, error = %crate::report(&e), "cleaning failed");
+                }
+            }
+        }
+        if moved {
+            self.write_cleaner_checkpoint()?;
+        }
+        Ok(total)
+    }
+
+    /// Writes `cleaner-offset-checkpoint` for the partitions that exist now.
+    fn write_cleaner_checkpoint(&self) -> Result<()> {
+        let entries: Vec<_> = {
+            let offsets = self.inner.cleaner_offsets.lock();
+            let mut v: Vec<_> = self
+                .all_partitions()
+                .iter()
+                .filter_map(|p| {
+                    let tp = p.topic_partition();
+                    offsets.get(tp).map(|&o| (tp.clone(), o))
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        checkpoint::write(&self.inner.dir.join(CLEANER_CHECKPOINT), &entries)
+    }
+
     fn flush_due(&self) {
         let now = self.inner.ctx.clock.now_ms();
         for p in self.all_partitions() {
@@ -528,6 +658,8 @@ fn close_inner(inner: &Inner) -> Result<()> {
         c.notify_all();
     }
     inner.ctx.flusher.shutdown();
+    // Wait for a cleaner pass in progress (it stops at its next segment once `closed` is set).
+    drop(inner.cleaner_pass.lock());
     let parts: Vec<Arc<Partition>> = inner
         .topics
         .read()

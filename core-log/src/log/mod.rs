@@ -1,6 +1,7 @@
 //! The storage engine: [`LogManager`] owns topics of [`Partition`]s of segments.
 
 mod checkpoint;
+mod cleaner;
 mod files;
 mod flusher;
 mod loader;
@@ -8,6 +9,7 @@ mod manager;
 mod partition;
 mod segment;
 
+pub use cleaner::{CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE};
 pub use manager::{LogManager, LogManagerConfig, TopicDescription};
 pub use partition::{AppendInfo, FetchedData, Partition};
 

@@ -74,6 +74,7 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// Assembles a partition from what the loader found; called from one place only.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         tp: TopicPartition,
@@ -158,11 +159,24 @@ impl Partition {
         self.segments.read().len()
     }
 
+    /// Base offset of the active (last) segment, the one appends go to and the cleaner never
+    /// touches.
+    pub fn active_segment_base_offset(&self) -> i64 {
+        self.segments
+            .read()
+            .last()
+            .map_or_else(|| self.log_end_offset(), |s| s.base_offset())
+    }
+
     pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read())
     }
 
-    fn check_online(&self) -> Result<()> {
+    pub(crate) fn ctx(&self) -> &Arc<LogContext> {
+        &self.ctx
+    }
+
+    pub(crate) fn check_online(&self) -> Result<()> {
         if let Some(o) = self.offline.read().as_ref() {
             return Err(Error::PartitionOffline {
                 tp: self.tp.clone(),
@@ -332,9 +346,13 @@ impl Partition {
         let rp = self.recovery_point();
         for seg in self.segments().iter() {
             if seg.next_offset() > rp || seg.base_offset() >= rp {
-                seg.sync(&self.ctx.files)
-                    .map_err(|e| self.ctx.fail_write(e))?;
-                seg.persist_index().map_err(|e| self.ctx.fail_write(e))?;
+                let synced = seg.sync(&self.ctx.files).and_then(|()| seg.persist_index());
+                match synced {
+                    // Retention or the cleaner deleted it meanwhile: nothing left to sync.
+                    Err(_) if seg.is_deleted() => {}
+                    Err(e) => return Err(self.ctx.fail_write(e)),
+                    Ok(()) => {}
+                }
             }
         }
         self.recovery_point.fetch_max(end, Ordering::AcqRel);
@@ -366,7 +384,39 @@ impl Partition {
     /// unless the first batch alone is larger (then it comes whole, so consumers progress).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData> {
         self.check_online()?;
-        let segments = self.segments();
+        self.with_fresh_snapshot(|segments| self.read_from(segments, offset, max_bytes))
+    }
+
+    /// Runs `f` on the current segments; if it fails while one of them has been deleted meanwhile
+    /// (the cleaner replaced it, or retention dropped it), runs it again on the new segments. A
+    /// retry fails the same way only if the segments changed again under it, so a few suffice.
+    fn with_fresh_snapshot<T>(&self, f: impl Fn(&[Arc<Segment>]) -> Result<T>) -> Result<T> {
+        const RETRIES: usize = 3;
+        let mut segments = self.segments();
+        for _ in 0..RETRIES {
+            match f(&segments) {
+                Err(e @ (Error::Io { .. } | Error::CorruptRecord(_)))
+                    if segments.iter().any(|s| s.is_deleted()) =>
+                {
+                    let fresh = self.segments();
+                    if Arc::ptr_eq(&fresh, &segments) {
+                        return Err(e);
+                    }
+                    tracing::debug!(tp = %self.tp, error = %e, "segments changed under a read; retrying");
+                    segments = fresh;
+                }
+                r => return r,
+            }
+        }
+        f(&segments)
+    }
+
+    fn read_from(
+        &self,
+        segments: &[Arc<Segment>],
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<FetchedData> {
         let high_watermark = self.log_end_offset();
         let log_start = self.log_start_offset();
         let empty = |hw| FetchedData {
@@ -388,7 +438,7 @@ impl Partition {
         let start = segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
-        for seg in &segments[start..] {
+        for seg in segments.get(start..).unwrap_or_default() {
             let limit = seg.size();
             let Some(found) = seg.find_offset(&self.ctx.files, offset, limit)? else {
                 continue;
@@ -443,8 +493,16 @@ impl Partition {
     /// `None` if every record is older.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
         self.check_online()?;
+        self.with_fresh_snapshot(|segments| self.offset_for_timestamp_in(segments, ts))
+    }
+
+    fn offset_for_timestamp_in(
+        &self,
+        segments: &[Arc<Segment>],
+        ts: i64,
+    ) -> Result<Option<(i64, i64)>> {
         let log_start = self.log_start_offset();
-        for seg in self.segments().iter() {
+        for seg in segments {
             let limit = seg.size();
             if let Some(found) = seg.find_timestamp(&self.ctx.files, ts, limit)? {
                 // The batch's max timestamp qualifies; find the first record in it that does.
@@ -563,7 +621,6 @@ impl Partition {
     }
 
     /// Replaces segments after compaction: `old` (contiguous, not the active one) by `new`.
-    #[allow(dead_code, reason = "the cleaner's entry point")]
     pub(crate) fn replace_segments(&self, old: &[Arc<Segment>], new: Vec<Arc<Segment>>) -> bool {
         let _w = self.writer.lock();
         let mut segs = self.segments.write();

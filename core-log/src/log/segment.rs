@@ -49,11 +49,30 @@ struct Index {
     loaded: bool,
 }
 
+/// Where a segment's files are. Opening the log file by path happens under the lock holding
+/// this, so a deleted segment is never reopened (opening creates missing files) and renaming
+/// never races an open.
+#[derive(Debug)]
+struct FileState {
+    /// Appended to every file name: `""`, or [`CLEANED_SUFFIX`] / [`SWAP_SUFFIX`] while the
+    /// cleaner writes a segment and swaps it in, as Kafka names them.
+    suffix: &'static str,
+    /// The files were deleted: the segment left the partition and must not be reopened.
+    deleted: bool,
+}
+
+/// Suffix of a segment the cleaner is writing; the loader deletes such files.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of a cleaned segment ready to replace the segments it covers; the loader completes
+/// the swap (see `loader::complete_swaps`).
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
+
 /// One segment of a partition.
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
-    log_path: PathBuf,
+    dir: PathBuf,
+    state: Mutex<FileState>,
     file: Arc<FileSlot>,
     /// Bytes of complete batches: readers never look past this.
     size: AtomicU64,
@@ -75,10 +94,37 @@ impl Segment {
         now_ms: i64,
         files: &FileCache,
     ) -> Result<Arc<Self>> {
+        Self::create_with_suffix(dir, base_offset, now_ms, files, "")
+    }
+
+    /// A new, empty segment named `<base>.log.cleaned` (and index files likewise), for the
+    /// cleaner to fill before it is renamed with [`Segment::rename_suffix`].
+    pub(crate) fn create_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        files: &FileCache,
+    ) -> Result<Arc<Self>> {
+        Self::create_with_suffix(dir, base_offset, now_ms, files, CLEANED_SUFFIX)
+    }
+
+    fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        files: &FileCache,
+        suffix: &'static str,
+    ) -> Result<Arc<Self>> {
         let seg = Arc::new(Self::new(dir, base_offset, now_ms));
-        files
-            .get(&seg.file, &seg.log_path)
-            .map_err(|e| Error::io(&seg.log_path, e))?;
+        seg.state.lock().suffix = suffix;
+        if suffix.is_empty() {
+            seg.file(files)?;
+        } else {
+            // A leftover of an earlier attempt must not be appended to.
+            let p = seg.log_path();
+            File::create(&p).map_err(|e| Error::io(&p, e))?;
+            seg.file(files)?;
+        }
         // Empty index files, as Kafka keeps beside every segment.
         for p in [seg.index_path(), seg.time_index_path()] {
             File::create(&p).map_err(|e| Error::io(&p, e))?;
@@ -91,7 +137,11 @@ impl Segment {
     pub(crate) fn new(dir: &Path, base_offset: i64, now_ms: i64) -> Self {
         Self {
             base_offset,
-            log_path: dir.join(format!("{}.log", file_stem(base_offset))),
+            dir: dir.to_path_buf(),
+            state: Mutex::new(FileState {
+                suffix: "",
+                deleted: false,
+            }),
             file: Arc::new(FileSlot::default()),
             size: AtomicU64::new(0),
             next_offset: AtomicI64::new(base_offset),
@@ -106,16 +156,22 @@ impl Segment {
         self.base_offset
     }
 
-    pub(crate) fn log_path(&self) -> &Path {
-        &self.log_path
+    fn path_of(&self, ext: &str, suffix: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}.{ext}{suffix}", file_stem(self.base_offset)))
+    }
+
+    /// The log file's path as it is now (with the cleaner's suffix while it has one).
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.path_of("log", self.state.lock().suffix)
     }
 
     pub(crate) fn index_path(&self) -> PathBuf {
-        self.log_path.with_extension("index")
+        self.path_of("index", self.state.lock().suffix)
     }
 
     pub(crate) fn time_index_path(&self) -> PathBuf {
-        self.log_path.with_extension("timeindex")
+        self.path_of("timeindex", self.state.lock().suffix)
     }
 
     pub(crate) fn size(&self) -> u64 {
@@ -139,10 +195,52 @@ impl Segment {
         self.size() == 0
     }
 
+    /// The open log file. Fails for a segment whose files were deleted (a reader holding an
+    /// old snapshot then retries with a fresh one).
     pub(crate) fn file(&self, files: &FileCache) -> Result<Arc<File>> {
+        let st = self.state.lock();
+        let path = self.path_of("log", st.suffix);
+        if st.deleted {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "segment was deleted (compacted or past retention)",
+                ),
+            ));
+        }
         files
-            .get(&self.file, &self.log_path)
-            .map_err(|e| Error::io(&self.log_path, e))
+            .get(&self.file, &path)
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    /// Whether the segment's files were deleted.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
+    /// Renames the segment's files from their current suffix to `to` (the log file last, so a
+    /// crash leaves the log file's name telling the state). Open handles stay valid.
+    pub(crate) fn rename_suffix(&self, to: &'static str) -> Result<()> {
+        let mut st = self.state.lock();
+        let from = st.suffix;
+        if st.deleted {
+            return Err(Error::io(
+                self.path_of("log", from),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "segment was deleted"),
+            ));
+        }
+        for ext in ["index", "timeindex", "log"] {
+            let (a, b) = (self.path_of(ext, from), self.path_of(ext, to));
+            match std::fs::rename(&a, &b) {
+                Ok(()) => {}
+                // Index files are rebuilt when missing.
+                Err(e) if ext != "log" && e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&a, e)),
+            }
+        }
+        st.suffix = to;
+        Ok(())
     }
 
     pub(crate) fn close_file(&self, files: &FileCache) {
@@ -160,7 +258,7 @@ impl Segment {
         let pos = self.size();
         let file = self.file(files)?;
         file.write_all_at(batch, pos)
-            .map_err(|e| Error::io(&self.log_path, e))?;
+            .map_err(|e| Error::io(self.log_path(), e))?;
         self.note_batch(h, pos, batch.len() as u64, index_interval);
         self.size.store(pos + batch.len() as u64, Ordering::Release);
         self.next_offset.store(h.next_offset(), Ordering::Release);
@@ -207,8 +305,18 @@ impl Segment {
         self.offset_of_max_timestamp.store(-1, Ordering::Release);
     }
 
-    /// Writes index entries not yet on disk.
+    /// Writes index entries not yet on disk (nothing once the segment was deleted).
     pub(crate) fn persist_index(&self) -> Result<()> {
+        // Lock order: file state, then index. Holding the state keeps the files from being
+        // deleted or renamed under the write.
+        let st = self.state.lock();
+        if st.deleted {
+            return Ok(());
+        }
+        self.write_index(st.suffix)
+    }
+
+    fn write_index(&self, suffix: &str) -> Result<()> {
         let mut idx = self.index.lock();
         if !idx.loaded {
             return Ok(());
@@ -226,7 +334,7 @@ impl Segment {
             buf.extend_from_slice(&rel.to_be_bytes());
             buf.extend_from_slice(&pos.to_be_bytes());
         }
-        let p = self.index_path();
+        let p = self.path_of("index", suffix);
         write_at_end(&p, (idx.offsets_persisted * OFFSET_ENTRY) as u64, &buf)?;
         idx.offsets_persisted = idx.offsets.len();
         buf.clear();
@@ -234,7 +342,7 @@ impl Segment {
             buf.extend_from_slice(&ts.to_be_bytes());
             buf.extend_from_slice(&rel.to_be_bytes());
         }
-        let p = self.time_index_path();
+        let p = self.path_of("timeindex", suffix);
         write_at_end(&p, (idx.times_persisted * TIME_ENTRY) as u64, &buf)?;
         idx.times_persisted = idx.times.len();
         Ok(())
@@ -242,30 +350,36 @@ impl Segment {
 
     /// Rewrites both index files from memory (after a rebuild), and fsyncs them.
     pub(crate) fn rewrite_index(&self) -> Result<()> {
+        let st = self.state.lock();
+        if st.deleted {
+            return Ok(());
+        }
         {
             let mut idx = self.index.lock();
             idx.offsets_persisted = 0;
             idx.times_persisted = 0;
         }
-        for p in [self.index_path(), self.time_index_path()] {
+        for p in [
+            self.path_of("index", st.suffix),
+            self.path_of("timeindex", st.suffix),
+        ] {
             let f = File::create(&p).map_err(|e| Error::io(&p, e))?;
             drop(f);
         }
-        self.persist_index()
+        self.write_index(st.suffix)
     }
 
     /// Loads the index files of a closed segment; returns false if they are missing or do not
     /// make sense (then the caller rebuilds by scanning).
     pub(crate) fn load_index(&self) -> Result<bool> {
+        // Paths first: the file state lock is never taken under the index lock.
+        let (index_path, time_index_path) = (self.index_path(), self.time_index_path());
         let mut idx = self.index.lock();
         if idx.loaded {
             return Ok(true);
         }
         let size = self.size();
-        let (Ok(ob), Ok(tb)) = (
-            std::fs::read(self.index_path()),
-            std::fs::read(self.time_index_path()),
-        ) else {
+        let (Ok(ob), Ok(tb)) = (std::fs::read(index_path), std::fs::read(time_index_path)) else {
             return Ok(false);
         };
         if ob.len() % OFFSET_ENTRY != 0 || tb.len() % TIME_ENTRY != 0 {
@@ -346,9 +460,9 @@ impl Segment {
         }
         let mut buf = [0u8; HEADER_LEN];
         file.read_exact_at(&mut buf, pos)
-            .map_err(|e| Error::io(&self.log_path, e))?;
+            .map_err(|e| Error::io(self.log_path(), e))?;
         let h = BatchHeader::parse(&buf).map_err(|e| {
-            Error::CorruptRecord(format!("{} at byte {pos}: {e}", self.log_path.display()))
+            Error::CorruptRecord(format!("{} at byte {pos}: {e}", self.log_path().display()))
         })?;
         if pos + h.total_len() as u64 > limit {
             return Ok(None);
@@ -408,7 +522,7 @@ impl Segment {
         if self.load_index()? {
             return Ok(());
         }
-        tracing::info!(segment = %self.log_path.display(), "rebuilding index");
+        tracing::info!(segment = %self.log_path().display(), "rebuilding index");
         self.reset_index();
         let file = self.file(files)?;
         let size = self.size();
@@ -425,7 +539,7 @@ impl Segment {
     pub(crate) fn truncate_to(&self, files: &FileCache, size: u64, next_offset: i64) -> Result<()> {
         let file = self.file(files)?;
         file.set_len(size)
-            .map_err(|e| Error::io(&self.log_path, e))?;
+            .map_err(|e| Error::io(self.log_path(), e))?;
         self.set_extent(size, next_offset);
         let mut idx = self.index.lock();
         idx.offsets.retain(|&(_, p)| u64::from(p) < size);
@@ -440,7 +554,7 @@ impl Segment {
     /// fsyncs the log file (index files are rebuilt after a crash, so they need no fsync).
     pub(crate) fn sync(&self, files: &FileCache) -> Result<()> {
         let file = self.file(files)?;
-        file.sync_data().map_err(|e| Error::io(&self.log_path, e))
+        file.sync_data().map_err(|e| Error::io(self.log_path(), e))
     }
 
     /// Reads `len` bytes at `pos`.
@@ -448,19 +562,16 @@ impl Segment {
         let file = self.file(files)?;
         let mut buf = vec![0u8; len];
         file.read_exact_at(&mut buf, pos)
-            .map_err(|e| Error::io(&self.log_path, e))?;
+            .map_err(|e| Error::io(self.log_path(), e))?;
         Ok(buf)
     }
 
-    /// Deletes the segment's files.
+    /// Deletes the segment's files; afterwards it never reopens them (see [`Segment::file`]).
     pub(crate) fn delete_files(&self, files: &FileCache) {
+        let mut st = self.state.lock();
+        st.deleted = true;
         self.close_file(files);
-        for p in [
-            self.log_path.clone(),
-            self.index_path(),
-            self.time_index_path(),
-            self.log_path.with_extension("txnindex"),
-        ] {
+        for p in ["log", "index", "timeindex", "txnindex"].map(|ext| self.path_of(ext, st.suffix)) {
             if let Err(e) = std::fs::remove_file(&p)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

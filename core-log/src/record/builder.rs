@@ -17,6 +17,8 @@ pub struct BatchBuilder {
     base_timestamp: i64,
     max_timestamp: i64,
     count: i32,
+    /// Largest offset delta appended so far (-1 while empty).
+    last_offset_delta: i32,
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
@@ -39,6 +41,7 @@ impl BatchBuilder {
             base_timestamp: -1,
             max_timestamp: -1,
             count: 0,
+            last_offset_delta: -1,
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
             base_sequence: NO_SEQUENCE,
@@ -102,7 +105,8 @@ impl BatchBuilder {
         }
     }
 
-    /// Appends one record; returns its offset delta within the batch.
+    /// Appends one record; returns its offset delta within the batch (one past the previous
+    /// record's).
     pub fn append(
         &mut self,
         timestamp: i64,
@@ -110,13 +114,45 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> i32 {
+        let offset_delta = self.last_offset_delta.saturating_add(1);
+        self.push(offset_delta, timestamp, key, value, headers);
+        offset_delta
+    }
+
+    /// Appends one record at an explicit offset delta, leaving a gap after the previous record
+    /// (as the log cleaner writes compacted batches). Deltas must increase from record to
+    /// record; the batch's `lastOffsetDelta` is the largest one. Returns false, appending
+    /// nothing, if `offset_delta` is negative or not above the previous record's.
+    #[must_use = "a refused record is not in the batch"]
+    pub fn append_with_offset_delta(
+        &mut self,
+        offset_delta: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> bool {
+        if offset_delta <= self.last_offset_delta {
+            return false;
+        }
+        self.push(offset_delta, timestamp, key, value, headers);
+        true
+    }
+
+    fn push(
+        &mut self,
+        offset_delta: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
         if self.count == 0 {
             self.base_timestamp = timestamp;
         }
         if timestamp > self.max_timestamp {
             self.max_timestamp = timestamp;
         }
-        let offset_delta = self.count;
         let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
         let body = body_len(offset_delta, ts_delta, key, value, headers);
         let buf = &mut self.buf;
@@ -133,7 +169,7 @@ impl BatchBuilder {
             put_bytes(buf, h.value.as_deref());
         }
         self.count += 1;
-        offset_delta
+        self.last_offset_delta = offset_delta;
     }
 
     /// Finishes the batch: header, compression, CRC. Base offset is 0 until the log assigns one.
@@ -160,7 +196,7 @@ impl BatchBuilder {
         h[12..16].copy_from_slice(&(-1i32).to_be_bytes());
         h[16] = MAGIC as u8;
         h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
-        h[23..27].copy_from_slice(&(self.count - 1).max(0).to_be_bytes());
+        h[23..27].copy_from_slice(&self.last_offset_delta.max(0).to_be_bytes());
         h[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
         h[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
         h[43..51].copy_from_slice(&self.producer_id.to_be_bytes());

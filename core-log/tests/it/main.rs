@@ -4,4 +4,5 @@
 
 mod client;
 mod codec;
+mod compaction;
 mod log;
