@@ -9,6 +9,14 @@
 //! and never open (lock, recover) the data directory. **Not** a broker, and no logic of its own
 //! beyond parsing flags and formatting output.
 
+/// `println!` that returns the write's `io::Result` instead of panicking on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod consume;
 mod logtool;
 mod perf;
@@ -70,6 +78,14 @@ fn main() -> ExitCode {
     init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // Output cut short by the reader (`| head`) is not a failure.
+        Err(err)
+            if err
+                .chain()
+                .any(|c| c.downcast_ref().is_some_and(is_broken_pipe)) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {}", sluice_log::report(err.as_ref()));
             ExitCode::FAILURE
