@@ -51,17 +51,21 @@ struct Global {
         global = true,
         value_name = "DIR",
         env = "SLUICE_DATA_DIR",
-        default_value = "./sluice-data"
+        default_value = "./sluice-data",
+        display_order = 100
     )]
     data_dir: PathBuf,
     /// Kafka-protocol bootstrap servers (not available yet: only the embedded log works).
-    #[arg(long, global = true, value_name = "HOST:PORT")]
+    #[arg(long, global = true, value_name = "HOST:PORT", display_order = 101)]
     bootstrap: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create, list, describe, alter and delete topics.
+    ///
+    /// kafka-topics' --create, --list, --describe, --alter and --delete are accepted in place of
+    /// the subcommand: `sluice topics --create --topic t` is `sluice topics create --topic t`.
     Topics(topics::TopicsArgs),
     /// Send lines of stdin as records to a topic.
     Produce(produce::ProduceArgs),

@@ -9,8 +9,7 @@ use sluice_log::client::{Admin, Client, NewTopic, TopicDescription};
 
 use crate::parse_key_value;
 
-/// Manage topics; kafka-topics' `--create`, `--list`, `--describe`, `--alter` and `--delete`
-/// are accepted in place of the subcommand.
+/// Manage topics.
 #[derive(Debug, Args)]
 pub(crate) struct TopicsArgs {
     #[command(subcommand)]
