@@ -1,2 +1,182 @@
-//! The `sluice` command.
-fn main() {}
+//! The `sluice` command: topics, console produce and consume, segment tools, perf tests.
+//!
+//! ```text
+//! main (clap) -> topics | produce | consume | log | perf -> sluice_log::client::{Admin, Producer, Consumer}
+//! ```
+//!
+//! Every command that touches topics is written once over the [`Client`] trait; today the only
+//! backend is the embedded log under `--data-dir`. The `log` tools read segment files directly
+//! and never open (lock, recover) the data directory. **Not** a broker, and no logic of its own
+//! beyond parsing flags and formatting output.
+
+/// `println!` that returns the write's `io::Result` instead of panicking on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+mod consume;
+mod logtool;
+mod perf;
+mod produce;
+mod topics;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use sluice_log::client::Client;
+use sluice_log::client::embedded::EmbeddedClient;
+use sluice_log::log::{LogManager, LogManagerConfig};
+
+/// Sluice: a Kafka-compatible streaming platform.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the log lives; accepted before or after the subcommand.
+#[derive(Debug, Clone, clap::Args)]
+struct Global {
+    /// Data directory of the embedded log.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "SLUICE_DATA_DIR",
+        default_value = "./sluice-data",
+        display_order = 100
+    )]
+    data_dir: PathBuf,
+    /// Kafka-protocol bootstrap servers (not available yet: only the embedded log works).
+    #[arg(long, global = true, value_name = "HOST:PORT", display_order = 101)]
+    bootstrap: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, describe, alter and delete topics.
+    ///
+    /// kafka-topics' --create, --list, --describe, --alter and --delete are accepted in place of
+    /// the subcommand: `sluice topics --create --topic t` is `sluice topics create --topic t`.
+    Topics(topics::TopicsArgs),
+    /// Send lines of stdin as records to a topic.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic to stdout.
+    Consume(consume::ConsumeArgs),
+    /// Inspect and verify segment files without opening the log.
+    Log(logtool::LogArgs),
+    /// Measure producer and consumer throughput and latency.
+    Perf(perf::PerfArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(topics::rewrite_kafka_topics_args(std::env::args_os()));
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // Output cut short by the reader (`| head`) is not a failure.
+        Err(err)
+            if err
+                .chain()
+                .any(|c| c.downcast_ref().is_some_and(is_broken_pipe)) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", sluice_log::report(err.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        // The log tools read files directly: no client, no runtime.
+        Command::Log(args) => logtool::run(args),
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_time()
+                .build()
+                .context("could not start the async runtime")?;
+            let client = open_client(&cli.global)?;
+            runtime.block_on(dispatch(client, command))
+        }
+    }
+}
+
+/// Runs a client command; generic so a Kafka-protocol client plugs in beside the embedded one.
+async fn dispatch<C: Client>(client: C, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Topics(args) => topics::run(client, args).await,
+        Command::Produce(args) => produce::run(client, args).await,
+        Command::Consume(args) => consume::run(client, args).await,
+        Command::Perf(args) => perf::run(client, args).await,
+        Command::Log(args) => logtool::run(args),
+    }
+}
+
+fn open_client(global: &Global) -> anyhow::Result<EmbeddedClient> {
+    if let Some(servers) = &global.bootstrap {
+        bail!(
+            "--bootstrap {servers}: the Kafka-protocol client is not available yet; use --data-dir for the embedded log"
+        );
+    }
+    let log = LogManager::open(LogManagerConfig::new(&global.data_dir)).with_context(|| {
+        format!(
+            "could not open data directory {}",
+            global.data_dir.display()
+        )
+    })?;
+    Ok(EmbeddedClient::new(log))
+}
+
+/// Parses `key=value` (the value may contain `=`).
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, found \"{s}\"")),
+    }
+}
+
+/// Writes to stdout, treating a closed pipe (`| head`) as a reason to stop, not an error.
+fn is_broken_pipe(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn key_value_splits_at_the_first_equals() {
+        assert_eq!(
+            parse_key_value("a=b=c").unwrap(),
+            ("a".to_owned(), "b=c".to_owned())
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
+}

@@ -1,1 +1,2 @@
 //! Cross-crate end-to-end tests: the `sluice` binary and the example pipeline.
+mod cli;

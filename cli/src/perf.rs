@@ -1,0 +1,517 @@
+//! `sluice perf`: producer and consumer throughput and latency (kafka-producer-perf-test and
+//! kafka-consumer-perf-test).
+//!
+//! Both measure the library, not the CLI: one pregenerated payload shared by every record
+//! (`Bytes::clone` is a reference count), no per-record allocation here beyond what the client
+//! API takes, delivery futures completed from a bounded in-flight queue, and counters in atomics.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use sluice_log::TopicPartition;
+use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
+use sluice_log::client::{
+    Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
+};
+use tokio::time::Instant;
+
+use crate::parse_key_value;
+
+/// Deliveries a producer task keeps in flight before it waits for the oldest.
+const MAX_IN_FLIGHT: usize = 100_000;
+/// How often progress is printed.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Measure throughput and latency.
+#[derive(Debug, Args)]
+pub(crate) struct PerfArgs {
+    #[command(subcommand)]
+    command: PerfCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PerfCommand {
+    /// Send records as fast as allowed; report throughput and send-to-ack latency.
+    Produce(ProducePerf),
+    /// Read a topic from the beginning; report throughput.
+    Consume(ConsumePerf),
+}
+
+#[derive(Debug, Args)]
+struct ProducePerf {
+    /// Topic to send to (created if missing).
+    #[arg(long)]
+    topic: String,
+    /// Records to send in total.
+    #[arg(long)]
+    num_records: u64,
+    /// Bytes of each record's value.
+    #[arg(long)]
+    record_size: usize,
+    /// Records per second at most, over all producers; -1 is unlimited.
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    throughput: f64,
+    /// Acknowledgements to wait for.
+    #[arg(long, value_parser = ["0", "1", "all", "-1"])]
+    acks: Option<String>,
+    /// Concurrent producers, each with its own share of the records and the throughput.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    producers: u32,
+    /// Partitions of the topic if it has to be created.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// Producer configs KEY=VALUE under Kafka's names, e.g. linger.ms=10 batch.size=65536.
+    #[arg(long = "producer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
+    producer_props: Vec<(String, String)>,
+    /// Print the producer's effective configs and the run's counters at the end.
+    #[arg(long)]
+    print_metrics: bool,
+}
+
+#[derive(Debug, Args)]
+struct ConsumePerf {
+    /// Topic to read (all partitions, from the beginning).
+    #[arg(long)]
+    topic: String,
+    /// Records to read.
+    #[arg(long)]
+    messages: u64,
+    /// Give up when no record arrives for this long.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Consumer configs KEY=VALUE under Kafka's names, e.g. max.poll.records=2000.
+    #[arg(long = "consumer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
+    consumer_props: Vec<(String, String)>,
+}
+
+pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<()> {
+    match args.command {
+        PerfCommand::Produce(a) => produce(client, a).await,
+        PerfCommand::Consume(a) => consume(client, a).await,
+    }
+}
+
+/// A payload of `size` pseudo-random uppercase letters, as Kafka's perf test sends.
+fn payload(size: usize) -> Bytes {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let v: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'A' + (x % 26) as u8
+        })
+        .collect();
+    Bytes::from(v)
+}
+
+/// Paces sends to a rate: record `i` goes no earlier than `start + i / rate`. The schedule is
+/// absolute, so the timer's millisecond granularity never accumulates into drift.
+#[derive(Debug)]
+struct Throttle {
+    start: Instant,
+    per_second: Option<f64>,
+}
+
+impl Throttle {
+    fn new(per_second: Option<f64>) -> Self {
+        Self {
+            start: Instant::now(),
+            per_second,
+        }
+    }
+
+    fn due(&self, sent: u64) -> Option<Instant> {
+        let rate = self.per_second?;
+        Some(self.start + Duration::from_secs_f64(sent as f64 / rate))
+    }
+
+    async fn wait(&self, sent: u64) {
+        if let Some(due) = self.due(sent)
+            && due > Instant::now()
+        {
+            tokio::time::sleep_until(due).await;
+        }
+    }
+}
+
+/// Counters since the last progress line, shared by the producer tasks.
+#[derive(Debug, Default)]
+struct Window {
+    records: AtomicU64,
+    latency_us_sum: AtomicU64,
+    latency_us_max: AtomicU64,
+}
+
+/// What one producer task measured.
+#[derive(Debug)]
+struct TaskOutcome {
+    histogram: Histogram<u64>,
+    acked: u64,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+impl TaskOutcome {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            // Microseconds, from 1 µs to an hour, 3 significant digits.
+            histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .context("could not create the latency histogram")?,
+            acked: 0,
+            failed: 0,
+            first_error: None,
+        })
+    }
+
+    fn complete(
+        &mut self,
+        window: &Window,
+        sent_at: Instant,
+        result: sluice_log::Result<RecordMetadata>,
+    ) {
+        match result {
+            Ok(_) => {
+                let us = u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.histogram.saturating_record(us.max(1));
+                self.acked += 1;
+                window.records.fetch_add(1, Ordering::Relaxed);
+                window.latency_us_sum.fetch_add(us, Ordering::Relaxed);
+                window.latency_us_max.fetch_max(us, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.failed += 1;
+                self.first_error
+                    .get_or_insert_with(|| sluice_log::report(&e));
+            }
+        }
+    }
+}
+
+/// Completes the deliveries at the front of the queue that are already done, without waiting.
+fn complete_ready(
+    in_flight: &mut VecDeque<(Instant, DeliveryFuture)>,
+    outcome: &mut TaskOutcome,
+    window: &Window,
+) {
+    let mut cx = Context::from_waker(Waker::noop());
+    while let Some((_, f)) = in_flight.front_mut() {
+        let Poll::Ready(result) = Pin::new(f).poll(&mut cx) else {
+            break;
+        };
+        if let Some((sent_at, _)) = in_flight.pop_front() {
+            outcome.complete(window, sent_at, result);
+        }
+    }
+}
+
+async fn produce_task<P: Producer>(
+    producer: P,
+    topic: Arc<str>,
+    value: Bytes,
+    records: u64,
+    throttle: Throttle,
+    window: Arc<Window>,
+) -> anyhow::Result<TaskOutcome> {
+    let mut outcome = TaskOutcome::new()?;
+    let mut in_flight: VecDeque<(Instant, DeliveryFuture)> =
+        VecDeque::with_capacity(MAX_IN_FLIGHT.min(records as usize) + 1);
+    for i in 0..records {
+        throttle.wait(i).await;
+        let sent_at = Instant::now();
+        let record = ProducerRecord {
+            topic: Arc::clone(&topic),
+            partition: None,
+            key: None,
+            value: Some(value.clone()),
+            headers: Vec::new(),
+            timestamp: None,
+        };
+        match producer.send(record).await {
+            Ok(f) => in_flight.push_back((sent_at, f)),
+            Err(e) => {
+                outcome.failed += 1;
+                outcome
+                    .first_error
+                    .get_or_insert_with(|| sluice_log::report(&e));
+            }
+        }
+        complete_ready(&mut in_flight, &mut outcome, &window);
+        if in_flight.len() >= MAX_IN_FLIGHT
+            && let Some((sent_at, f)) = in_flight.pop_front()
+        {
+            let r = f.await;
+            outcome.complete(&window, sent_at, r);
+        }
+    }
+    while let Some((sent_at, f)) = in_flight.pop_front() {
+        let r = f.await;
+        outcome.complete(&window, sent_at, r);
+        complete_ready(&mut in_flight, &mut outcome, &window);
+    }
+    producer.flush().await?;
+    Ok(outcome)
+}
+
+fn ms(us: f64) -> f64 {
+    us / 1000.0
+}
+
+async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
+    if a.throughput == 0.0 || a.throughput.is_nan() {
+        bail!("--throughput must be positive, or -1 for unlimited");
+    }
+    let mut pairs = a.producer_props.clone();
+    if let Some(acks) = &a.acks {
+        pairs.push(("acks".into(), acks.clone()));
+    }
+    let config = ProducerConfig::from_pairs(pairs)?;
+    let admin = client.admin()?;
+    if !admin.list_topics().await?.contains(&a.topic) {
+        admin
+            .create_topics(vec![NewTopic::new(a.topic.clone(), a.partitions)])
+            .await?;
+    }
+    let topic: Arc<str> = Arc::from(a.topic.as_str());
+    let value = payload(a.record_size);
+    let producers = u64::from(a.producers);
+    let rate = (a.throughput > 0.0).then(|| a.throughput / producers as f64);
+    let window = Arc::new(Window::default());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..producers {
+        let share = a.num_records / producers + u64::from(i < a.num_records % producers);
+        let producer = client.producer(config.clone())?;
+        tasks.push(tokio::spawn(produce_task(
+            producer,
+            Arc::clone(&topic),
+            value.clone(),
+            share,
+            Throttle::new(rate),
+            Arc::clone(&window),
+        )));
+    }
+    let reporter = {
+        let window = Arc::clone(&window);
+        let record_size = a.record_size as f64;
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            let mut tick = tokio::time::interval_at(last + REPORT_EVERY, REPORT_EVERY);
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                let secs = (now - last).as_secs_f64();
+                last = now;
+                let n = window.records.swap(0, Ordering::Relaxed);
+                let sum = window.latency_us_sum.swap(0, Ordering::Relaxed);
+                let max = window.latency_us_max.swap(0, Ordering::Relaxed);
+                let avg = if n > 0 { sum as f64 / n as f64 } else { 0.0 };
+                let _ = outln!(
+                    "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+                    n as f64 / secs,
+                    n as f64 * record_size / MB / secs,
+                    ms(avg),
+                    ms(max as f64),
+                );
+            }
+        })
+    };
+    let mut total = TaskOutcome::new()?;
+    let mut task_error = None;
+    for t in tasks {
+        match t.await.context("producer task panicked")? {
+            Ok(o) => {
+                total.histogram.add(&o.histogram).ok();
+                total.acked += o.acked;
+                total.failed += o.failed;
+                if total.first_error.is_none() {
+                    total.first_error = o.first_error;
+                }
+            }
+            Err(e) => task_error = task_error.or(Some(e)),
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    reporter.abort();
+    let h = &total.histogram;
+    let n = total.acked;
+    let q = |p: f64| ms(h.value_at_quantile(p) as f64);
+    outln!(
+        "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
+         {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
+        n as f64 / elapsed,
+        n as f64 * a.record_size as f64 / MB / elapsed,
+        ms(h.mean()),
+        ms(h.max() as f64),
+        q(0.50),
+        q(0.95),
+        q(0.99),
+        q(0.999),
+    )?;
+    if a.print_metrics {
+        outln!()?;
+        outln!("{:<50} Value", "Producer config")?;
+        for e in config.describe() {
+            outln!("{:<50} {}", e.name, e.value)?;
+        }
+        outln!()?;
+        outln!("{:<50} Value", "Metric Name")?;
+        let metrics: [(&str, String); 7] = [
+            ("perf:producers", a.producers.to_string()),
+            ("perf:record-send-total", n.to_string()),
+            ("perf:record-error-total", total.failed.to_string()),
+            ("perf:record-size-bytes", a.record_size.to_string()),
+            ("perf:elapsed-seconds", format!("{elapsed:.3}")),
+            ("perf:latency-min-ms", format!("{:.3}", ms(h.min() as f64))),
+            ("perf:latency-stdev-ms", format!("{:.3}", ms(h.stdev()))),
+        ];
+        for (name, value) in metrics {
+            outln!("{name:<50} {value}")?;
+        }
+    }
+    if let Some(e) = task_error {
+        return Err(e);
+    }
+    if total.failed > 0 {
+        bail!(
+            "{} of {} records failed; the first: {}",
+            total.failed,
+            a.num_records,
+            total.first_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `yyyy-MM-dd HH:mm:ss:SSS` in UTC, the layout kafka-consumer-perf-test prints.
+fn format_utc_ms(ms_since_epoch: i64) -> String {
+    let days = ms_since_epoch.div_euclid(86_400_000);
+    let ms_of_day = ms_since_epoch.rem_euclid(86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}:{:03}",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
+    let config = ConsumerConfig::from_pairs(a.consumer_props.iter().map(|(k, v)| (k, v)))?;
+    let d = client.admin()?.describe_topic(&a.topic).await?;
+    let partitions: Vec<TopicPartition> = d
+        .partitions
+        .iter()
+        .map(|p| TopicPartition::new(a.topic.as_str(), p.partition))
+        .collect();
+    let mut consumer = client.consumer(config)?;
+    consumer.assign(partitions)?;
+    consumer.seek_to_beginning(&[]).await?;
+    let timeout = Duration::from_millis(a.timeout_ms);
+    let start_ms = now_ms();
+    let start = Instant::now();
+    let mut last_record = start;
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    while records < a.messages {
+        let idle = last_record.elapsed();
+        if idle >= timeout {
+            eprintln!(
+                "WARNING: Exiting before consuming the expected number of messages: timeout ({} ms) exceeded.",
+                a.timeout_ms
+            );
+            break;
+        }
+        let batch = consumer
+            .poll((timeout - idle).min(Duration::from_secs(1)))
+            .await?;
+        if batch.is_empty() {
+            continue;
+        }
+        last_record = Instant::now();
+        for r in batch.iter().take((a.messages - records) as usize) {
+            records += 1;
+            bytes += r.key.as_ref().map_or(0, |k| k.len() as u64)
+                + r.value.as_ref().map_or(0, |v| v.len() as u64);
+        }
+    }
+    // Time to the last record read: a final idle timeout is not part of the throughput.
+    let elapsed = (last_record - start).as_secs_f64().max(1e-9);
+    let end_ms = start_ms + (last_record - start).as_millis() as i64;
+    let mb = bytes as f64 / MB;
+    outln!("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec")?;
+    outln!(
+        "{}, {}, {mb:.4}, {:.4}, {records}, {:.4}",
+        format_utc_ms(start_ms),
+        format_utc_ms(end_ms),
+        mb / elapsed,
+        records as f64 / elapsed,
+    )?;
+    outln!(
+        "{records} records in {elapsed:.3} s: {:.1} records/s ({:.2} MB/s)",
+        records as f64 / elapsed,
+        mb / elapsed
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_format_like_kafka() {
+        assert_eq!(format_utc_ms(0), "1970-01-01 00:00:00:000");
+        assert_eq!(format_utc_ms(951_782_400_123), "2000-02-29 00:00:00:123");
+        assert_eq!(format_utc_ms(1_700_000_000_000), "2023-11-14 22:13:20:000");
+    }
+
+    #[test]
+    fn payload_is_letters_of_the_asked_size() {
+        let p = payload(1000);
+        assert_eq!(p.len(), 1000);
+        assert!(p.iter().all(u8::is_ascii_uppercase));
+    }
+
+    #[tokio::test]
+    async fn throttle_keeps_the_rate_without_drift() {
+        // 300 records at 2000/s: 150 ms, whatever the timer's granularity.
+        let t = Throttle::new(Some(2000.0));
+        for i in 0..=300 {
+            t.wait(i).await;
+        }
+        let elapsed = t.start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(150) && elapsed <= Duration::from_millis(190),
+            "{elapsed:?}"
+        );
+        let unlimited = Throttle::new(None);
+        assert_eq!(unlimited.due(1_000_000), None);
+    }
+}

@@ -1,0 +1,383 @@
+//! The `sluice` binary end to end: topics, produce, consume, log tools and perf, run as a user
+//! would, against a fresh data directory per test.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Longest any one command may take before the test fails.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The `sluice` binary of this build. Cargo builds only library targets of dependencies, so the
+/// binary is built here, once, into the target directory these tests run from.
+fn sluice_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/e2e-<hash> -> target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        build
+            .args(["build", "--quiet", "-p", "sluice"])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let out = build.output().expect("run cargo build -p sluice");
+        assert!(
+            out.status.success(),
+            "cargo build -p sluice failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = profile_dir.join("sluice");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+#[derive(Debug)]
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `sluice --data-dir <dir> <args>` with `stdin`, within [`COMMAND_DEADLINE`].
+fn sluice(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(sluice_bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SLUICE_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("stdout")));
+    let err = reader(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + COMMAND_DEADLINE;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for sluice") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sluice {args:?} did not finish within {COMMAND_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    writer.join().expect("stdin writer");
+    Output {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
+    let o = sluice(dir, args, stdin);
+    assert_eq!(o.code, 0, "sluice {args:?} failed: {o:?}");
+    o.stdout
+}
+
+fn segment(dir: &Path, topic_partition: &str) -> PathBuf {
+    dir.join(topic_partition).join("00000000000000000000.log")
+}
+
+#[test]
+fn records_round_trip_through_produce_consume_describe_and_dump() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    assert_eq!(
+        ok(dir, &["topics", "create", "--topic", "orders"], ""),
+        "Created topic orders.\n"
+    );
+    let sent = ok(
+        dir,
+        &[
+            "produce",
+            "orders",
+            "--key-separator",
+            ":",
+            "--header",
+            "source=e2e",
+            "--header",
+            "n=1",
+            "--verbose",
+        ],
+        "k1:v1\nk2:v2:with colon\nk3:v3\n",
+    );
+    assert_eq!(sent, "orders-0@0\norders-0@1\norders-0@2\n");
+
+    let lines = ok(
+        dir,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--timeout-ms",
+            "2000",
+            "--format",
+            "%k=%v",
+        ],
+        "",
+    );
+    assert_eq!(lines, "k1=v1\nk2=v2:with colon\nk3=v3\n");
+
+    let json = ok(
+        dir,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--timeout-ms",
+            "2000",
+            "--json",
+        ],
+        "",
+    );
+    let records: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(records.len(), 3, "{json}");
+    assert_eq!(records[1]["key"], "k2");
+    assert_eq!(records[1]["value"], "v2:with colon");
+    assert_eq!(records[1]["offset"], 1);
+    assert_eq!(records[1]["partition"], 0);
+    assert_eq!(records[1]["topic"], "orders");
+    assert_eq!(
+        records[1]["headers"],
+        serde_json::json!([{"key": "source", "value": "e2e"}, {"key": "n", "value": "1"}])
+    );
+
+    let two = ok(
+        dir,
+        &[
+            "consume",
+            "orders",
+            "--partition",
+            "0",
+            "--offset",
+            "1",
+            "--max-messages",
+            "1",
+            "--format",
+            "%o %h",
+        ],
+        "",
+    );
+    assert_eq!(two, "1 source=e2e,n=1\n");
+
+    let described = ok(dir, &["topics", "describe", "--topic", "orders"], "");
+    assert!(
+        described.contains("Partition: 0\tLogStartOffset: 0\tLogEndOffset: 3"),
+        "{described}"
+    );
+    assert_eq!(ok(dir, &["topics", "list"], ""), "orders\n");
+
+    let seg = segment(dir, "orders-0");
+    let dump = ok(
+        dir,
+        &[
+            "log",
+            "dump",
+            seg.to_str().expect("utf-8 path"),
+            "--print-data",
+        ],
+        "",
+    );
+    assert!(
+        dump.contains("baseOffset: 0 lastOffset: 2 count: 3"),
+        "{dump}"
+    );
+    assert!(dump.contains("isvalid: true"), "{dump}");
+    assert!(
+        dump.contains("headerKeys: [source,n] key: k2 payload: v2:with colon"),
+        "{dump}"
+    );
+}
+
+#[test]
+fn errors_are_one_line_with_exit_code_1_and_usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let o = sluice(
+        dir,
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "t",
+            "--config",
+            "no.such.key=1",
+        ],
+        "",
+    );
+    assert_eq!(o.code, 1, "{o:?}");
+    assert_eq!(o.stderr.lines().count(), 1, "{o:?}");
+    assert!(o.stderr.starts_with("error: "), "{o:?}");
+    assert!(o.stderr.contains("\"no.such.key\""), "{o:?}");
+
+    ok(dir, &["topics", "create", "--topic", "t"], "");
+    let o = sluice(
+        dir,
+        &["produce", "t", "--producer-property", "linger.ms=soon"],
+        "x\n",
+    );
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.starts_with("error: ") && o.stderr.contains("linger.ms"),
+        "{o:?}"
+    );
+
+    let o = sluice(
+        dir,
+        &["--bootstrap", "localhost:9092", "topics", "list"],
+        "",
+    );
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("not available yet"), "{o:?}");
+
+    let o = sluice(dir, &["topics", "create"], "");
+    assert_eq!(o.code, 2, "{o:?}");
+}
+
+#[test]
+fn log_verify_passes_a_good_dir_and_names_the_byte_of_a_flipped_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    ok(
+        dir,
+        &["topics", "create", "--topic", "v", "--partitions", "2"],
+        "",
+    );
+    // Two runs, two batches in partition 0.
+    for value in ["first", "second"] {
+        ok(
+            dir,
+            &["produce", "v", "--partition", "0"],
+            &format!("{value}\n"),
+        );
+    }
+    let data = dir.to_str().expect("utf-8 path");
+    let report = ok(dir, &["log", "verify", data], "");
+    assert!(
+        report.contains("v-0/00000000000000000000.log: ok (2 batches, offsets 0..1)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("v-1/00000000000000000000.log: ok (empty)"),
+        "{report}"
+    );
+
+    let seg = segment(dir, "v-0");
+    let mut bytes = std::fs::read(&seg).expect("read segment");
+    let dump = ok(dir, &["log", "dump", seg.to_str().expect("utf-8 path")], "");
+    let second: usize = dump
+        .lines()
+        .filter_map(|l| l.split(" position: ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .nth(1)
+        .expect("position of the second batch");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&seg, &bytes).expect("write segment");
+
+    let o = sluice(dir, &["log", "verify", data], "");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stdout.contains(&format!(
+            "corrupt in the batch at byte {second} (offsets 1..1)"
+        )),
+        "{o:?}"
+    );
+    assert!(o.stdout.contains("CRC"), "{o:?}");
+    assert!(o.stderr.starts_with("error: 1 of 2 segments"), "{o:?}");
+
+    // A torn tail: the dump names where the bad bytes start.
+    std::fs::write(&seg, &bytes[..last - 10]).expect("truncate segment");
+    let o = sluice(dir, &["log", "dump", seg.to_str().expect("utf-8 path")], "");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr
+            .contains(&format!("bad bytes at byte {second}: torn tail")),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn perf_produce_and_consume_print_their_final_lines() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let produced = ok(
+        dir,
+        &[
+            "perf",
+            "produce",
+            "--topic",
+            "perf",
+            "--num-records",
+            "20000",
+            "--record-size",
+            "100",
+            "--partitions",
+            "2",
+            "--producers",
+            "2",
+        ],
+        "",
+    );
+    let last = produced.lines().last().unwrap_or_default();
+    assert!(last.starts_with("20000 records sent, "), "{produced}");
+    assert!(
+        last.contains(" ms 50th, ") && last.ends_with(" ms 99.9th."),
+        "{produced}"
+    );
+
+    let consumed = ok(
+        dir,
+        &[
+            "perf",
+            "consume",
+            "--topic",
+            "perf",
+            "--messages",
+            "20000",
+            "--timeout-ms",
+            "10000",
+        ],
+        "",
+    );
+    let lines: Vec<&str> = consumed.lines().collect();
+    assert_eq!(
+        lines[0],
+        "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec",
+        "{consumed}"
+    );
+    assert_eq!(lines[1].split(", ").nth(4), Some("20000"), "{consumed}");
+    assert!(lines[2].starts_with("20000 records in "), "{consumed}");
+}
