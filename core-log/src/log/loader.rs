@@ -2,7 +2,9 @@
 //! scan the rest (CRC of every batch), cut a torn tail, rebuild indexes, and take the partition
 //! offline if a batch in the middle of a segment is corrupt.
 
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,6 +14,9 @@ use super::segment::Segment;
 use crate::config::TopicConfig;
 use crate::record::{self, BatchHeader, HEADER_LEN};
 use crate::{Error, Result, TopicPartition};
+
+/// Where the magic byte sits in a batch header.
+const MAGIC_AT: usize = 16;
 
 /// Parses a segment file name `NNNNNNNNNNNNNNNNNNNN.log` into its base offset.
 fn base_offset_of(name: &str, ext: &str) -> Option<i64> {
@@ -158,23 +163,25 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
         if pos == len {
             return Ok(Scan::Clean);
         }
-        let bad = |reason: String, torn: bool| {
-            if torn {
-                Scan::TornTail {
-                    position: pos,
-                    reason,
-                }
-            } else {
+        // A bad batch is a torn tail (cut it) unless a whole, valid batch follows it: then it
+        // is corruption with data after it, and the partition goes offline rather than lose it.
+        let bad = |reason: String| -> Result<Scan> {
+            Ok(if valid_batch_after(seg, &file, pos, len, next)? {
                 Scan::Corrupt {
                     position: pos,
                     reason,
                 }
-            }
+            } else {
+                Scan::TornTail {
+                    position: pos,
+                    reason,
+                }
+            })
         };
         if len - pos < HEADER_LEN as u64 {
-            return Ok(bad(
-                format!("{} trailing bytes, less than a batch header", len - pos),
-                true,
+            return bad(format!(
+                "{} trailing bytes, less than a batch header",
+                len - pos
             ));
         }
         reader
@@ -182,16 +189,12 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
             .map_err(|e| Error::io(seg.log_path(), e))?;
         let h = match BatchHeader::parse(&header) {
             Ok(h) => h,
-            Err(e) => {
-                let torn = rest_is_zeros(&file, pos, len)?;
-                return Ok(bad(e.to_string(), torn));
-            }
+            Err(e) => return bad(e.to_string()),
         };
         let total = h.total_len() as u64;
         if pos + total > len {
-            return Ok(bad(
-                format!("batch of {total} bytes runs past the end of the file"),
-                true,
+            return bad(format!(
+                "batch of {total} bytes runs past the end of the file"
             ));
         }
         buf.clear();
@@ -201,14 +204,13 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
             .read_exact(&mut buf[HEADER_LEN..])
             .map_err(|e| Error::io(seg.log_path(), e))?;
         if let Err(e) = record::validate(&buf) {
-            // A bad last batch is a torn write; a bad batch with data after it is corruption.
-            return Ok(bad(e.to_string(), pos + total == len));
+            return bad(e.to_string());
         }
         if h.base_offset < next {
-            return Ok(bad(
-                format!("batch base offset {} goes back from {next}", h.base_offset),
-                false,
-            ));
+            return Ok(Scan::Corrupt {
+                position: pos,
+                reason: format!("batch base offset {} goes back from {next}", h.base_offset),
+            });
         }
         seg.note_batch(&h, pos, total, interval);
         pos += total;
@@ -217,20 +219,39 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
     }
 }
 
-fn rest_is_zeros(file: &std::fs::File, from: u64, len: u64) -> Result<bool> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut pos = from;
-    while pos < len {
-        let n = ((len - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)
-            .map_err(|e| Error::io("segment", e))?;
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
+/// Whether a whole batch with a valid CRC and offsets from `next` on starts anywhere after the
+/// bad bytes at `from` (byte by byte: the bad batch's length field cannot be trusted). Runs only
+/// after a bad batch was found; reads the rest of the segment once.
+fn valid_batch_after(seg: &Segment, file: &File, from: u64, len: u64, next: i64) -> Result<bool> {
+    const CHUNK: u64 = 1 << 20;
+    let io = |e| Error::io(seg.log_path(), e);
+    let mut window = Vec::new();
+    let mut start = from + 1;
+    while start + HEADER_LEN as u64 <= len {
+        // Candidates in [start, start + CHUNK); the window holds their whole headers.
+        let end = (start + CHUNK + HEADER_LEN as u64).min(len);
+        window.resize((end - start) as usize, 0);
+        file.read_exact_at(&mut window, start).map_err(io)?;
+        for i in 0..=(window.len() - HEADER_LEN).min(CHUNK as usize - 1) {
+            if window[i + MAGIC_AT] != record::MAGIC as u8 {
+                continue;
+            }
+            let Ok(h) = BatchHeader::parse(&window[i..]) else {
+                continue;
+            };
+            let at = start + i as u64;
+            if h.base_offset < next || at + h.total_len() as u64 > len {
+                continue;
+            }
+            let mut batch = vec![0u8; h.total_len()];
+            file.read_exact_at(&mut batch, at).map_err(io)?;
+            if record::validate(&batch).is_ok() {
+                return Ok(true);
+            }
         }
-        pos += n as u64;
+        start += CHUNK;
     }
-    Ok(true)
+    Ok(false)
 }
 
 /// Finishes a compaction interrupted by a crash: a `.swap` segment replaces the segments whose

@@ -1,0 +1,427 @@
+//! Recovery: torn tails, trailing garbage, corrupt batches, lost index files, the trust rule for
+//! segments below the recovery point, kill -9 during acknowledged appends, and the on-disk format
+//! fixture every later version must still open.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use sluice_log::log::Partition;
+use sluice_log::record::{self, BatchIter, HEADER_LEN, decode_records, testing};
+use sluice_log::{Error, MockClock, TopicPartition};
+
+use crate::log::{open, values};
+
+const TOPIC: &str = "t";
+const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+
+fn tp(partition: i32) -> TopicPartition {
+    TopicPartition::new(TOPIC, partition)
+}
+
+fn partition_dir(dir: &Path, partition: i32) -> PathBuf {
+    dir.join(tp(partition).dir_name())
+}
+
+/// One record as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rec {
+    offset: i64,
+    timestamp: i64,
+    value: String,
+}
+
+/// Every record of the partition, checking that offsets are contiguous from the log start.
+fn records(p: &Partition) -> Vec<Rec> {
+    let mut out: Vec<Rec> = Vec::new();
+    let mut at = p.log_start_offset();
+    for _ in 0..100_000 {
+        if at >= p.log_end_offset() {
+            break;
+        }
+        let data = p.read(at, 64 << 10).unwrap();
+        let before = out.len();
+        for (_, range) in BatchIter::new(&data.records) {
+            for r in decode_records(&data.records.slice(range), 1 << 24).unwrap() {
+                let r = r.unwrap();
+                if r.offset >= at {
+                    assert_eq!(r.offset, at, "offsets are contiguous");
+                    at += 1;
+                    out.push(Rec {
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        value: String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap(),
+                    });
+                }
+            }
+        }
+        assert!(out.len() > before, "no progress at {at}");
+    }
+    assert_eq!(at, p.log_end_offset());
+    out
+}
+
+/// The `.log` files of a partition directory, by base offset.
+fn segment_logs(pdir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn base_offset_of(log: &Path) -> i64 {
+    log.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// Copies a data directory (not its lock file), as a crash image or a fixture.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != ".lock" {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Byte ranges of the batches of a `.log` file.
+fn batch_ranges(log: &Path) -> Vec<std::ops::Range<usize>> {
+    let bytes = std::fs::read(log).unwrap();
+    BatchIter::new(&bytes).map(|(_, r)| r).collect()
+}
+
+/// Deterministic bytes (xorshift), for garbage that does not depend on the run.
+fn garbage(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Torn tails, trailing garbage and zeros: the log keeps exactly the whole batches before them.
+
+#[derive(Debug, Clone)]
+enum TailDamage {
+    /// Truncate the last segment at this byte (chosen within its length).
+    Cut(prop::sample::Index),
+    /// Append these bytes to it.
+    Garbage(Vec<u8>),
+    /// Append this many zero bytes (a file extended but not written, as after a power loss).
+    Zeros(usize),
+}
+
+fn arb_tail_damage() -> impl Strategy<Value = TailDamage> {
+    prop_oneof![
+        3 => any::<prop::sample::Index>().prop_map(TailDamage::Cut),
+        1 => prop::collection::vec(any::<u8>(), 1..300).prop_map(TailDamage::Garbage),
+        1 => (1usize..5000).prop_map(TailDamage::Zeros),
+    ]
+}
+
+fn check_tail_damage(
+    batch_lens: &[Vec<usize>],
+    segment_bytes: u64,
+    index_interval: u64,
+    damage: &TailDamage,
+    drop_checkpoint: bool,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let mut written: Vec<(i64, Vec<String>)> = Vec::new();
+    {
+        let log = open(dir.path(), &clock);
+        log.create_topic(
+            TOPIC,
+            1,
+            [
+                ("segment.bytes", segment_bytes.to_string()),
+                ("index.interval.bytes", index_interval.to_string()),
+            ],
+        )
+        .unwrap();
+        let p = log.partition(&tp(0)).unwrap();
+        for (i, lens) in batch_lens.iter().enumerate() {
+            let vals: Vec<String> = lens
+                .iter()
+                .enumerate()
+                .map(|(j, &n)| format!("{i}.{j}:{}", "x".repeat(n)))
+                .collect();
+            let a = p
+                .append(testing::batch(
+                    vals.iter().map(String::as_str),
+                    1_000_000 + i as i64,
+                ))
+                .unwrap();
+            written.push((a.base_offset, vals));
+        }
+        log.close().unwrap();
+    }
+    let logs = segment_logs(&partition_dir(dir.path(), 0));
+    let last = logs.last().unwrap();
+    let bytes = std::fs::read(last).unwrap();
+    let end_of_all = written.last().map_or(0, |(b, vs)| b + vs.len() as i64);
+    let keep_end = match damage {
+        TailDamage::Cut(at) => {
+            let cut = at.index(bytes.len() + 1);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(last)
+                .unwrap()
+                .set_len(cut as u64)
+                .unwrap();
+            BatchIter::new(&bytes[..cut])
+                .last()
+                .map_or(base_offset_of(last), |(h, _)| h.next_offset())
+        }
+        TailDamage::Garbage(g) => {
+            let mut b = bytes.clone();
+            b.extend_from_slice(g);
+            std::fs::write(last, b).unwrap();
+            end_of_all
+        }
+        TailDamage::Zeros(n) => {
+            let mut b = bytes.clone();
+            b.resize(b.len() + n, 0);
+            std::fs::write(last, b).unwrap();
+            end_of_all
+        }
+    };
+    if drop_checkpoint {
+        std::fs::remove_file(dir.path().join(RECOVERY_CHECKPOINT)).unwrap();
+    }
+    let want: Vec<(i64, String)> = written
+        .iter()
+        .filter(|(base, _)| *base < keep_end)
+        .flat_map(|(base, vs)| {
+            vs.iter()
+                .enumerate()
+                .map(move |(j, v)| (base + j as i64, v.clone()))
+        })
+        .collect();
+    let got = |p: &Partition| -> Vec<(i64, String)> {
+        records(p)
+            .into_iter()
+            .map(|r| (r.offset, r.value))
+            .collect()
+    };
+    {
+        let log = open(dir.path(), &clock);
+        let p = log.partition(&tp(0)).unwrap();
+        assert_eq!(p.log_end_offset(), keep_end);
+        assert_eq!(got(&p), want);
+        let a = p.append(testing::batch(["after"], 2_000_000)).unwrap();
+        assert_eq!(a.base_offset, keep_end, "appends continue at the cut");
+        assert_eq!(
+            values(&p.read(keep_end, 1000).unwrap().records, keep_end),
+            ["after"]
+        );
+        log.close().unwrap();
+    }
+    // The recovered log is a normal log: a clean reopen shows the same.
+    let log = open(dir.path(), &clock);
+    let p = log.partition(&tp(0)).unwrap();
+    let mut want = want;
+    want.push((keep_end, "after".to_owned()));
+    assert_eq!(got(&p), want);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_damaged_tail_keeps_exactly_the_whole_batches_before_it(
+        batch_lens in prop::collection::vec(prop::collection::vec(0usize..150, 1..6), 1..40),
+        segment_bytes in prop_oneof![Just(300u64), Just(1000), Just(1 << 20)],
+        index_interval in prop_oneof![Just(0u64), Just(200), Just(4096)],
+        damage in arb_tail_damage(),
+        drop_checkpoint in any::<bool>(),
+    ) {
+        check_tail_damage(&batch_lens, segment_bytes, index_interval, &damage, drop_checkpoint);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A corrupt batch with data after it takes its partition (only) offline.
+
+/// A log with topic `t` of two partitions of several 1000-byte segments, 40 batches each.
+fn two_partition_log(dir: &Path, clock: &MockClock) {
+    let log = open(dir, clock);
+    log.create_topic(TOPIC, 2, [("segment.bytes", "1000")])
+        .unwrap();
+    for part in 0..2 {
+        let p = log.partition(&tp(part)).unwrap();
+        for i in 0..40 {
+            p.append(testing::batch(
+                [format!("p{part}-{i}-{}", "v".repeat(20)).as_str()],
+                1_000 + i,
+            ))
+            .unwrap();
+        }
+    }
+    log.close().unwrap();
+}
+
+#[test]
+fn a_corrupt_batch_mid_segment_takes_only_its_partition_offline() {
+    // Where in the second batch of a middle segment the byte flips: in its records (only the CRC
+    // notices), in its length field (it seems to run past the end), in its magic byte.
+    let damages: [(&str, fn(std::ops::Range<usize>) -> usize); 3] = [
+        ("records", |r| {
+            r.start + HEADER_LEN + (r.len() - HEADER_LEN) / 2
+        }),
+        ("length", |r| r.start + 8),
+        ("magic", |r| r.start + 16),
+    ];
+    for (what, at) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(1_000);
+        two_partition_log(dir.path(), &clock);
+        std::fs::remove_file(dir.path().join(RECOVERY_CHECKPOINT)).unwrap();
+        let logs = segment_logs(&partition_dir(dir.path(), 0));
+        assert!(logs.len() >= 3, "{} segments", logs.len());
+        let seg = &logs[1];
+        let ranges = batch_ranges(seg);
+        assert!(ranges.len() >= 3);
+        let bad = ranges[1].clone();
+        flip_byte(seg, at(bad.clone()));
+
+        let log = open(dir.path(), &clock);
+        let p0 = log.partition(&tp(0)).unwrap();
+        let is_offline_here = |e: Error| match e {
+            Error::PartitionOffline { path, position, .. } => {
+                assert_eq!(&path, seg, "{what}");
+                assert_eq!(position, bad.start as u64, "{what}");
+            }
+            other => panic!("{what}: expected PartitionOffline, got {other}"),
+        };
+        is_offline_here(p0.read(0, 1000).unwrap_err());
+        is_offline_here(p0.append(testing::batch(["x"], 5_000)).unwrap_err());
+        is_offline_here(p0.offset_for_timestamp(0).unwrap_err());
+        let msg = p0.read(0, 1000).unwrap_err().to_string();
+        assert!(
+            msg.contains(&seg.display().to_string()) && msg.contains(&bad.start.to_string()),
+            "{msg}"
+        );
+        let desc = log.describe_topic(TOPIC).unwrap();
+        assert!(desc.partitions[0].offline.is_some(), "{what}");
+        assert_eq!(desc.partitions[1].offline, None, "{what}");
+
+        // The other partition serves reads and appends.
+        let p1 = log.partition(&tp(1)).unwrap();
+        let got: Vec<String> = records(&p1).into_iter().map(|r| r.value).collect();
+        let want: Vec<String> = (0..40)
+            .map(|i| format!("p1-{i}-{}", "v".repeat(20)))
+            .collect();
+        assert_eq!(got, want, "{what}");
+        assert_eq!(
+            p1.append(testing::batch(["more"], 9_000))
+                .unwrap()
+                .base_offset,
+            40
+        );
+        log.close().unwrap();
+        drop(log);
+        // Nothing was truncated or deleted: the bad segment and those after it are still there.
+        assert_eq!(segment_logs(&partition_dir(dir.path(), 0)), logs, "{what}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The trust rule: segments below the recovery point are not scanned on open.
+
+/// Writes `t-0` with several segments, closes cleanly, and returns its segment files.
+fn segmented_log(dir: &Path, clock: &MockClock) -> Vec<PathBuf> {
+    let log = open(dir, clock);
+    log.create_topic(TOPIC, 1, [("segment.bytes", "1000")])
+        .unwrap();
+    let p = log.partition(&tp(0)).unwrap();
+    for i in 0..60 {
+        p.append(testing::batch(
+            [format!("r{i}-{}", "v".repeat(20)).as_str()],
+            1_000 + i,
+        ))
+        .unwrap();
+    }
+    log.close().unwrap();
+    let logs = segment_logs(&partition_dir(dir, 0));
+    assert!(logs.len() >= 4, "{} segments", logs.len());
+    logs
+}
+
+/// Flips a byte in the records of the second batch of `seg`; returns that batch's position.
+fn corrupt_second_batch(seg: &Path) -> u64 {
+    let r = batch_ranges(seg)[1].clone();
+    flip_byte(seg, r.start + HEADER_LEN + (r.len() - HEADER_LEN) / 2);
+    r.start as u64
+}
+
+#[test]
+fn segments_below_the_recovery_point_are_trusted_without_a_crc_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000);
+    let logs = segmented_log(dir.path(), &clock);
+    // After a clean close the recovery point is the log end: every segment but the last is
+    // trusted. A flipped byte only a CRC check would notice goes unnoticed on open; it is the
+    // price of opening a large log without reading it (Kafka's rule too).
+    corrupt_second_batch(&logs[0]);
+    let log = open(dir.path(), &clock);
+    let p = log.partition(&tp(0)).unwrap();
+    assert_eq!(p.log_end_offset(), 60);
+    let data = p.read(1, 1).unwrap();
+    let (_, range) = BatchIter::new(&data.records).next().unwrap();
+    assert!(
+        record::validate(&data.records[range]).is_err(),
+        "the corrupt batch is served as stored"
+    );
+    assert_eq!(
+        p.append(testing::batch(["next"], 9_000))
+            .unwrap()
+            .base_offset,
+        60
+    );
+}
+
+#[test]
+fn after_a_crash_only_segments_past_the_recovery_point_are_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000);
+    let logs = segmented_log(dir.path(), &clock);
+    // The image a crash leaves when only the first two segments were fsynced: the checkpoint
+    // names the base offset of the third.
+    let rp = base_offset_of(&logs[2]);
+    std::fs::write(
+        dir.path().join(RECOVERY_CHECKPOINT),
+        format!("0\n1\n{TOPIC} 0 {rp}\n"),
+    )
+    .unwrap();
+    // Damage below the recovery point (unseen) and past it (found).
+    corrupt_second_batch(&logs[0]);
+    corrupt_second_batch(&logs[1]);
+    let bad = corrupt_second_batch(&logs[2]);
+    let log = open(dir.path(), &clock);
+    let p = log.partition(&tp(0)).unwrap();
+    match p.read(0, 100).unwrap_err() {
+        Error::PartitionOffline { path, position, .. } => {
+            assert_eq!(path, logs[2]);
+            assert_eq!(position, bad);
+        }
+        other => panic!("expected PartitionOffline, got {other}"),
+    }
+}
