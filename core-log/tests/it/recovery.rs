@@ -344,6 +344,113 @@ fn a_corrupt_batch_mid_segment_takes_only_its_partition_offline() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 3. Missing or damaged index files are rebuilt.
+
+#[derive(Debug, Clone, Copy)]
+enum IndexDamage {
+    Deleted,
+    OddLength,
+    Garbage,
+    Zeros,
+}
+
+#[test]
+fn missing_or_damaged_index_files_are_rebuilt() {
+    let pristine = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(10_000);
+    {
+        let log = open(pristine.path(), &clock);
+        log.create_topic(
+            TOPIC,
+            1,
+            [("segment.bytes", "2000"), ("index.interval.bytes", "100")],
+        )
+        .unwrap();
+        let p = log.partition(&tp(0)).unwrap();
+        for i in 0..150 {
+            let vals: Vec<String> = (0..1 + i % 3).map(|j| format!("{i}.{j}")).collect();
+            p.append(testing::batch(
+                vals.iter().map(String::as_str),
+                10_000 + 10 * i,
+            ))
+            .unwrap();
+        }
+        assert!(p.segment_count() >= 4);
+        log.close().unwrap();
+    }
+    let expected = {
+        let log = open(pristine.path(), &clock);
+        let recs = records(&log.partition(&tp(0)).unwrap());
+        log.close().unwrap();
+        recs
+    };
+    let first_at_or_after = |ts: i64| {
+        expected
+            .iter()
+            .find(|r| r.timestamp >= ts)
+            .map(|r| (r.offset, r.timestamp))
+    };
+    let damages = [
+        IndexDamage::Deleted,
+        IndexDamage::OddLength,
+        IndexDamage::Garbage,
+        IndexDamage::Zeros,
+    ];
+    let targets: [&[&str]; 3] = [&["index"], &["timeindex"], &["index", "timeindex"]];
+    for damage in damages {
+        for exts in targets {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(pristine.path(), dir.path());
+            let pdir = partition_dir(dir.path(), 0);
+            for log_file in segment_logs(&pdir) {
+                for (k, ext) in exts.iter().enumerate() {
+                    let f = log_file.with_extension(ext);
+                    let len = std::fs::metadata(&f).unwrap().len() as usize;
+                    match damage {
+                        IndexDamage::Deleted => std::fs::remove_file(&f).unwrap(),
+                        IndexDamage::OddLength => std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&f)
+                            .unwrap()
+                            .set_len(len.saturating_sub(3).max(5) as u64)
+                            .unwrap(),
+                        IndexDamage::Garbage => {
+                            std::fs::write(&f, garbage(len.max(24), len as u64 + k as u64)).unwrap()
+                        }
+                        IndexDamage::Zeros => std::fs::write(&f, vec![0; len.max(24)]).unwrap(),
+                    }
+                }
+            }
+            let log = open(dir.path(), &clock);
+            let p = log.partition(&tp(0)).unwrap();
+            let ctx = format!("{damage:?} of {exts:?}");
+            assert_eq!(p.log_end_offset(), expected.len() as i64, "{ctx}");
+            for r in &expected {
+                let data = p.read(r.offset, 1).unwrap();
+                let (h, _) = BatchIter::new(&data.records).next().unwrap();
+                assert!(
+                    h.base_offset <= r.offset && r.offset <= h.last_offset(),
+                    "{ctx}: read({}) returned batch {}..={}",
+                    r.offset,
+                    h.base_offset,
+                    h.last_offset()
+                );
+            }
+            let last_ts = expected.last().unwrap().timestamp;
+            for ts in (9_990..=last_ts + 2).step_by(3) {
+                assert_eq!(
+                    p.offset_for_timestamp(ts).unwrap(),
+                    first_at_or_after(ts),
+                    "{ctx}: timestamp {ts}"
+                );
+            }
+            assert_eq!(records(&p), expected, "{ctx}");
+            log.close().unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // 5. The trust rule: segments below the recovery point are not scanned on open.
 
 /// Writes `t-0` with several segments, closes cleanly, and returns its segment files.
