@@ -532,3 +532,218 @@ fn after_a_crash_only_segments_past_the_recovery_point_are_scanned() {
         other => panic!("expected PartitionOffline, got {other}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. kill -9 during acknowledged (acks=all) appends loses nothing acknowledged.
+
+/// Set in the child process: the data directory it writes to.
+const CRASH_CHILD_ENV: &str = "SLUICE_CRASH_CHILD";
+/// Set in the child process: the round, which prefixes every value it writes.
+const CRASH_ROUND_ENV: &str = "SLUICE_CRASH_ROUND";
+const CRASH_TEST: &str = "recovery::kill_9_never_loses_an_acknowledged_batch";
+const CRASH_WRITERS: u64 = 4;
+const CRASH_PARTITIONS: i32 = 3;
+const CRASH_ROUNDS: u64 = 3;
+const ACKS_PER_ROUND: usize = 300;
+
+#[test]
+fn kill_9_never_loses_an_acknowledged_batch() {
+    if let Ok(dir) = std::env::var(CRASH_CHILD_ENV) {
+        crash_child(Path::new(&dir));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // (partition, base offset, value of the batch's first record)
+    let mut acked: Vec<(i32, i64, String)> = Vec::new();
+    for round in 0..CRASH_ROUNDS {
+        let new = run_and_kill_child(dir.path(), round);
+        assert!(
+            new.len() >= ACKS_PER_ROUND,
+            "round {round}: {} acks",
+            new.len()
+        );
+        acked.extend(new);
+        // Check a copy, so the next child recovers the crash image itself.
+        let image = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), image.path());
+        check_crash_image(image.path(), &acked, round + 1);
+    }
+    check_crash_image(dir.path(), &acked, CRASH_ROUNDS);
+}
+
+/// Runs one child until it has acknowledged [`ACKS_PER_ROUND`] batches, kills it with SIGKILL,
+/// and returns what it acknowledged.
+fn run_and_kill_child(dir: &Path, round: u64) -> Vec<(i32, i64, String)> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", CRASH_TEST, "--nocapture", "--test-threads=1"])
+        .env(CRASH_CHILD_ENV, dir)
+        .env(CRASH_ROUND_ENV, round.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut acks = Vec::new();
+    while acks.len() < ACKS_PER_ROUND {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                panic!(
+                    "round {round}: child stopped acknowledging after {} acks: {e}",
+                    acks.len()
+                );
+            }
+        };
+        let Some(rest) = line.strip_prefix("ack ") else {
+            continue;
+        };
+        let mut f = rest.split(' ');
+        let (Some(p), Some(base), Some(value)) = (f.next(), f.next(), f.next()) else {
+            panic!("bad ack line {line:?}");
+        };
+        acks.push((p.parse().unwrap(), base.parse().unwrap(), value.to_owned()));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    // Acks printed after the count was reached are acknowledged too.
+    reader.join().unwrap();
+    for line in rx.try_iter() {
+        if let Some(rest) = line.strip_prefix("ack ") {
+            let f: Vec<&str> = rest.split(' ').collect();
+            acks.push((
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].to_owned(),
+            ));
+        }
+    }
+    acks
+}
+
+/// The child: writers append to several partitions, wait for each append to be durable, and
+/// print one `ack <partition> <base offset> <first value>` line per batch, until killed.
+fn crash_child(dir: &Path) {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    let round: u64 = std::env::var(CRASH_ROUND_ENV).unwrap().parse().unwrap();
+    // Background checkpoints every 50 ms, so recovery points move while the child runs.
+    let mut config = sluice_log::log::LogManagerConfig::new(dir);
+    config.checkpoint_interval = Duration::from_millis(50);
+    let log = sluice_log::log::LogManager::open(config).unwrap();
+    if round == 0 {
+        log.create_topic(TOPIC, CRASH_PARTITIONS, [("segment.bytes", "4096")])
+            .unwrap();
+    }
+    // Bounded: a parent that died without killing us must not leave us running.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    std::thread::scope(|s| {
+        for w in 0..CRASH_WRITERS {
+            let log = &log;
+            s.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let part = (w % CRASH_PARTITIONS as u64) as i32;
+                let p = log.partition(&tp(part)).unwrap();
+                let mut rng = garbage(100_000, round * 10 + w + 1).into_iter();
+                let mut seq = 0u64;
+                while Instant::now() < deadline {
+                    // A few batches in flight, then wait for the last to be durable.
+                    let n = 1 + rng.next().unwrap_or(0) % 3;
+                    let mut pending = Vec::new();
+                    let mut last = 0;
+                    for _ in 0..n {
+                        let k = 1 + rng.next().unwrap_or(0) % 4;
+                        let vals: Vec<String> =
+                            (0..k).map(|j| format!("r{round}-w{w}-{seq}.{j}")).collect();
+                        let a = p
+                            .append(testing::batch(vals.iter().map(String::as_str), 0))
+                            .unwrap();
+                        pending.push((a.base_offset, vals[0].clone()));
+                        last = a.last_offset;
+                        seq += 1;
+                    }
+                    rt.block_on(p.wait_durable(last + 1)).unwrap();
+                    let mut out = std::io::stdout().lock();
+                    for (base, value) in pending {
+                        writeln!(out, "ack {part} {base} {value}").unwrap();
+                    }
+                    out.flush().unwrap();
+                }
+            });
+        }
+    });
+    std::process::exit(0);
+}
+
+/// Opens a crash image and checks: offsets contiguous from 0, every acknowledged batch at its
+/// offset, and every record one a child wrote, in each writer's order, without gaps.
+fn check_crash_image(dir: &Path, acked: &[(i32, i64, String)], rounds: u64) {
+    let clock = MockClock::new(0);
+    let log = open(dir, &clock);
+    let mut all = Vec::new();
+    for part in 0..CRASH_PARTITIONS {
+        let p = log.partition(&tp(part)).unwrap();
+        assert_eq!(p.log_start_offset(), 0);
+        let recs = records(&p);
+        // Per (round, writer): (seq, j) goes (0, 0), then (seq, j + 1) or (seq + 1, 0).
+        let mut last: std::collections::HashMap<(u64, u64), (u64, u64)> = Default::default();
+        for r in &recs {
+            let parse = || -> Option<(u64, u64, u64, u64)> {
+                let (rw, sj) = r.value.rsplit_once('-')?;
+                let (rr, ww) = rw.split_once("-w")?;
+                let (s, j) = sj.split_once('.')?;
+                Some((
+                    rr.strip_prefix('r')?.parse().ok()?,
+                    ww.parse().ok()?,
+                    s.parse().ok()?,
+                    j.parse().ok()?,
+                ))
+            };
+            let Some((round, w, seq, j)) = parse() else {
+                panic!("garbage record {r:?} in partition {part}");
+            };
+            assert!(
+                round < rounds && w % CRASH_PARTITIONS as u64 == part as u64,
+                "{r:?}"
+            );
+            let ok = match last.get(&(round, w)) {
+                None => (seq, j) == (0, 0),
+                Some(&(s, k)) => (seq, j) == (s, k + 1) || (seq, j) == (s + 1, 0),
+            };
+            assert!(
+                ok,
+                "partition {part}: {r:?} does not follow {:?}",
+                last.get(&(round, w))
+            );
+            last.insert((round, w), (seq, j));
+        }
+        all.push(recs);
+    }
+    for (part, base, value) in acked {
+        let recs = &all[*part as usize];
+        assert_eq!(
+            recs.get(*base as usize).map(|r| r.value.as_str()),
+            Some(value.as_str()),
+            "acknowledged batch at {part}/{base} lost"
+        );
+    }
+    log.close().unwrap();
+}
