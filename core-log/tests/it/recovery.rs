@@ -747,3 +747,254 @@ fn check_crash_image(dir: &Path, acked: &[(i32, i64, String)], rounds: u64) {
     }
     log.close().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. The v1 format fixture: a data directory written once by this code, committed, that every
+// later version must still open. Regenerate (only when the format is meant to change, as a new
+// `vN` folder) with `SLUICE_WRITE_FIXTURES=1 cargo test -p sluice-log --test it write_fixture`.
+
+const FIXTURE_T0: i64 = 1_700_000_000_000;
+
+/// One batch of the fixture: where it goes, its codec, the clock at append, its records.
+struct FixtureBatch {
+    topic: &'static str,
+    partition: i32,
+    compression: sluice_log::Compression,
+    clock_ms: i64,
+    records: Vec<FixtureRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FixtureRecord {
+    timestamp: i64,
+    key: Option<String>,
+    value: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+fn fixture_v1_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+}
+
+/// The fixture's content: topic `events` (2 partitions, 1024-byte segments, every codec,
+/// keys, headers, tombstones) and topic `audit` (LogAppendTime), in append order.
+fn fixture_v1_batches() -> Vec<FixtureBatch> {
+    use sluice_log::Compression;
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    let mut out = Vec::new();
+    for i in 0..30i64 {
+        for partition in 0..2 {
+            let records = (0..1 + (i + i64::from(partition)) % 3)
+                .map(|j| FixtureRecord {
+                    timestamp: FIXTURE_T0 + i * 1000 + j,
+                    key: Some(format!("k{partition}-{i}-{j}")),
+                    value: (i % 7 != 3 || j != 0).then(|| {
+                        format!("event {partition}/{i}/{j} {}", "z".repeat(10 * j as usize))
+                    }),
+                    headers: if i % 4 == 0 {
+                        vec![("trace".to_owned(), format!("t{i}"))]
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect();
+            out.push(FixtureBatch {
+                topic: "events",
+                partition,
+                compression: codecs[(i as usize + partition as usize) % codecs.len()],
+                clock_ms: FIXTURE_T0 + 100_000 + i,
+                records,
+            });
+        }
+    }
+    for i in 0..6i64 {
+        out.push(FixtureBatch {
+            topic: "audit",
+            partition: 0,
+            compression: codecs[i as usize % codecs.len()],
+            clock_ms: FIXTURE_T0 + 200_000 + 10 * i,
+            records: (0..2)
+                .map(|j| FixtureRecord {
+                    // Producer timestamps the log replaces with its own.
+                    timestamp: 5 + j,
+                    key: None,
+                    value: Some(format!("audit {i}.{j}")),
+                    headers: Vec::new(),
+                })
+                .collect(),
+        });
+    }
+    out
+}
+
+fn build_fixture_batch(b: &FixtureBatch) -> Vec<u8> {
+    let mut builder = sluice_log::record::BatchBuilder::new(b.compression);
+    for r in &b.records {
+        let headers: Vec<sluice_log::record::Header> = r
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                sluice_log::record::Header::new(k.as_str(), bytes::Bytes::from(v.clone()))
+            })
+            .collect();
+        builder.append(
+            r.timestamp,
+            r.key.as_deref().map(str::as_bytes),
+            r.value.as_deref().map(str::as_bytes),
+            &headers,
+        );
+    }
+    builder.build()
+}
+
+#[test]
+fn write_fixture_v1() {
+    if std::env::var("SLUICE_WRITE_FIXTURES").as_deref() != Ok("1") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(FIXTURE_T0);
+    {
+        let log = open(tmp.path(), &clock);
+        log.create_topic(
+            "events",
+            2,
+            [("segment.bytes", "1024"), ("retention.ms", "-1")],
+        )
+        .unwrap();
+        log.create_topic(
+            "audit",
+            1,
+            [
+                ("message.timestamp.type", "LogAppendTime"),
+                ("retention.ms", "-1"),
+            ],
+        )
+        .unwrap();
+        for b in fixture_v1_batches() {
+            clock.set(b.clock_ms);
+            let p = log
+                .partition(&TopicPartition::new(b.topic, b.partition))
+                .unwrap();
+            p.append(build_fixture_batch(&b)).unwrap();
+        }
+        log.close().unwrap();
+    }
+    let target = fixture_v1_dir();
+    if target.exists() {
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+    copy_dir(tmp.path(), &target);
+}
+
+#[test]
+fn the_v1_fixture_opens_with_every_record() {
+    use std::collections::BTreeMap;
+
+    if std::env::var("SLUICE_WRITE_FIXTURES").as_deref() == Ok("1") {
+        return; // the writer is replacing the fixture right now
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_v1_dir(), dir.path());
+    // What the fixture must hold, per partition: (codec, records) per batch.
+    let mut want: BTreeMap<(String, i32), Vec<(sluice_log::Compression, Vec<FixtureRecord>)>> =
+        BTreeMap::new();
+    for b in fixture_v1_batches() {
+        let mut records = b.records.clone();
+        if b.topic == "audit" {
+            for r in &mut records {
+                r.timestamp = b.clock_ms;
+            }
+        }
+        want.entry((b.topic.to_owned(), b.partition))
+            .or_default()
+            .push((b.compression, records));
+    }
+    let clock = MockClock::new(FIXTURE_T0 + 1_000_000);
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.list_topics(), ["audit", "events"]);
+    assert_eq!(log.partition_count("events").unwrap(), 2);
+    let events = log.topic_config("events").unwrap();
+    assert_eq!((events.segment_bytes, events.retention_ms), (1024, -1));
+    assert_eq!(
+        log.topic_config("audit").unwrap().message_timestamp_type,
+        sluice_log::TimestampType::LogAppendTime
+    );
+    for ((topic, partition), batches) in &want {
+        let p = log
+            .partition(&TopicPartition::new(topic.as_str(), *partition))
+            .unwrap();
+        let ctx = format!("{topic}-{partition}");
+        assert_eq!(p.log_start_offset(), 0, "{ctx}");
+        if topic == "events" {
+            assert!(
+                p.segment_count() >= 3,
+                "{ctx}: {} segments",
+                p.segment_count()
+            );
+        }
+        let mut at = 0;
+        for (i, (codec, records)) in batches.iter().enumerate() {
+            let data = p.read(at, 1).unwrap();
+            let (h, range) = BatchIter::new(&data.records).next().unwrap();
+            let batch = data.records.slice(range);
+            record::validate(&batch).unwrap();
+            assert_eq!(h.base_offset, at, "{ctx} batch {i}");
+            assert_eq!(h.compression().unwrap(), *codec, "{ctx} batch {i}");
+            let got: Vec<FixtureRecord> = decode_records(&batch, 1 << 24)
+                .unwrap()
+                .map(|r| {
+                    let r = r.unwrap();
+                    let s = |b: bytes::Bytes| String::from_utf8(b.to_vec()).unwrap();
+                    FixtureRecord {
+                        timestamp: r.timestamp,
+                        key: r.key.map(s),
+                        value: r.value.map(s),
+                        headers: r
+                            .headers
+                            .into_iter()
+                            .map(|h| (h.key, s(h.value.unwrap_or_default())))
+                            .collect(),
+                    }
+                })
+                .collect();
+            assert_eq!(&got, records, "{ctx} batch {i}");
+            at = h.next_offset();
+        }
+        assert_eq!(p.log_end_offset(), at, "{ctx}");
+        assert_eq!(
+            p.recovery_point(),
+            at,
+            "{ctx}: the fixture was closed cleanly"
+        );
+    }
+    // Lookups by time, and appends continue after the fixture's data.
+    let p = log.partition(&TopicPartition::new("events", 1)).unwrap();
+    let first = want[&("events".to_owned(), 1)]
+        .iter()
+        .flat_map(|(_, rs)| rs)
+        .position(|r| r.timestamp >= FIXTURE_T0 + 17_000)
+        .unwrap() as i64;
+    assert_eq!(
+        p.offset_for_timestamp(FIXTURE_T0 + 17_000).unwrap(),
+        Some((first, FIXTURE_T0 + 17_000))
+    );
+    let end = p.log_end_offset();
+    assert_eq!(
+        p.append(testing::batch(["later"], FIXTURE_T0 + 999_000))
+            .unwrap()
+            .base_offset,
+        end
+    );
+    let audit = log.partition(&TopicPartition::new("audit", 0)).unwrap();
+    assert_eq!(
+        audit.offset_for_timestamp(FIXTURE_T0 + 200_025).unwrap(),
+        Some((6, FIXTURE_T0 + 200_030))
+    );
+}
