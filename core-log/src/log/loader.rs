@@ -1,6 +1,7 @@
 //! Opening a partition directory: find the segments, trust those below the recovery point,
-//! scan the rest (CRC of every batch), cut a torn tail, rebuild indexes, and take the partition
-//! offline if a batch in the middle of a segment is corrupt.
+//! scan the rest (CRC of every batch from the recovery point on; only the headers of the batches
+//! below it, to rebuild the index), cut a torn tail, rebuild indexes, and take the partition
+//! offline if a batch with valid data after it is corrupt.
 
 use std::fs::File;
 use std::io::Read;
@@ -53,7 +54,7 @@ pub(crate) fn open_partition(
     let rp = recovery_point.unwrap_or(0);
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
     let mut offline = None;
-    let interval = config.index_interval_bytes as u64;
+    let interval = config.index_interval_bytes;
     let mut i = 0;
     while i < bases.len() {
         let seg = Arc::new(Segment::new(dir, bases[i], now));
@@ -69,7 +70,7 @@ pub(crate) fn open_partition(
             i += 1;
             continue;
         }
-        match recover_segment(&seg, ctx, len, interval)? {
+        match recover_segment(&seg, ctx, len, interval, rp)? {
             Scan::Clean => {}
             Scan::TornTail { position, reason } => {
                 tracing::warn!(%tp, segment = %seg.log_path().display(), position, reason, "truncating torn tail after unclean shutdown");
@@ -99,27 +100,29 @@ pub(crate) fn open_partition(
         i += 1;
     }
     // The last trusted segment may be the last one: find its end from the index.
-    if let Some(last) = segments.last() {
-        if offline.is_none() && last.next_offset() == last.base_offset() && last.size() > 0 {
-            last.ensure_index(&ctx.files)?;
-            let file = last.file(&ctx.files)?;
-            let mut pos = 0;
-            let mut next = last.base_offset();
-            // Walk forward from the last index entry (at most index.interval.bytes of headers).
-            if let Some(found) = last
-                .find_offset(&ctx.files, i64::MAX - 1, last.size())
-                .ok()
-                .flatten()
-            {
-                pos = found.position;
-                next = found.header.next_offset();
-            }
-            while let Some(h) = last.header_at(&file, pos, last.size())? {
-                next = h.next_offset();
-                pos += h.total_len() as u64;
-            }
-            last.set_extent(last.size(), next);
+    if let Some(last) = segments.last()
+        && offline.is_none()
+        && last.next_offset() == last.base_offset()
+        && last.size() > 0
+    {
+        last.ensure_index(&ctx.files)?;
+        let file = last.file(&ctx.files)?;
+        let mut pos = 0;
+        let mut next = last.base_offset();
+        // Walk forward from the last index entry (at most index.interval.bytes of headers).
+        if let Some(found) = last
+            .find_offset(&ctx.files, i64::MAX - 1, last.size())
+            .ok()
+            .flatten()
+        {
+            pos = found.position;
+            next = found.header.next_offset();
         }
+        while let Some(h) = last.header_at(&file, pos, last.size())? {
+            next = h.next_offset();
+            pos += h.total_len() as u64;
+        }
+        last.set_extent(last.size(), next);
     }
     let first_base = segments
         .first()
@@ -148,8 +151,15 @@ enum Scan {
     Corrupt { position: u64, reason: String },
 }
 
-/// Scans a whole segment, checking every batch and rebuilding its index.
-fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> Result<Scan> {
+/// Scans a segment, rebuilding its index and checking every batch from the first one reaching
+/// `recovery_point` on (those wholly below it were fsynced: only their headers are read).
+fn recover_segment(
+    seg: &Segment,
+    ctx: &LogContext,
+    len: u64,
+    interval: u64,
+    recovery_point: i64,
+) -> Result<Scan> {
     seg.reset_index();
     seg.mark_index_loaded();
     seg.set_extent(0, seg.base_offset());
@@ -159,6 +169,29 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
     let mut next = seg.base_offset();
     let mut header = [0u8; HEADER_LEN];
     let mut buf = Vec::new();
+    // The trusted prefix: headers only, skipping the records (no CRC). Any header that does
+    // not fit ends it, and the checked scan below takes over from that batch.
+    let io = |e| Error::io(seg.log_path(), e);
+    while pos + HEADER_LEN as u64 <= len {
+        reader.read_exact(&mut header).map_err(io)?;
+        let fits = BatchHeader::parse(&header).ok().filter(|h| {
+            h.last_offset() < recovery_point
+                && h.base_offset >= next
+                && pos + h.total_len() as u64 <= len
+        });
+        let Some(h) = fits else {
+            reader.seek_relative(-(HEADER_LEN as i64)).map_err(io)?;
+            break;
+        };
+        let total = h.total_len() as u64;
+        reader
+            .seek_relative((total - HEADER_LEN as u64) as i64)
+            .map_err(io)?;
+        seg.note_batch(&h, pos, total, interval);
+        pos += total;
+        next = h.next_offset();
+        seg.set_extent(pos, next);
+    }
     loop {
         if pos == len {
             return Ok(Scan::Clean);

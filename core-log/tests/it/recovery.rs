@@ -282,7 +282,8 @@ fn two_partition_log(dir: &Path, clock: &MockClock) {
 fn a_corrupt_batch_mid_segment_takes_only_its_partition_offline() {
     // Where in the second batch of a middle segment the byte flips: in its records (only the CRC
     // notices), in its length field (it seems to run past the end), in its magic byte.
-    let damages: [(&str, fn(std::ops::Range<usize>) -> usize); 3] = [
+    type At = fn(std::ops::Range<usize>) -> usize;
+    let damages: [(&str, At); 3] = [
         ("records", |r| {
             r.start + HEADER_LEN + (r.len() - HEADER_LEN) / 2
         }),
@@ -486,17 +487,23 @@ fn segments_below_the_recovery_point_are_trusted_without_a_crc_scan() {
     let logs = segmented_log(dir.path(), &clock);
     // After a clean close the recovery point is the log end: every segment but the last is
     // trusted. A flipped byte only a CRC check would notice goes unnoticed on open; it is the
-    // price of opening a large log without reading it (Kafka's rule too).
+    // price of opening a large log without reading it (Kafka's rule too). The last segment is
+    // below the recovery point too: only its batch headers are read, to find the log end.
     corrupt_second_batch(&logs[0]);
+    let last = logs.last().unwrap();
+    assert!(batch_ranges(last).len() >= 3);
+    corrupt_second_batch(last);
     let log = open(dir.path(), &clock);
     let p = log.partition(&tp(0)).unwrap();
     assert_eq!(p.log_end_offset(), 60);
-    let data = p.read(1, 1).unwrap();
-    let (_, range) = BatchIter::new(&data.records).next().unwrap();
-    assert!(
-        record::validate(&data.records[range]).is_err(),
-        "the corrupt batch is served as stored"
-    );
+    for offset in [1, base_offset_of(last) + 1] {
+        let data = p.read(offset, 1).unwrap();
+        let (_, range) = BatchIter::new(&data.records).next().unwrap();
+        assert!(
+            record::validate(&data.records[range]).is_err(),
+            "the corrupt batch at {offset} is served as stored"
+        );
+    }
     assert_eq!(
         p.append(testing::batch(["next"], 9_000))
             .unwrap()
@@ -531,6 +538,47 @@ fn after_a_crash_only_segments_past_the_recovery_point_are_scanned() {
         }
         other => panic!("expected PartitionOffline, got {other}"),
     }
+}
+
+#[test]
+fn a_recovery_point_inside_the_last_segment_scans_only_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000);
+    let logs = segmented_log(dir.path(), &clock);
+    let last = logs.last().unwrap();
+    let ranges = batch_ranges(last);
+    assert!(ranges.len() >= 5, "{} batches", ranges.len());
+    // A crash when the first three batches of the last segment were fsynced (one record each).
+    let rp = base_offset_of(last) + 3;
+    std::fs::write(
+        dir.path().join(RECOVERY_CHECKPOINT),
+        format!("0\n1\n{TOPIC} 0 {rp}\n"),
+    )
+    .unwrap();
+    corrupt_second_batch(last); // below the recovery point: not checked
+    let r = ranges[3].clone(); // at it, with a batch after it: found
+    flip_byte(last, r.start + HEADER_LEN + (r.len() - HEADER_LEN) / 2);
+    {
+        let log = open(dir.path(), &clock);
+        match log.partition(&tp(0)).unwrap().read(0, 100).unwrap_err() {
+            Error::PartitionOffline { path, position, .. } => {
+                assert_eq!(&path, last);
+                assert_eq!(position, r.start as u64);
+            }
+            other => panic!("expected PartitionOffline, got {other}"),
+        }
+    }
+    // Undo the damage past the recovery point: the log opens, all 60 records, the trusted
+    // corrupt batch served as stored, offsets and timestamps found through the rebuilt index.
+    flip_byte(last, r.start + HEADER_LEN + (r.len() - HEADER_LEN) / 2);
+    let log = open(dir.path(), &clock);
+    let p = log.partition(&tp(0)).unwrap();
+    assert_eq!(p.log_end_offset(), 60);
+    assert_eq!(p.offset_for_timestamp(1_059).unwrap(), Some((59, 1_059)));
+    assert_eq!(
+        values(&p.read(59, 100).unwrap().records, 59),
+        [format!("r59-{}", "v".repeat(20))]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -903,8 +951,8 @@ fn the_v1_fixture_opens_with_every_record() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture_v1_dir(), dir.path());
     // What the fixture must hold, per partition: (codec, records) per batch.
-    let mut want: BTreeMap<(String, i32), Vec<(sluice_log::Compression, Vec<FixtureRecord>)>> =
-        BTreeMap::new();
+    type Batches = Vec<(sluice_log::Compression, Vec<FixtureRecord>)>;
+    let mut want: BTreeMap<(String, i32), Batches> = BTreeMap::new();
     for b in fixture_v1_batches() {
         let mut records = b.records.clone();
         if b.topic == "audit" {
