@@ -297,12 +297,12 @@ impl Segment {
         if !self.index_matches_log(files, &offsets, &times, size) {
             return Ok(false);
         }
-        if let Some(&(ts, rel)) = times.last() {
-            if ts > self.max_timestamp.load(Ordering::Relaxed) {
-                self.max_timestamp.store(ts, Ordering::Release);
-                self.offset_of_max_timestamp
-                    .store(self.base_offset + i64::from(rel), Ordering::Release);
-            }
+        if let Some(&(ts, rel)) = times.last()
+            && ts > self.max_timestamp.load(Ordering::Relaxed)
+        {
+            self.max_timestamp.store(ts, Ordering::Release);
+            self.offset_of_max_timestamp
+                .store(self.base_offset + i64::from(rel), Ordering::Release);
         }
         idx.offsets_persisted = offsets.len();
         idx.times_persisted = times.len();
@@ -505,10 +505,10 @@ impl Segment {
             self.time_index_path(),
             self.log_path.with_extension("txnindex"),
         ] {
-            if let Err(e) = std::fs::remove_file(&p) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(file = %p.display(), error = %e, "could not delete segment file");
-                }
+            if let Err(e) = std::fs::remove_file(&p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %p.display(), error = %e, "could not delete segment file");
             }
         }
     }
