@@ -1,8 +1,11 @@
 //! Opening a partition directory: find the segments, trust those below the recovery point,
-//! scan the rest (CRC of every batch), cut a torn tail, rebuild indexes, and take the partition
-//! offline if a batch in the middle of a segment is corrupt.
+//! scan the rest (CRC of every batch from the recovery point on; only the headers of the batches
+//! below it, to rebuild the index), cut a torn tail, rebuild indexes, and take the partition
+//! offline if a batch with valid data after it is corrupt.
 
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,6 +15,9 @@ use super::segment::Segment;
 use crate::config::TopicConfig;
 use crate::record::{self, BatchHeader, HEADER_LEN};
 use crate::{Error, Result, TopicPartition};
+
+/// Where the magic byte sits in a batch header.
+const MAGIC_AT: usize = 16;
 
 /// Parses a segment file name `NNNNNNNNNNNNNNNNNNNN.log` into its base offset.
 fn base_offset_of(name: &str, ext: &str) -> Option<i64> {
@@ -64,7 +70,7 @@ pub(crate) fn open_partition(
             i += 1;
             continue;
         }
-        match recover_segment(&seg, ctx, len, interval)? {
+        match recover_segment(&seg, ctx, len, interval, rp)? {
             Scan::Clean => {}
             Scan::TornTail { position, reason } => {
                 tracing::warn!(%tp, segment = %seg.log_path().display(), position, reason, "truncating torn tail after unclean shutdown");
@@ -145,8 +151,15 @@ enum Scan {
     Corrupt { position: u64, reason: String },
 }
 
-/// Scans a whole segment, checking every batch and rebuilding its index.
-fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> Result<Scan> {
+/// Scans a segment, rebuilding its index and checking every batch from the first one reaching
+/// `recovery_point` on (those wholly below it were fsynced: only their headers are read).
+fn recover_segment(
+    seg: &Segment,
+    ctx: &LogContext,
+    len: u64,
+    interval: u64,
+    recovery_point: i64,
+) -> Result<Scan> {
     seg.reset_index();
     seg.mark_index_loaded();
     seg.set_extent(0, seg.base_offset());
@@ -156,27 +169,52 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
     let mut next = seg.base_offset();
     let mut header = [0u8; HEADER_LEN];
     let mut buf = Vec::new();
+    // The trusted prefix: headers only, skipping the records (no CRC). Any header that does
+    // not fit ends it, and the checked scan below takes over from that batch.
+    let io = |e| Error::io(seg.log_path(), e);
+    while pos + HEADER_LEN as u64 <= len {
+        reader.read_exact(&mut header).map_err(io)?;
+        let fits = BatchHeader::parse(&header).ok().filter(|h| {
+            h.last_offset() < recovery_point
+                && h.base_offset >= next
+                && pos + h.total_len() as u64 <= len
+        });
+        let Some(h) = fits else {
+            reader.seek_relative(-(HEADER_LEN as i64)).map_err(io)?;
+            break;
+        };
+        let total = h.total_len() as u64;
+        reader
+            .seek_relative((total - HEADER_LEN as u64) as i64)
+            .map_err(io)?;
+        seg.note_batch(&h, pos, total, interval);
+        pos += total;
+        next = h.next_offset();
+        seg.set_extent(pos, next);
+    }
     loop {
         if pos == len {
             return Ok(Scan::Clean);
         }
-        let bad = |reason: String, torn: bool| {
-            if torn {
-                Scan::TornTail {
-                    position: pos,
-                    reason,
-                }
-            } else {
+        // A bad batch is a torn tail (cut it) unless a whole, valid batch follows it: then it
+        // is corruption with data after it, and the partition goes offline rather than lose it.
+        let bad = |reason: String| -> Result<Scan> {
+            Ok(if valid_batch_after(seg, &file, pos, len, next)? {
                 Scan::Corrupt {
                     position: pos,
                     reason,
                 }
-            }
+            } else {
+                Scan::TornTail {
+                    position: pos,
+                    reason,
+                }
+            })
         };
         if len - pos < HEADER_LEN as u64 {
-            return Ok(bad(
-                format!("{} trailing bytes, less than a batch header", len - pos),
-                true,
+            return bad(format!(
+                "{} trailing bytes, less than a batch header",
+                len - pos
             ));
         }
         reader
@@ -184,16 +222,12 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
             .map_err(|e| Error::io(seg.log_path(), e))?;
         let h = match BatchHeader::parse(&header) {
             Ok(h) => h,
-            Err(e) => {
-                let torn = rest_is_zeros(&file, pos, len)?;
-                return Ok(bad(e.to_string(), torn));
-            }
+            Err(e) => return bad(e.to_string()),
         };
         let total = h.total_len() as u64;
         if pos + total > len {
-            return Ok(bad(
-                format!("batch of {total} bytes runs past the end of the file"),
-                true,
+            return bad(format!(
+                "batch of {total} bytes runs past the end of the file"
             ));
         }
         buf.clear();
@@ -203,14 +237,13 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
             .read_exact(&mut buf[HEADER_LEN..])
             .map_err(|e| Error::io(seg.log_path(), e))?;
         if let Err(e) = record::validate(&buf) {
-            // A bad last batch is a torn write; a bad batch with data after it is corruption.
-            return Ok(bad(e.to_string(), pos + total == len));
+            return bad(e.to_string());
         }
         if h.base_offset < next {
-            return Ok(bad(
-                format!("batch base offset {} goes back from {next}", h.base_offset),
-                false,
-            ));
+            return Ok(Scan::Corrupt {
+                position: pos,
+                reason: format!("batch base offset {} goes back from {next}", h.base_offset),
+            });
         }
         seg.note_batch(&h, pos, total, interval);
         pos += total;
@@ -219,20 +252,39 @@ fn recover_segment(seg: &Segment, ctx: &LogContext, len: u64, interval: u64) -> 
     }
 }
 
-fn rest_is_zeros(file: &std::fs::File, from: u64, len: u64) -> Result<bool> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut pos = from;
-    while pos < len {
-        let n = ((len - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)
-            .map_err(|e| Error::io("segment", e))?;
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
+/// Whether a whole batch with a valid CRC and offsets from `next` on starts anywhere after the
+/// bad bytes at `from` (byte by byte: the bad batch's length field cannot be trusted). Runs only
+/// after a bad batch was found; reads the rest of the segment once.
+fn valid_batch_after(seg: &Segment, file: &File, from: u64, len: u64, next: i64) -> Result<bool> {
+    const CHUNK: u64 = 1 << 20;
+    let io = |e| Error::io(seg.log_path(), e);
+    let mut window = Vec::new();
+    let mut start = from + 1;
+    while start + HEADER_LEN as u64 <= len {
+        // Candidates in [start, start + CHUNK); the window holds their whole headers.
+        let end = (start + CHUNK + HEADER_LEN as u64).min(len);
+        window.resize((end - start) as usize, 0);
+        file.read_exact_at(&mut window, start).map_err(io)?;
+        for i in 0..=(window.len() - HEADER_LEN).min(CHUNK as usize - 1) {
+            if window[i + MAGIC_AT] != record::MAGIC as u8 {
+                continue;
+            }
+            let Ok(h) = BatchHeader::parse(&window[i..]) else {
+                continue;
+            };
+            let at = start + i as u64;
+            if h.base_offset < next || at + h.total_len() as u64 > len {
+                continue;
+            }
+            let mut batch = vec![0u8; h.total_len()];
+            file.read_exact_at(&mut batch, at).map_err(io)?;
+            if record::validate(&batch).is_ok() {
+                return Ok(true);
+            }
         }
-        pos += n as u64;
+        start += CHUNK;
     }
-    Ok(true)
+    Ok(false)
 }
 
 /// Finishes a compaction interrupted by a crash.

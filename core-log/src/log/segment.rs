@@ -371,11 +371,10 @@ impl Segment {
 
     /// Loads the index files of a closed segment; returns false if they are missing or do not
     /// make sense (then the caller rebuilds by scanning).
-    pub(crate) fn load_index(&self) -> Result<bool> {
+    pub(crate) fn load_index(&self, files: &FileCache) -> Result<bool> {
         // Paths first: the file state lock is never taken under the index lock.
         let (index_path, time_index_path) = (self.index_path(), self.time_index_path());
-        let mut idx = self.index.lock();
-        if idx.loaded {
+        if self.index.lock().loaded {
             return Ok(true);
         }
         let size = self.size();
@@ -405,8 +404,16 @@ impl Segment {
             }
             times.push((ts, rel));
         }
-        if size > 0 && offsets.is_empty() {
+        if size > 0 && (offsets.is_empty() || times.is_empty()) {
             return Ok(false);
+        }
+        // Checked without the index lock: it reads the log file.
+        if !self.index_matches_log(files, &offsets, &times, size) {
+            return Ok(false);
+        }
+        let mut idx = self.index.lock();
+        if idx.loaded {
+            return Ok(true);
         }
         if let Some(&(ts, rel)) = times.last()
             && ts > self.max_timestamp.load(Ordering::Relaxed)
@@ -421,6 +428,47 @@ impl Segment {
         idx.times = times;
         idx.loaded = true;
         Ok(true)
+    }
+
+    /// Spot-checks index entries read from disk against the log: the last offset entry must point
+    /// at the batch it names, and the last time entry (the segment's max timestamp, written on
+    /// roll and close) at a batch with that max timestamp. This catches zeroed or garbage files
+    /// that happen to be well formed, which would otherwise hide records from lookups by time.
+    fn index_matches_log(
+        &self,
+        files: &FileCache,
+        offsets: &[(u32, u32)],
+        times: &[(i64, u32)],
+        size: u64,
+    ) -> bool {
+        let Ok(file) = self.file(files) else {
+            return false;
+        };
+        let header = |pos: u64| self.header_at(&file, pos, size).ok().flatten();
+        if let Some(&(rel, pos)) = offsets.last() {
+            match header(u64::from(pos)) {
+                Some(h) if h.last_offset() - self.base_offset == i64::from(rel) => {}
+                _ => return false,
+            }
+        }
+        if let Some(&(ts, rel)) = times.last() {
+            let target = self.base_offset + i64::from(rel);
+            let mut pos = match offsets.partition_point(|&(r, _)| r <= rel) {
+                0 => 0,
+                i => u64::from(offsets[i - 1].1),
+            };
+            // Each step moves past a whole batch below `size`, so this ends.
+            loop {
+                let Some(h) = header(pos) else {
+                    return false;
+                };
+                if h.last_offset() >= target {
+                    return h.last_offset() == target && h.max_timestamp == ts;
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        true
     }
 
     /// Position of the last indexed batch at or below `offset` (0 if none), from the loaded index.
@@ -519,7 +567,7 @@ impl Segment {
 
     /// Loads the index, or rebuilds it by scanning if the files are missing or damaged.
     pub(crate) fn ensure_index(&self, files: &FileCache) -> Result<()> {
-        if self.load_index()? {
+        if self.load_index(files)? {
             return Ok(());
         }
         tracing::info!(segment = %self.log_path().display(), "rebuilding index");

@@ -6,3 +6,4 @@ mod client;
 mod codec;
 mod compaction;
 mod log;
+mod recovery;
