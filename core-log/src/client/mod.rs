@@ -1,5 +1,5 @@
 //! The client interface everything above the log uses: [`Admin`], [`Producer`], [`Consumer`],
-//! in Kafka's vocabulary. [`embedded`] implements it in-process over a [`LogManager`]; a
+//! in Kafka's vocabulary. [`embedded`] implements it in-process over a [`LogManager`](crate::log::LogManager); a
 //! Kafka-protocol implementation (against `sluice broker` or any Kafka cluster) implements the
 //! same traits, so streams, SQL and connectors run on either.
 //!
