@@ -17,10 +17,10 @@
 //! assert_ne!(sticky.partition("events", 6), p);
 //! ```
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Kafka's 32-bit murmur2 hash, bit for bit as `org.apache.kafka.common.utils.Utils.murmur2`.
 pub fn murmur2(data: &[u8]) -> i32 {
@@ -103,7 +103,7 @@ impl StickyPartitioner {
         StickyPartitioner {
             inner: Mutex::new(Inner {
                 rng: SplitMix64(seed),
-                topics: HashMap::new(),
+                topics: HashMap::default(),
             }),
         }
     }

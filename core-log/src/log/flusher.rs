@@ -42,7 +42,7 @@ impl std::fmt::Debug for FlusherHandle {
 }
 
 /// Most fsyncs run at once in one round (different files sync in parallel on most disks).
-const PARALLEL_SYNCS: usize = 4;
+const PARALLEL_SYNCS: usize = 8;
 
 impl FlusherHandle {
     /// Starts the flusher thread; `resolver` is set once the partitions can be looked up.

@@ -9,13 +9,13 @@
 //!                    sender thread: build (compress, CRC) -> Partition::append -> ack
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::client::config::{Acks, ProducerConfig};
 use crate::client::partitioner::{StickyPartitioner, partition_for_key};
@@ -66,7 +66,16 @@ struct Shared {
     wake: Condvar,
     buffer_used: AtomicUsize,
     space: tokio::sync::Notify,
-    partition_counts: RwLock<HashMap<Arc<str>, i32>>,
+    partition_counts: RwLock<PartitionCounts>,
+    /// Batches sealed so far (the sender watches it while spinning).
+    sealed: std::sync::atomic::AtomicU64,
+}
+
+/// Partition counts by topic, with the last topic used kept by handle.
+#[derive(Debug, Default)]
+struct PartitionCounts {
+    last: Option<(Arc<str>, i32)>,
+    by_topic: HashMap<Arc<str>, i32>,
 }
 
 impl EmbeddedProducer {
@@ -80,7 +89,8 @@ impl EmbeddedProducer {
             wake: Condvar::new(),
             buffer_used: AtomicUsize::new(0),
             space: tokio::sync::Notify::new(),
-            partition_counts: RwLock::new(HashMap::new()),
+            partition_counts: RwLock::new(PartitionCounts::default()),
+            sealed: std::sync::atomic::AtomicU64::new(0),
         });
         let s = Arc::clone(&shared);
         let sender = std::thread::Builder::new()
@@ -94,14 +104,25 @@ impl EmbeddedProducer {
     }
 
     fn partition_count_cached(&self, topic: &Arc<str>) -> Result<i32> {
-        if let Some(n) = self.shared.partition_counts.read().get(topic) {
-            return Ok(*n);
+        {
+            let counts = self.shared.partition_counts.read();
+            // The same topic handle as last time: no hashing, no string compare.
+            if let Some((last, n)) = &counts.last
+                && Arc::ptr_eq(last, topic)
+            {
+                return Ok(*n);
+            }
         }
-        let n = self.shared.log.partition_count(topic)?;
-        self.shared
-            .partition_counts
-            .write()
-            .insert(Arc::clone(topic), n);
+        let mut counts = self.shared.partition_counts.write();
+        let n = match counts.by_topic.get(topic) {
+            Some(n) => *n,
+            None => {
+                let n = self.shared.log.partition_count(topic)?;
+                counts.by_topic.insert(Arc::clone(topic), n);
+                n
+            }
+        };
+        counts.last = Some((Arc::clone(topic), n));
         Ok(n)
     }
 
@@ -184,18 +205,29 @@ impl Producer for EmbeddedProducer {
         let timestamp = record
             .timestamp
             .unwrap_or_else(|| self.shared.log.clock().now_ms());
-        let size = BatchBuilder::record_size(
-            i32::MAX,
-            i64::MAX,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-        );
+        // An upper bound of the record's encoded size, without walking varints.
+        let size = 32
+            + record.key.as_ref().map_or(0, |k| k.len())
+            + record.value.as_ref().map_or(0, |v| v.len())
+            + record
+                .headers
+                .iter()
+                .map(|h| 10 + h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+                .sum::<usize>();
         if size + HEADER_LEN > cfg.max_request_size {
-            return Err(Error::RecordTooLarge {
-                size: size + HEADER_LEN,
-                max: cfg.max_request_size,
-            });
+            let exact = BatchBuilder::record_size(
+                0,
+                0,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.headers,
+            );
+            if exact + HEADER_LEN > cfg.max_request_size {
+                return Err(Error::RecordTooLarge {
+                    size: exact + HEADER_LEN,
+                    max: cfg.max_request_size,
+                });
+            }
         }
         self.reserve(size).await?;
         let tp = TopicPartition {
@@ -218,15 +250,7 @@ impl Producer for EmbeddedProducer {
         let batch = open
             .entry(tp.clone())
             .or_insert_with(|| new_open(cfg, outstanding, sticky));
-        let delta_size = BatchBuilder::record_size(
-            batch.builder.len() as i32,
-            batch.builder.timestamp_delta(timestamp),
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-        );
-        if !batch.builder.is_empty() && batch.builder.estimated_size() + delta_size > cfg.batch_size
-        {
+        if !batch.builder.is_empty() && batch.builder.estimated_size() + size > cfg.batch_size {
             let full = std::mem::replace(batch, new_open(cfg, outstanding, sticky));
             seal(&self.shared, ready, tp.clone(), full);
             wake = true;
@@ -283,10 +307,9 @@ impl Producer for EmbeddedProducer {
 
     async fn partition_count(&self, topic: &str) -> Result<i32> {
         let n = self.shared.log.partition_count(topic)?;
-        self.shared
-            .partition_counts
-            .write()
-            .insert(Arc::from(topic), n);
+        let mut counts = self.shared.partition_counts.write();
+        counts.by_topic.insert(Arc::from(topic), n);
+        counts.last = None;
         Ok(n)
     }
 }
@@ -309,7 +332,11 @@ fn new_open(cfg: &ProducerConfig, outstanding: &mut Vec<Arc<BatchDone>>, sticky:
     }
 }
 
+/// Times the sender yields, looking for a sealed batch, before it sleeps.
+const SPINS: usize = 64;
+
 fn seal(shared: &Shared, ready: &mut Vec<Sealed>, tp: TopicPartition, o: Open) {
+    shared.sealed.fetch_add(1, Ordering::Relaxed);
     if o.sticky {
         // KIP-480: an unkeyed batch closed, stick to another partition for the next one.
         shared.partitioner.on_new_batch(&tp.topic, tp.partition);
@@ -323,10 +350,16 @@ fn seal(shared: &Shared, ready: &mut Vec<Sealed>, tp: TopicPartition, o: Open) {
 }
 
 fn run_sender(shared: &Arc<Shared>) {
-    let mut partitions: HashMap<TopicPartition, Arc<Partition>> = HashMap::new();
+    let mut partitions: HashMap<TopicPartition, Arc<Partition>> = HashMap::default();
+    // Spinning pays only when batches come faster than a thread wakes up; after a few spins
+    // that found nothing, spin only now and then (many producers on few cores must not burn
+    // CPU looking for each other's work).
+    let mut misses = 0u32;
+    let mut waits = 0u32;
     loop {
         let batches = {
             let mut acc = shared.acc.lock();
+            let mut spun = false;
             loop {
                 let now = Instant::now();
                 let closing = acc.closing;
@@ -351,6 +384,21 @@ fn run_sender(shared: &Arc<Shared>) {
                 let wait = next.map_or(Duration::from_millis(100), |d| {
                     d.saturating_duration_since(now)
                 });
+                waits = waits.wrapping_add(1);
+                if !spun && next.is_some() && (misses < 4 || waits.is_multiple_of(64)) {
+                    // Records are coming: look again for a few tens of microseconds before
+                    // sleeping, so a busy producer rarely pays for waking this thread.
+                    spun = true;
+                    let seen = shared.sealed.load(Ordering::Relaxed);
+                    let found = parking_lot::MutexGuard::unlocked(&mut acc, || {
+                        (0..SPINS).any(|_| {
+                            std::thread::yield_now();
+                            shared.sealed.load(Ordering::Relaxed) != seen
+                        })
+                    });
+                    misses = if found { 0 } else { misses.saturating_add(1) };
+                    continue;
+                }
                 shared
                     .wake
                     .wait_for(&mut acc, wait.max(Duration::from_micros(50)));
