@@ -322,3 +322,47 @@ fn topic_compression_recompresses_and_timestamps_are_bounded() {
     );
     assert_eq!(p.log_end_offset(), 3);
 }
+
+#[test]
+fn a_failed_write_takes_the_directory_offline_for_writes_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(0);
+    let log = open(dir.path(), &clock);
+    log.create_topic("t", 1, [("segment.bytes", "200")])
+        .unwrap();
+    log.create_topic("other", 1, None::<(&str, &str)>).unwrap();
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    p.append(testing::batch(["a", "b"], 0)).unwrap();
+    p.append(testing::batch(["c"], 0)).unwrap();
+    // The next roll opens the segment for offset 3: make that file a disk that is always full.
+    let next = dir
+        .path()
+        .join("t-0")
+        .join(format!("{:020}.log", p.log_end_offset()));
+    std::os::unix::fs::symlink("/dev/full", &next).unwrap();
+    let mut err = None;
+    for _ in 0..10 {
+        if let Err(e) = p.append(testing::batch(
+            ["0123456789012345678901234567890123456789"],
+            0,
+        )) {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("a write to a full disk fails");
+    assert!(
+        err.to_string().contains(&next.display().to_string()) || matches!(err, Error::Io { .. }),
+        "{err}"
+    );
+    // Offline for writes, everywhere in the directory; what was acknowledged stays readable.
+    let e = p.append(testing::batch(["d"], 0)).unwrap_err();
+    assert!(matches!(e, Error::LogDirOffline { .. }), "{e}");
+    let other = log.partition(&TopicPartition::new("other", 0)).unwrap();
+    assert!(matches!(
+        other.append(testing::batch(["x"], 0)),
+        Err(Error::LogDirOffline { .. })
+    ));
+    assert_eq!(read_all(&p, 0, 10_000)[..3], ["a", "b", "c"]);
+    assert!(log.create_topic("new", 1, None::<(&str, &str)>).is_err());
+}
