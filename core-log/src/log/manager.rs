@@ -115,7 +115,7 @@ struct Inner {
     admin: Mutex<()>,
     _lock: File,
     closed: AtomicBool,
-    stop: (Mutex<bool>, Condvar),
+    stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// How far each partition has been cleaned (`cleaner-offset-checkpoint`).
     cleaner_offsets: Mutex<HashMap<TopicPartition, i64>>,
@@ -160,7 +160,7 @@ impl LogManager {
             admin: Mutex::new(()),
             _lock: lock,
             closed: AtomicBool::new(false),
-            stop: (Mutex::new(false), Condvar::new()),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
             threads: Mutex::new(vec![flusher_thread]),
             cleaner_offsets: Mutex::new(cleaned),
             cleaner_pass: Mutex::new(()),
@@ -182,78 +182,67 @@ impl LogManager {
     }
 
     fn start_background(&self, config: &LogManagerConfig) -> Result<()> {
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let retention_every = config.retention_check_interval;
         let checkpoint_every = config.checkpoint_interval;
         let tick = checkpoint_every
             .min(retention_every)
             .min(Duration::from_millis(1000));
-        let t = std::thread::Builder::new()
-            .name("sluice-log-scheduler".into())
-            .spawn(move || {
-                let mut since_retention = Duration::ZERO;
-                let mut since_checkpoint = Duration::ZERO;
-                loop {
-                    let Some(inner) = weak.upgrade() else { return };
-                    {
-                        let (m, c) = &inner.stop;
-                        let mut stop = m.lock();
-                        if !*stop {
-                            c.wait_for(&mut stop, tick);
-                        }
-                        if *stop {
-                            return;
-                        }
-                    }
-                    since_retention += tick;
-                    since_checkpoint += tick;
-                    let mgr = LogManager { inner };
-                    mgr.flush_due();
-                    if since_retention >= retention_every {
-                        since_retention = Duration::ZERO;
-                        if let Err(e) = mgr.run_retention() {
-                            tracing::warn!(error = %crate::report(&e), "retention pass failed");
-                        }
-                    }
-                    if since_checkpoint >= checkpoint_every {
-                        since_checkpoint = Duration::ZERO;
-                        if let Err(e) = mgr.checkpoint() {
-                            tracing::warn!(error = %crate::report(&e), "checkpoint failed");
-                        }
-                    }
-                    // Do not keep the manager alive from this thread.
-                    drop(mgr);
+        let mut since_retention = Duration::ZERO;
+        let mut since_checkpoint = Duration::ZERO;
+        self.spawn_periodic("sluice-log-scheduler", tick, move |mgr| {
+            since_retention += tick;
+            since_checkpoint += tick;
+            mgr.flush_due();
+            if since_retention >= retention_every {
+                since_retention = Duration::ZERO;
+                if let Err(e) = mgr.run_retention() {
+                    tracing::warn!(error = %crate::report(&e), "retention pass failed");
                 }
-            })
-            .map_err(|e| Error::io(&self.inner.dir, e))?;
-        self.inner.threads.lock().push(t);
-        Ok(())
+            }
+            if since_checkpoint >= checkpoint_every {
+                since_checkpoint = Duration::ZERO;
+                if let Err(e) = mgr.checkpoint() {
+                    tracing::warn!(error = %crate::report(&e), "checkpoint failed");
+                }
+            }
+        })
     }
 
     /// The cleaner thread: a pass every `every`, until the log closes.
     fn start_cleaner(&self, every: Duration) -> Result<()> {
+        self.spawn_periodic("sluice-log-cleaner", every, |mgr| {
+            if let Err(e) = mgr.run_cleaner() {
+                tracing::warn!(error = %crate::report(&e), "cleaner pass failed");
+            }
+        })
+    }
+
+    /// A background thread running `work` every `every` until the log closes. Between runs it
+    /// holds only the stop signal, not the log, so dropping the last handle closes the log.
+    fn spawn_periodic(
+        &self,
+        name: &str,
+        every: Duration,
+        mut work: impl FnMut(&LogManager) + Send + 'static,
+    ) -> Result<()> {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let stop = Arc::clone(&self.inner.stop);
         let t = std::thread::Builder::new()
-            .name("sluice-log-cleaner".into())
+            .name(name.into())
             .spawn(move || {
                 loop {
-                    let Some(inner) = weak.upgrade() else { return };
                     {
-                        let (m, c) = &inner.stop;
-                        let mut stop = m.lock();
-                        if !*stop {
-                            c.wait_for(&mut stop, every);
+                        let (m, c) = &*stop;
+                        let mut stopped = m.lock();
+                        if !*stopped {
+                            c.wait_for(&mut stopped, every);
                         }
-                        if *stop {
+                        if *stopped {
                             return;
                         }
                     }
-                    let mgr = LogManager { inner };
-                    if let Err(e) = mgr.run_cleaner() {
-                        tracing::warn!(error = %crate::report(&e), "cleaner pass failed");
-                    }
-                    // Do not keep the manager alive from this thread.
-                    drop(mgr);
+                    let Some(inner) = weak.upgrade() else { return };
+                    work(&LogManager { inner });
                 }
             })
             .map_err(|e| Error::io(&self.inner.dir, e))?;
@@ -604,17 +593,7 @@ impl LogManager {
 
     /// Writes the recovery-point and log-start checkpoints.
     pub fn checkpoint(&self) -> Result<()> {
-        let parts = self.all_partitions();
-        let rps: Vec<_> = parts
-            .iter()
-            .map(|p| (p.topic_partition().clone(), p.recovery_point()))
-            .collect();
-        let starts: Vec<_> = parts
-            .iter()
-            .map(|p| (p.topic_partition().clone(), p.log_start_offset()))
-            .collect();
-        checkpoint::write(&self.inner.dir.join(RECOVERY_CHECKPOINT), &rps)?;
-        checkpoint::write(&self.inner.dir.join(LOG_START_CHECKPOINT), &starts)
+        write_checkpoints(&self.inner.dir, &self.all_partitions())
     }
 
     /// fsyncs every partition.
@@ -653,7 +632,7 @@ fn close_inner(inner: &Inner) -> Result<()> {
         return Ok(());
     }
     {
-        let (m, c) = &inner.stop;
+        let (m, c) = &*inner.stop;
         *m.lock() = true;
         c.notify_all();
     }
@@ -686,17 +665,7 @@ fn close_inner(inner: &Inner) -> Result<()> {
         if let Some(e) = failed.into_inner() {
             result = Err(e);
         }
-        let rps: Vec<_> = parts
-            .iter()
-            .map(|p| (p.topic_partition().clone(), p.recovery_point()))
-            .collect();
-        let starts: Vec<_> = parts
-            .iter()
-            .map(|p| (p.topic_partition().clone(), p.log_start_offset()))
-            .collect();
-        if let Err(e) = checkpoint::write(&inner.dir.join(RECOVERY_CHECKPOINT), &rps)
-            .and_then(|()| checkpoint::write(&inner.dir.join(LOG_START_CHECKPOINT), &starts))
-        {
+        if let Err(e) = write_checkpoints(&inner.dir, &parts) {
             result = Err(e);
         }
     }
@@ -720,6 +689,20 @@ impl Drop for Inner {
             tracing::error!(error = %crate::report(&e), "closing the log failed");
         }
     }
+}
+
+/// Writes the recovery-point and log-start checkpoints of `parts`.
+fn write_checkpoints(dir: &Path, parts: &[Arc<Partition>]) -> Result<()> {
+    let rps: Vec<_> = parts
+        .iter()
+        .map(|p| (p.topic_partition().clone(), p.recovery_point()))
+        .collect();
+    let starts: Vec<_> = parts
+        .iter()
+        .map(|p| (p.topic_partition().clone(), p.log_start_offset()))
+        .collect();
+    checkpoint::write(&dir.join(RECOVERY_CHECKPOINT), &rps)?;
+    checkpoint::write(&dir.join(LOG_START_CHECKPOINT), &starts)
 }
 
 fn partition_of(inner: &Inner, tp: &TopicPartition) -> Result<Arc<Partition>> {

@@ -366,3 +366,20 @@ fn a_failed_write_takes_the_directory_offline_for_writes_and_reads_go_on() {
     assert_eq!(read_all(&p, 0, 10_000)[..3], ["a", "b", "c"]);
     assert!(log.create_topic("new", 1, None::<(&str, &str)>).is_err());
 }
+
+#[test]
+fn dropping_the_last_handle_closes_the_log_and_frees_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let log = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
+        if round == 0 {
+            log.create_topic("t", 1, None::<(&str, &str)>).unwrap();
+        }
+        let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+        assert_eq!(
+            p.append(testing::batch(["x"], 0)).unwrap().base_offset,
+            round
+        );
+        // No close(): background threads must not keep the log (and its lock) alive.
+    }
+}
