@@ -58,7 +58,7 @@ impl LogManagerConfig {
             dir: dir.into(),
             defaults: TopicConfig::default(),
             clock: Arc::new(SystemClock),
-            max_open_files: 1024,
+            max_open_files: default_max_open_files(),
             background: true,
             retention_check_interval: Duration::from_secs(300),
             checkpoint_interval: Duration::from_secs(5),
@@ -66,6 +66,20 @@ impl LogManagerConfig {
             cleaner_dedupe_buffer_size: cleaner::DEFAULT_DEDUPE_BUFFER_SIZE,
         }
     }
+}
+
+/// Half the process's soft limit on open files (read from `/proc/self/limits`), between 64 and
+/// 8192: segment handles beyond it are closed, least recently used first.
+fn default_max_open_files() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<usize>().ok())
+        });
+    soft.map_or(1024, |n| n / 2).clamp(64, 8192)
 }
 
 /// One topic as the manager holds it.
