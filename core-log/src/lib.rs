@@ -18,6 +18,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod names;
 pub mod record;
