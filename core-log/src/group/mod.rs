@@ -10,9 +10,15 @@
 //! comes from the log's [`Clock`](crate::Clock), and timeouts fire when the owner calls
 //! [`GroupCoordinator::tick`]. The broker and the embedded consumer call the same functions.
 
+mod coordinator;
 mod offsets;
 mod schema;
 
+pub use coordinator::{
+    GroupCoordinator, GroupCoordinatorConfig, GroupDescription, GroupListing, GroupState,
+    JoinGroupMember, JoinGroupRequest, JoinResult, MemberDescription, MemberIdentity,
+    OffsetCommitRequest, Pending, SyncGroupRequest, SyncResult,
+};
 pub use offsets::{
     CONSUMER_OFFSETS_TOPIC, CommittedOffset, OffsetAndMetadata, OffsetStore, OffsetStoreConfig,
 };
