@@ -10,10 +10,14 @@
 //! comes from the log's [`Clock`](crate::Clock), and timeouts fire when the owner calls
 //! [`GroupCoordinator::tick`]. The broker and the embedded consumer call the same functions.
 
+mod assignor;
+mod consumer_protocol;
 mod coordinator;
 mod offsets;
 mod schema;
 
+pub use assignor::{MemberSubscription, assign, assign_members, strategy_for_protocol};
+pub use consumer_protocol::{Assignment, Subscription};
 pub use coordinator::{
     GroupCoordinator, GroupCoordinatorConfig, GroupDescription, GroupListing, GroupState,
     JoinGroupMember, JoinGroupRequest, JoinResult, MemberDescription, MemberIdentity,

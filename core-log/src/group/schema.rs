@@ -207,6 +207,15 @@ impl<'a> Reader<'a> {
         Self::utf8(self.take(len as usize)?)
     }
 
+    /// An i16-length string; null (-1) is `None`.
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        Self::utf8(self.take(len as usize)?).map(Some)
+    }
+
     /// An i32-length byte string; null (-1) is `None`.
     pub(crate) fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
         let len = self.i32()?;

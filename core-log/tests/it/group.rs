@@ -688,3 +688,156 @@ async fn pending_member_ids_expire_and_offsets_of_empty_groups_expire() {
     assert!(f.coord.fetch_offsets("standalone", None).is_empty());
     assert!(f.coord.list_groups().is_empty());
 }
+
+// ---- assignors and the consumer protocol through the coordinator ----
+
+#[test]
+fn consumer_protocol_bytes_are_what_kafka_protocol_reads_and_writes() {
+    use kafka_protocol::messages::{
+        ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+        consumer_protocol_assignment,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use sluice_log::group::{Assignment, Subscription};
+
+    let ours = Subscription {
+        user_data: Some(Bytes::from_static(b"ud")),
+        owned_partitions: vec![tp("a", 1), tp("a", 4), tp("b", 0)],
+        ..Subscription::new(["a", "b"])
+    };
+    let mut bytes = ours.encode();
+    assert_eq!(&bytes[..2], &[0, 1], "version 1");
+    let _ = bytes.split_to(2);
+    let theirs = ConsumerProtocolSubscription::decode(&mut bytes, 1).unwrap();
+    assert_eq!(theirs.topics.len(), 2);
+    assert_eq!(theirs.topics[1].as_str(), "b");
+    assert_eq!(theirs.user_data.as_deref(), Some(&b"ud"[..]));
+    assert_eq!(theirs.owned_partitions[0].topic.as_str(), "a");
+    assert_eq!(theirs.owned_partitions[0].partitions, [1, 4]);
+    assert_eq!(theirs.owned_partitions[1].partitions, [0]);
+
+    let theirs = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+        consumer_protocol_assignment::TopicPartition::default()
+            .with_topic(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![0, 2]),
+    ]);
+    let mut buf = bytes::BytesMut::new();
+    buf.extend_from_slice(&1i16.to_be_bytes());
+    theirs.encode(&mut buf, 1).unwrap();
+    let ours = Assignment::decode(&buf).unwrap();
+    assert_eq!(ours.partitions, [tp("t", 0), tp("t", 2)]);
+    assert_eq!(ours.user_data, None);
+}
+
+/// One cooperative-sticky member: joins with its subscription and owned partitions.
+fn sticky_join(
+    f: &Fixture,
+    client: &str,
+    member_id: &str,
+    owned: &[TopicPartition],
+) -> sluice_log::group::Pending<JoinResult> {
+    use sluice_log::group::Subscription;
+    let sub = Subscription {
+        owned_partitions: owned.to_vec(),
+        ..Subscription::new(["t"])
+    };
+    let mut req = join_req("g", client, None);
+    req.protocols = vec![("cooperative-sticky".into(), sub.encode())];
+    req.member_id = member_id.to_owned();
+    req.require_known_member_id = false;
+    f.coord.join_group(req)
+}
+
+/// The leader assigns with the protocol the group chose; everyone syncs. Returns each member's
+/// partitions.
+async fn assign_and_sync(
+    f: &Fixture,
+    joined: &[JoinResult],
+) -> std::collections::BTreeMap<String, Vec<TopicPartition>> {
+    use sluice_log::group::{Assignment, assign_members, strategy_for_protocol};
+    let leader = joined.iter().find(|r| r.member_id == r.leader).unwrap();
+    let strategy = strategy_for_protocol(leader.protocol_name.as_deref().unwrap()).unwrap();
+    let topics = std::collections::BTreeMap::from([("t".to_owned(), 6)]);
+    let assignments = assign_members(strategy, &topics, &leader.members).unwrap();
+    let pending: Vec<_> = joined
+        .iter()
+        .map(|r| {
+            let a = if r.member_id == r.leader {
+                assignments.clone()
+            } else {
+                Vec::new()
+            };
+            (r.member_id.clone(), f.coord.sync_group(sync_req("g", r, a)))
+        })
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for (id, p) in pending {
+        let got = bounded(p).await.unwrap();
+        out.insert(id, Assignment::decode(&got.assignment).unwrap().partitions);
+    }
+    out
+}
+
+#[tokio::test]
+async fn cooperative_sticky_keeps_partitions_when_a_member_joins_and_moves_them_in_two_rebalances()
+{
+    let f = fixture();
+    let a = sticky_join(&f, "a", "", &[]);
+    let b = sticky_join(&f, "b", "", &[]);
+    f.clock.advance(3_000);
+    f.coord.tick().unwrap();
+    let joined = vec![bounded(a).await.unwrap(), bounded(b).await.unwrap()];
+    assert_eq!(
+        joined[0].protocol_name.as_deref(),
+        Some("cooperative-sticky")
+    );
+    let gen1 = assign_and_sync(&f, &joined).await;
+    assert!(gen1.values().all(|ps| ps.len() == 3), "{gen1:?}");
+    let (ida, idb) = (joined[0].member_id.clone(), joined[1].member_id.clone());
+
+    // c joins: a and b are told to rejoin, with what they own.
+    let c = sticky_join(&f, "c", "", &[]);
+    assert_eq!(
+        f.coord
+            .heartbeat("g", 1, &ida, None)
+            .unwrap_err()
+            .error_code(),
+        27
+    );
+    let a = sticky_join(&f, "a", &ida, &gen1[&ida]);
+    let b = sticky_join(&f, "b", &idb, &gen1[&idb]);
+    let joined = vec![
+        bounded(a).await.unwrap(),
+        bounded(b).await.unwrap(),
+        bounded(c).await.unwrap(),
+    ];
+    let idc = joined[2].member_id.clone();
+    let gen2 = assign_and_sync(&f, &joined).await;
+    // First rebalance: a and b each give one up; c gets nothing yet.
+    assert_eq!(gen2[&ida].len(), 2);
+    assert_eq!(gen2[&idb].len(), 2);
+    assert!(gen2[&idc].is_empty());
+    assert!(
+        gen2[&ida].iter().all(|tp| gen1[&ida].contains(tp)),
+        "kept with its owner"
+    );
+    assert!(gen2[&idb].iter().all(|tp| gen1[&idb].contains(tp)));
+
+    // Having revoked partitions, a and b rejoin at once (the follow-up rebalance).
+    let a = sticky_join(&f, "a", &ida, &gen2[&ida]);
+    let b = sticky_join(&f, "b", &idb, &gen2[&idb]);
+    let c = sticky_join(&f, "c", &idc, &[]);
+    let joined = vec![
+        bounded(a).await.unwrap(),
+        bounded(b).await.unwrap(),
+        bounded(c).await.unwrap(),
+    ];
+    assert_eq!(joined[0].generation_id, 3);
+    let gen3 = assign_and_sync(&f, &joined).await;
+    assert_eq!(gen3[&ida], gen2[&ida]);
+    assert_eq!(gen3[&idb], gen2[&idb]);
+    assert_eq!(gen3[&idc].len(), 2);
+    let mut all: Vec<_> = gen3.values().flatten().cloned().collect();
+    all.sort();
+    assert_eq!(all, (0..6).map(|p| tp("t", p)).collect::<Vec<_>>());
+}
