@@ -165,6 +165,92 @@ pub enum Error {
     /// A request that makes no sense (e.g. seeking an unassigned partition).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A group request from a member the group does not know (Kafka's UNKNOWN_MEMBER_ID).
+    #[error("member \"{member_id}\" is not in group \"{group_id}\"")]
+    UnknownMemberId {
+        /// The group.
+        group_id: String,
+        /// The member id given.
+        member_id: String,
+    },
+    /// A group request for another generation than the group's (ILLEGAL_GENERATION).
+    #[error("generation {generation} of group \"{group_id}\" is not the current one ({current})")]
+    IllegalGeneration {
+        /// The group.
+        group_id: String,
+        /// The generation given.
+        generation: i32,
+        /// The group's generation.
+        current: i32,
+    },
+    /// The group is rebalancing: the member must rejoin (REBALANCE_IN_PROGRESS).
+    #[error("group \"{group_id}\" is rebalancing")]
+    RebalanceInProgress {
+        /// The group.
+        group_id: String,
+    },
+    /// A static member's id was taken over by a newer member with the same
+    /// `group.instance.id` (FENCED_INSTANCE_ID).
+    #[error(
+        "member \"{member_id}\" of group \"{group_id}\" was fenced by a newer member with group.instance.id \"{instance_id}\""
+    )]
+    FencedInstanceId {
+        /// The group.
+        group_id: String,
+        /// The static member's `group.instance.id`.
+        instance_id: String,
+        /// The fenced member id.
+        member_id: String,
+    },
+    /// A first JoinGroup without a member id (KIP-394): the member must rejoin with the id
+    /// given here (MEMBER_ID_REQUIRED).
+    #[error("group \"{group_id}\" requires a member id: rejoin as \"{member_id}\"")]
+    MemberIdRequired {
+        /// The group.
+        group_id: String,
+        /// The member id to rejoin with.
+        member_id: String,
+    },
+    /// The group does not exist (GROUP_ID_NOT_FOUND).
+    #[error("group \"{0}\" does not exist")]
+    GroupIdNotFound(String),
+    /// The group still has members, so it cannot be deleted (NON_EMPTY_GROUP).
+    #[error("group \"{0}\" is not empty")]
+    NonEmptyGroup(String),
+    /// A group id that is empty (INVALID_GROUP_ID).
+    #[error("invalid group id \"{0}\"")]
+    InvalidGroupId(String),
+    /// A member's protocol type or protocols match none the group uses
+    /// (INCONSISTENT_GROUP_PROTOCOL).
+    #[error("inconsistent group protocol in group \"{group_id}\": {reason}")]
+    InconsistentGroupProtocol {
+        /// The group.
+        group_id: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// A `session.timeout.ms` outside the coordinator's bounds (INVALID_SESSION_TIMEOUT).
+    #[error("session timeout {timeout_ms} ms is outside [{min_ms}, {max_ms}]")]
+    InvalidSessionTimeout {
+        /// The timeout given.
+        timeout_ms: i32,
+        /// `group.min.session.timeout.ms`.
+        min_ms: i32,
+        /// `group.max.session.timeout.ms`.
+        max_ms: i32,
+    },
+    /// The group is being removed or the coordinator is shutting down
+    /// (COORDINATOR_NOT_AVAILABLE): find the coordinator again and retry.
+    #[error("the coordinator of group \"{0}\" is not available")]
+    CoordinatorNotAvailable(String),
+    /// Offset metadata longer than `offset.metadata.max.bytes` (OFFSET_METADATA_TOO_LARGE).
+    #[error("offset metadata of {size} bytes exceeds offset.metadata.max.bytes ({max})")]
+    OffsetMetadataTooLarge {
+        /// Metadata size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// `Result` with [`Error`] as the default error.
@@ -180,7 +266,46 @@ impl Error {
 
     /// Whether retrying the same call later can succeed.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, Error::Timeout(_) | Error::BufferExhausted { .. })
+        matches!(
+            self,
+            Error::Timeout(_) | Error::BufferExhausted { .. } | Error::CoordinatorNotAvailable(_)
+        )
+    }
+
+    /// Kafka's wire error code for this error (`-1` is UNKNOWN_SERVER_ERROR, for errors a
+    /// broker would not send).
+    pub fn error_code(&self) -> i16 {
+        match self {
+            Error::OffsetOutOfRange { .. } => 1,
+            Error::CorruptRecord(_) => 2,
+            Error::UnknownTopic(_) | Error::UnknownPartition { .. } => 3,
+            Error::Timeout(_) => 7,
+            Error::MessageTooLarge { .. } | Error::RecordTooLarge { .. } => 10,
+            Error::OffsetMetadataTooLarge { .. } => 12,
+            Error::CoordinatorNotAvailable(_) => 15,
+            Error::InvalidTopicName { .. } => 17,
+            Error::IllegalGeneration { .. } => 22,
+            Error::InconsistentGroupProtocol { .. } => 23,
+            Error::InvalidGroupId(_) => 24,
+            Error::UnknownMemberId { .. } => 25,
+            Error::InvalidSessionTimeout { .. } => 26,
+            Error::RebalanceInProgress { .. } => 27,
+            Error::InvalidTimestamp { .. } => 32,
+            Error::TopicExists(_) => 36,
+            Error::InvalidPartitions { .. } => 37,
+            Error::UnknownConfig { .. } | Error::InvalidConfig { .. } => 40,
+            Error::InvalidRequest(_) => 42,
+            Error::PartitionOffline { .. } | Error::LogDirOffline { .. } | Error::Io { .. } => 56,
+            Error::NonEmptyGroup(_) => 68,
+            Error::GroupIdNotFound(_) => 69,
+            Error::MemberIdRequired { .. } => 79,
+            Error::FencedInstanceId { .. } => 82,
+            Error::Delivery(inner) => inner.error_code(),
+            Error::DirectoryLocked { .. }
+            | Error::BufferExhausted { .. }
+            | Error::Closed(_)
+            | Error::NoOffsetForPartition { .. } => -1,
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! log::Segment      NNNNNNNNNNNNNNNNNNNN.log (RecordBatch v2) + .index + .timeindex
 //! ```
 //!
+//! [`group`] is Kafka's group coordinator (classic protocol) with committed offsets kept in the
+//! compacted `__consumer_offsets` topic, and the consumer assignors; sans-IO, on the log's clock.
 //! [`record`] is the RecordBatch v2 codec; the bytes a producer builds are the bytes on disk and
 //! the bytes a fetch returns. **Not** replicated (single node), and not a wire-protocol server:
 //! the broker sits on top of this crate.
@@ -18,6 +20,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod names;
 pub mod record;

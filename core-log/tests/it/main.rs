@@ -5,5 +5,6 @@
 mod client;
 mod codec;
 mod compaction;
+mod group;
 mod log;
 mod recovery;
