@@ -21,6 +21,7 @@ pub mod error;
 pub mod log;
 pub mod names;
 pub mod record;
+pub mod txn;
 pub mod types;
 
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
