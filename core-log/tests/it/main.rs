@@ -5,5 +5,6 @@
 mod client;
 mod codec;
 mod compaction;
+mod idempotence;
 mod log;
 mod recovery;
