@@ -134,7 +134,7 @@ pub(crate) fn open_partition(
     }
     let log_start = log_start.unwrap_or(first_base).max(first_base);
     let producers = if offline.is_none() {
-        load_producer_state(dir, &tp, ctx, &segments, log_start)?
+        load_producer_state(dir, &tp, ctx, &segments, log_start, rp)?
     } else {
         ProducerStateManager::new(tp.clone(), dir, ctx.producer_id_expiration_ms, now)
     };
@@ -152,15 +152,16 @@ pub(crate) fn open_partition(
     Ok(p)
 }
 
-/// Rebuilds the producer state: the newest valid snapshot at or below the log end, then the
-/// headers of every batch after it (those of batches wholly below the log start are skipped:
-/// their producers are forgotten, as the snapshot's are).
+/// Rebuilds the producer state: the newest valid snapshot at or below both the log end and the
+/// recovery point, then the headers of every batch after it (those of batches wholly below the
+/// log start are skipped: their producers are forgotten, as the snapshot's are).
 fn load_producer_state(
     dir: &Path,
     tp: &TopicPartition,
     ctx: &LogContext,
     segments: &[Arc<Segment>],
     log_start: i64,
+    recovery_point: i64,
 ) -> Result<ProducerStateManager> {
     let now = ctx.clock.now_ms();
     let log_end = segments.last().map_or(log_start, |s| s.next_offset());
@@ -168,7 +169,7 @@ fn load_producer_state(
         tp.clone(),
         dir,
         log_start,
-        log_end,
+        log_end.min(recovery_point),
         ctx.producer_id_expiration_ms,
         now,
     )?;

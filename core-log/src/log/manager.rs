@@ -680,6 +680,9 @@ fn close_inner(inner: &Inner) -> Result<()> {
                     while let Some(p) = parts.get(next.fetch_add(1, Ordering::Relaxed)) {
                         if let Err(e) = p.flush() {
                             *failed.lock() = Some(e);
+                        } else if let Err(e) = p.write_producer_snapshot() {
+                            // Costs only a longer replay at the next open.
+                            tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "producer state snapshot failed");
                         }
                     }
                 });
@@ -690,11 +693,6 @@ fn close_inner(inner: &Inner) -> Result<()> {
         }
         if let Err(e) = write_checkpoints(&inner.dir, &parts) {
             result = Err(e);
-        }
-        for p in &parts {
-            if let Err(e) = p.write_producer_snapshot() {
-                tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "producer state snapshot failed");
-            }
         }
     }
     for p in &parts {

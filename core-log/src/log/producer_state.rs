@@ -109,6 +109,9 @@ pub(crate) struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
     expiration_ms: i64,
     next_sweep_ms: i64,
+    /// Offset of the snapshot last written or loaded, and whether the state changed since.
+    snapshot_at: Option<i64>,
+    dirty: bool,
 }
 
 impl ProducerStateManager {
@@ -120,6 +123,8 @@ impl ProducerStateManager {
             producers: HashMap::default(),
             expiration_ms,
             next_sweep_ms: now.saturating_add(sweep_interval(expiration_ms)),
+            snapshot_at: None,
+            dirty: false,
         }
     }
 
@@ -153,6 +158,7 @@ impl ProducerStateManager {
         {
             tracing::debug!(tp = %self.tp, producer_id = pid, "producer state expired");
             self.producers.remove(&pid);
+            self.dirty = true;
         }
         let first = h.base_sequence;
         let Some(entry) = self.producers.get(&pid) else {
@@ -207,6 +213,7 @@ impl ProducerStateManager {
             return;
         }
         let meta = BatchMetadata::of(h);
+        self.dirty = true;
         let entry = self
             .producers
             .entry(h.producer_id)
@@ -232,7 +239,9 @@ impl ProducerStateManager {
     /// Forgets producers whose last batch lies below the new log start (retention,
     /// DeleteRecords), as Kafka does.
     pub(crate) fn evict_below(&mut self, log_start: i64) {
+        let before = self.producers.len();
         self.producers.retain(|_, e| e.last_offset() >= log_start);
+        self.dirty |= self.producers.len() < before;
     }
 
     fn is_expired(&self, e: &ProducerEntry, now: i64) -> bool {
@@ -249,14 +258,22 @@ impl ProducerStateManager {
         self.producers
             .retain(|_, e| now.saturating_sub(e.last_append_ms) < expiration);
         if self.producers.len() < before {
+            self.dirty = true;
             tracing::debug!(tp = %self.tp, expired = before - self.producers.len(), "producer states expired");
         }
     }
 
     /// Writes `<offset>.snapshot` (the state of every batch below `offset`, which must be the
-    /// log end) and deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
+    /// log end) and deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots. Does nothing if
+    /// that snapshot exists and the state has not changed since.
     pub(crate) fn write_snapshot(&mut self, offset: i64, now: i64) -> Result<()> {
         self.maybe_sweep(now);
+        if !self.dirty
+            && self.snapshot_at == Some(offset)
+            && snapshot_path(&self.dir, offset).exists()
+        {
+            return Ok(());
+        }
         let bytes = encode_snapshot(offset, &self.producers);
         let path = snapshot_path(&self.dir, offset);
         let tmp = self.dir.join(format!(
@@ -268,6 +285,8 @@ impl ProducerStateManager {
             .and_then(|()| f.sync_all())
             .map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        self.snapshot_at = Some(offset);
+        self.dirty = false;
         tracing::debug!(tp = %self.tp, offset, producers = self.producers.len(), "producer state snapshot written");
         let mut offsets = list_snapshots(&self.dir)?;
         offsets.sort_unstable_by(|a, b| b.cmp(a));
@@ -277,15 +296,18 @@ impl ProducerStateManager {
         Ok(())
     }
 
-    /// Loads the newest valid snapshot at or below `log_end` (deleting newer ones: they
-    /// describe batches a crash took away, and torn ones), and forgets producers whose last
-    /// batch lies below `log_start`. Returns the state and the offset from which batches must
-    /// be replayed with [`ProducerStateManager::update`].
+    /// Loads the newest valid snapshot at or below `trusted_end`, the offset below which the
+    /// log is known complete and durable (the smaller of the log end and the recovery point, as
+    /// Kafka trusts no snapshot past the recovery point after an unclean shutdown). Newer
+    /// snapshots are deleted (they may describe batches a crash took away), and so are torn
+    /// ones. Producers whose last batch lies below `log_start` are forgotten. Returns the state
+    /// and the offset from which batches must be replayed with
+    /// [`ProducerStateManager::update`].
     pub(crate) fn load(
         tp: TopicPartition,
         dir: &Path,
         log_start: i64,
-        log_end: i64,
+        trusted_end: i64,
         expiration_ms: i64,
         now: i64,
     ) -> Result<(Self, i64)> {
@@ -294,8 +316,8 @@ impl ProducerStateManager {
         offsets.sort_unstable_by(|a, b| b.cmp(a));
         let mut replay_from = 0;
         for offset in offsets {
-            if offset > log_end {
-                tracing::info!(tp = %state.tp, offset, log_end, "deleting a producer state snapshot past the log end");
+            if offset > trusted_end {
+                tracing::info!(tp = %state.tp, offset, trusted_end, "deleting a producer state snapshot past the recovery point");
                 remove_snapshot(dir, offset);
                 continue;
             }
@@ -306,6 +328,7 @@ impl ProducerStateManager {
             match decoded {
                 Ok(producers) => {
                     state.producers = producers;
+                    state.snapshot_at = Some(offset);
                     replay_from = offset;
                     break;
                 }

@@ -124,20 +124,27 @@ fn a_resent_batch_returns_its_original_offsets_and_appends_nothing() {
     let err = p.append(idem_batch(pid, epoch, 0, 3)).unwrap_err();
     assert!(matches!(err, Error::OutOfOrderSequence { .. }), "{err}");
 
-    // A crash image (no snapshot at close): the snapshot of the last roll plus a replay.
+    // A crash image before anything was fsynced: the roll snapshots are past the recovery
+    // point, so they are not trusted (deleted) and the whole log is replayed.
     let image = tempfile::tempdir().unwrap();
     crash_image(dir.path(), image.path());
+    let image_pdir = image.path().join(tp(0).dir_name());
+    assert!(!snapshots(&image_pdir).is_empty());
     {
         let crashed = open(image.path(), &clock);
+        assert!(snapshots(&image_pdir).is_empty());
         resend_last_five(&crashed.partition(&tp(0)).unwrap());
     }
-    // Without any snapshot: a replay of the whole log.
-    let pdir = image.path().join(tp(0).dir_name());
-    for s in snapshots(&pdir) {
-        std::fs::remove_file(pdir.join(s)).unwrap();
-    }
+    // After a flush and checkpoint: the newest roll snapshot plus a replay of what follows.
+    log.flush_all().unwrap();
+    log.checkpoint().unwrap();
+    let image = tempfile::tempdir().unwrap();
+    crash_image(dir.path(), image.path());
+    let image_pdir = image.path().join(tp(0).dir_name());
+    let before = snapshots(&image_pdir);
     {
         let crashed = open(image.path(), &clock);
+        assert_eq!(snapshots(&image_pdir), before, "trusted snapshots stay");
         resend_last_five(&crashed.partition(&tp(0)).unwrap());
     }
     // A clean close writes a snapshot at the log end; the reopened log needs no replay.
