@@ -162,6 +162,42 @@ pub enum Error {
         /// The partition.
         tp: TopicPartition,
     },
+    /// An idempotent producer's batch whose first sequence does not follow the last one the
+    /// partition holds from that producer (Kafka's `OUT_OF_ORDER_SEQUENCE_NUMBER`). Nothing of
+    /// the batch was appended.
+    #[error(
+        "out of order sequence number for producer {producer_id} on {tp}: expected {expected}, received {got}"
+    )]
+    OutOfOrderSequence {
+        /// The partition.
+        tp: TopicPartition,
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the partition expected next.
+        expected: i32,
+        /// The batch's first sequence.
+        got: i32,
+    },
+    /// A batch from an idempotent producer whose epoch is older than the epoch the partition
+    /// knows for that producer id: a fenced ("zombie") producer (Kafka's
+    /// `INVALID_PRODUCER_EPOCH`). Nothing of the batch was appended.
+    #[error(
+        "producer {producer_id} on {tp} has epoch {got}, older than its current epoch {current}"
+    )]
+    InvalidProducerEpoch {
+        /// The partition.
+        tp: TopicPartition,
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the partition knows.
+        current: i16,
+        /// The batch's epoch.
+        got: i16,
+    },
+    /// No producer id can be handed out: the ids are exhausted, or the file recording the
+    /// allocated block is damaged (so ids could repeat).
+    #[error("cannot allocate a producer id: {0}")]
+    ProducerIdUnavailable(String),
     /// A request that makes no sense (e.g. seeking an unassigned partition).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -291,6 +327,8 @@ impl Error {
             Error::InvalidSessionTimeout { .. } => 26,
             Error::RebalanceInProgress { .. } => 27,
             Error::InvalidTimestamp { .. } => 32,
+            Error::OutOfOrderSequence { .. } => 45,
+            Error::InvalidProducerEpoch { .. } => 47,
             Error::TopicExists(_) => 36,
             Error::InvalidPartitions { .. } => 37,
             Error::UnknownConfig { .. } | Error::InvalidConfig { .. } => 40,
@@ -304,7 +342,8 @@ impl Error {
             Error::DirectoryLocked { .. }
             | Error::BufferExhausted { .. }
             | Error::Closed(_)
-            | Error::NoOffsetForPartition { .. } => -1,
+            | Error::NoOffsetForPartition { .. }
+            | Error::ProducerIdUnavailable(_) => -1,
         }
     }
 }

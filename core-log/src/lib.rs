@@ -24,6 +24,7 @@ pub mod group;
 pub mod log;
 pub mod names;
 pub mod record;
+pub mod txn;
 pub mod types;
 
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};

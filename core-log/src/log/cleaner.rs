@@ -22,7 +22,8 @@
 //!   flag, leader epoch and codec are kept; surviving records of a batch are re-encoded into
 //!   one batch based at the first survivor's offset (offset gaps are normal in compacted
 //!   logs). A batch losing all its records is dropped (Kafka may keep an empty one for the
-//!   producer state; this log has no producer state yet).
+//!   producer state; here producer state survives in snapshots taken at every roll, so only a
+//!   replay without a snapshot, after snapshots were lost, misses a producer's dropped batches).
 //! - Records with a null key are kept. Kafka refuses them at append on compacted topics; this
 //!   log accepts them, so the cleaner cannot drop them without losing data.
 //! - Tombstones (null value): a tombstone not superseded by a later record is removed once the

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::LogContext;
 use super::partition::{Offline, Partition};
+use super::producer_state::ProducerStateManager;
 use super::segment::Segment;
 use crate::config::TopicConfig;
 use crate::record::{self, BatchHeader, HEADER_LEN};
@@ -132,6 +133,11 @@ pub(crate) fn open_partition(
         segments.push(seg);
     }
     let log_start = log_start.unwrap_or(first_base).max(first_base);
+    let producers = if offline.is_none() {
+        load_producer_state(dir, &tp, ctx, &segments, log_start, rp)?
+    } else {
+        ProducerStateManager::new(tp.clone(), dir, ctx.producer_id_expiration_ms, now)
+    };
     let p = Partition::from_parts(
         tp,
         dir.to_path_buf(),
@@ -141,8 +147,66 @@ pub(crate) fn open_partition(
         log_start,
         recovery_point.unwrap_or(0),
         offline,
+        producers,
     );
     Ok(p)
+}
+
+/// Rebuilds the producer state: the newest valid snapshot at or below both the log end and the
+/// recovery point, then the headers of every batch after it (those of batches wholly below the
+/// log start are skipped: their producers are forgotten, as the snapshot's are).
+fn load_producer_state(
+    dir: &Path,
+    tp: &TopicPartition,
+    ctx: &LogContext,
+    segments: &[Arc<Segment>],
+    log_start: i64,
+    recovery_point: i64,
+) -> Result<ProducerStateManager> {
+    let now = ctx.clock.now_ms();
+    let log_end = segments.last().map_or(log_start, |s| s.next_offset());
+    let (mut state, from) = ProducerStateManager::load(
+        tp.clone(),
+        dir,
+        log_start,
+        log_end.min(recovery_point),
+        ctx.producer_id_expiration_ms,
+        now,
+    )?;
+    let mut replayed = 0u64;
+    for seg in segments.iter().filter(|s| s.next_offset() > from) {
+        let limit = seg.size();
+        let start = if seg.base_offset() >= from {
+            Some(0)
+        } else {
+            seg.find_offset(&ctx.files, from, limit)
+                .map(|f| f.map(|f| f.position))
+                .unwrap_or_else(|e| {
+                    tracing::warn!(%tp, error = %crate::report(&e), "cannot find where to replay producer state from");
+                    None
+                })
+        };
+        let Some(mut pos) = start else { continue };
+        let file = seg.file(&ctx.files)?;
+        loop {
+            match seg.header_at(&file, pos, limit) {
+                Ok(Some(h)) => {
+                    if h.base_offset >= from && h.last_offset() >= log_start {
+                        state.update(&h, now);
+                        replayed += 1;
+                    }
+                    pos += h.total_len() as u64;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%tp, segment = %seg.log_path().display(), error = %crate::report(&e), "stopped replaying producer state in a segment");
+                    break;
+                }
+            }
+        }
+    }
+    tracing::debug!(%tp, snapshot = from, batches = replayed, "producer state loaded");
+    Ok(state)
 }
 
 enum Scan {

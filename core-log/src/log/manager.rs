@@ -18,6 +18,7 @@ use super::flusher::FlusherHandle;
 use super::partition::Partition;
 use super::{LogContext, checkpoint, loader};
 use crate::config::{ConfigEntry, TopicConfig};
+use crate::txn::ProducerIdManager;
 use crate::{Error, Result, SharedClock, SystemClock, TopicPartition, names};
 
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
@@ -49,6 +50,9 @@ pub struct LogManagerConfig {
     /// Memory the cleaner's offset map may use (`log.cleaner.dedupe.buffer.size`, default
     /// 128 MiB); a pass cleans fewer segments when it fills.
     pub cleaner_dedupe_buffer_size: usize,
+    /// `producer.id.expiration.ms`: how long a partition remembers an idempotent producer that
+    /// stopped writing (default one day, [`super::DEFAULT_PRODUCER_ID_EXPIRATION_MS`]).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl LogManagerConfig {
@@ -64,6 +68,7 @@ impl LogManagerConfig {
             checkpoint_interval: Duration::from_secs(5),
             cleaner_interval: Duration::from_secs(15),
             cleaner_dedupe_buffer_size: cleaner::DEFAULT_DEDUPE_BUFFER_SIZE,
+            producer_id_expiration_ms: super::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -136,6 +141,7 @@ struct Inner {
     /// Held for a whole cleaner pass: one pass at a time, and close waits for it.
     cleaner_pass: Mutex<()>,
     dedupe_buffer_size: usize,
+    producer_ids: ProducerIdManager,
 }
 
 /// A data directory of topics. Cheap to clone; the last clone's drop closes it cleanly.
@@ -158,10 +164,12 @@ impl LogManager {
             dir: dir.clone(),
             files: FileCache::new(config.max_open_files),
             clock: Arc::clone(&config.clock),
+            producer_id_expiration_ms: config.producer_id_expiration_ms.max(1),
             offline: AtomicBool::new(false),
             flusher: flusher.clone(),
             data_arrived: tokio::sync::Notify::new(),
         });
+        let producer_ids = ProducerIdManager::open(&dir)?;
         let recovery = checkpoint::read(&dir.join(RECOVERY_CHECKPOINT));
         let starts = checkpoint::read(&dir.join(LOG_START_CHECKPOINT));
         let cleaned = checkpoint::read(&dir.join(CLEANER_CHECKPOINT));
@@ -179,6 +187,7 @@ impl LogManager {
             cleaner_offsets: Mutex::new(cleaned),
             cleaner_pass: Mutex::new(()),
             dedupe_buffer_size: config.cleaner_dedupe_buffer_size,
+            producer_ids,
         });
         let weak = Arc::downgrade(&inner);
         flusher.set_resolver(Box::new(move |tp| {
@@ -629,6 +638,20 @@ impl LogManager {
         self.inner.ctx.data_arrived.notified()
     }
 
+    /// A new idempotent producer's id and epoch (Kafka's `InitProducerId` without a
+    /// `transactional.id`): an id never handed out before by this data directory, epoch 0.
+    ///
+    /// Transactional ids will get their own entry point that maps the id to a stable producer
+    /// id and bumps its epoch on every call (see [`crate::txn`]).
+    pub fn init_producer_id(&self) -> Result<(i64, i16)> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("log"));
+        }
+        let id = self.inner.producer_ids.next_id()?;
+        tracing::debug!(producer_id = id, "producer id handed out");
+        Ok((id, 0))
+    }
+
     /// Segment files open right now (bounded by `max_open_files`).
     pub fn open_file_count(&self) -> usize {
         self.inner.ctx.files.open_count()
@@ -671,6 +694,9 @@ fn close_inner(inner: &Inner) -> Result<()> {
                     while let Some(p) = parts.get(next.fetch_add(1, Ordering::Relaxed)) {
                         if let Err(e) = p.flush() {
                             *failed.lock() = Some(e);
+                        } else if let Err(e) = p.write_producer_snapshot() {
+                            // Costs only a longer replay at the next open.
+                            tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "producer state snapshot failed");
                         }
                     }
                 });

@@ -7,11 +7,15 @@ mod flusher;
 mod loader;
 mod manager;
 mod partition;
+mod producer_state;
 mod segment;
 
 pub use cleaner::{CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE};
 pub use manager::{LogManager, LogManagerConfig, TopicDescription};
 pub use partition::{AppendInfo, FetchedData, Partition};
+pub use producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
+
+pub(crate) use checkpoint::sync_dir;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +29,8 @@ pub(crate) struct LogContext {
     pub(crate) dir: PathBuf,
     pub(crate) files: Arc<files::FileCache>,
     pub(crate) clock: SharedClock,
+    /// `producer.id.expiration.ms`: idle time after which a partition forgets a producer.
+    pub(crate) producer_id_expiration_ms: i64,
     /// Set after an I/O failure on a write: the directory refuses further writes, reads go on.
     offline: AtomicBool,
     pub(crate) flusher: flusher::FlusherHandle,

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::LogContext;
+use super::producer_state::{ProducerStateManager, Verdict};
 use super::segment::Segment;
 use crate::config::{TopicCompression, TopicConfig};
 use crate::record::{self, BatchHeader};
@@ -26,6 +27,9 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     /// Log start offset after the append.
     pub log_start_offset: i64,
+    /// The batch was a retry of one an idempotent producer already appended (same producer id,
+    /// epoch and sequences): nothing was appended, and the offsets are the original batch's.
+    pub duplicate: bool,
 }
 
 /// Whole record batches read from a partition, as stored.
@@ -45,6 +49,8 @@ pub struct FetchedData {
 struct Writer {
     unflushed_messages: i64,
     last_flush_ms: i64,
+    /// Idempotent producers' epochs, sequences and last batches.
+    producers: ProducerStateManager,
 }
 
 /// If the loader found corrupt data, the partition serves nothing and says why.
@@ -85,6 +91,7 @@ impl Partition {
         log_start: i64,
         recovery_point: i64,
         offline: Option<Offline>,
+        producers: ProducerStateManager,
     ) -> Self {
         let log_end = segments.last().map_or(0, |s| s.next_offset());
         let now = ctx.clock.now_ms();
@@ -96,6 +103,7 @@ impl Partition {
             writer: Mutex::new(Writer {
                 unflushed_messages: 0,
                 last_flush_ms: now,
+                producers,
             }),
             segments: RwLock::new(Arc::new(segments)),
             log_end: AtomicI64::new(log_end),
@@ -219,6 +227,21 @@ impl Partition {
         };
         let mut w = self.writer.lock();
         self.ctx.check_writable()?;
+        if h.producer_id >= 0
+            && let Verdict::Duplicate(dup) = w.producers.check(&h, now)?
+        {
+            tracing::debug!(tp = %self.tp, producer_id = h.producer_id, sequence = h.base_sequence, offset = dup.first_offset, "duplicate batch of an idempotent producer; not appended");
+            return Ok(AppendInfo {
+                base_offset: dup.first_offset,
+                last_offset: dup.last_offset,
+                log_append_time: match config.message_timestamp_type {
+                    TimestampType::LogAppendTime => dup.max_timestamp,
+                    TimestampType::CreateTime => -1,
+                },
+                log_start_offset: self.log_start_offset(),
+                duplicate: true,
+            });
+        }
         let base = self.log_end.load(Ordering::Relaxed);
         record::set_base_offset(&mut batch, base);
         record::set_partition_leader_epoch(&mut batch, 0);
@@ -238,9 +261,12 @@ impl Partition {
             },
             ..h
         };
-        let active = self.active_for(&config, batch.len(), now)?;
+        let active = self.active_for(&mut w, &config, batch.len(), now)?;
         if let Err(e) = active.append(&self.ctx.files, &batch, &h, config.index_interval_bytes) {
             return Err(self.ctx.fail_write(e));
+        }
+        if h.producer_id >= 0 {
+            w.producers.update(&h, now);
         }
         self.log_end.store(h.next_offset(), Ordering::Release);
         w.unflushed_messages += i64::from(h.record_count);
@@ -257,6 +283,7 @@ impl Partition {
             last_offset: h.last_offset(),
             log_append_time,
             log_start_offset: self.log_start_offset(),
+            duplicate: false,
         })
     }
 
@@ -287,10 +314,16 @@ impl Partition {
 
     /// The segment to append `len` bytes to, rolling a new one when the active one is full or
     /// old. Called with the writer lock held.
-    fn active_for(&self, config: &TopicConfig, len: usize, now: i64) -> Result<Arc<Segment>> {
+    fn active_for(
+        &self,
+        w: &mut Writer,
+        config: &TopicConfig,
+        len: usize,
+        now: i64,
+    ) -> Result<Arc<Segment>> {
         let active = match self.segments.read().last() {
             Some(s) => Arc::clone(s),
-            None => return self.roll(now),
+            None => return self.roll(w, now),
         };
         let full = !active.is_empty() && active.size() + len as u64 > config.segment_bytes;
         let old = !active.is_empty() && now - active.created_ms() >= config.segment_ms;
@@ -298,13 +331,14 @@ impl Partition {
         let offsets_overflow =
             self.log_end.load(Ordering::Relaxed) - active.base_offset() > i64::from(u32::MAX) - 1;
         if full || old || offsets_overflow {
-            return self.roll(now);
+            return self.roll(w, now);
         }
         Ok(active)
     }
 
-    /// Closes the active segment and starts a new one at the log end. Writer lock held.
-    fn roll(&self, now: i64) -> Result<Arc<Segment>> {
+    /// Closes the active segment and starts a new one at the log end, snapshotting the producer
+    /// state there. Writer lock held.
+    fn roll(&self, w: &mut Writer, now: i64) -> Result<Arc<Segment>> {
         let base = self.log_end.load(Ordering::Relaxed);
         let old = self.segments.read().last().cloned();
         if let Some(old) = &old {
@@ -322,6 +356,13 @@ impl Partition {
             *segs = Arc::new(v);
         }
         tracing::debug!(tp = %self.tp, base_offset = base, "segment rolled");
+        if old.is_some() {
+            // Kafka snapshots at every roll, so a restart replays only the newest segment. A
+            // failed snapshot costs only a longer replay.
+            if let Err(e) = w.producers.write_snapshot(base, now) {
+                tracing::warn!(tp = %self.tp, error = %crate::report(&e), "producer state snapshot failed");
+            }
+        }
         // As Kafka does: the rolled segment is flushed in the background, moving the recovery
         // point so a restart after a crash only scans the new segment.
         if old.is_some() {
@@ -332,8 +373,19 @@ impl Partition {
 
     /// Forces a roll (used by retention, so an expired active segment can go).
     pub(crate) fn roll_now(&self) -> Result<()> {
-        let _w = self.writer.lock();
-        self.roll(self.ctx.clock.now_ms()).map(|_| ())
+        let mut w = self.writer.lock();
+        self.roll(&mut w, self.ctx.clock.now_ms()).map(|_| ())
+    }
+
+    /// Writes a producer state snapshot at the log end (on clean close), unless the partition
+    /// is offline.
+    pub(crate) fn write_producer_snapshot(&self) -> Result<()> {
+        if self.offline.read().is_some() {
+            return Ok(());
+        }
+        let mut w = self.writer.lock();
+        let end = self.log_end.load(Ordering::Acquire);
+        w.producers.write_snapshot(end, self.ctx.clock.now_ms())
     }
 
     /// fsyncs every segment holding data past the recovery point, then moves it. Returns the
@@ -539,7 +591,7 @@ impl Partition {
     /// wholly below it. Returns the new log start offset.
     pub fn delete_records(&self, offset: i64) -> Result<i64> {
         self.check_online()?;
-        let _w = self.writer.lock();
+        let mut w = self.writer.lock();
         let end = self.log_end_offset();
         let offset = if offset == -1 { end } else { offset };
         if offset < 0 || offset > end {
@@ -551,6 +603,7 @@ impl Partition {
             });
         }
         self.log_start.fetch_max(offset, Ordering::AcqRel);
+        w.producers.evict_below(self.log_start_offset());
         self.drop_segments_below_start();
         Ok(self.log_start_offset())
     }
@@ -613,8 +666,9 @@ impl Partition {
             new_start = new_start.max(s.next_offset());
         }
         if new_start > self.log_start_offset() {
-            let _w = self.writer.lock();
+            let mut w = self.writer.lock();
             self.log_start.fetch_max(new_start, Ordering::AcqRel);
+            w.producers.evict_below(self.log_start_offset());
             self.drop_segments_below_start();
         }
         Ok(before.saturating_sub(self.segment_count()))

@@ -128,6 +128,15 @@ impl BatchHeader {
         self.last_offset() + 1
     }
 
+    /// Sequence of the last record (an idempotent producer's batch), wrapping past `i32::MAX`
+    /// to 0 as Kafka does; -1 for a batch without a sequence.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence == NO_SEQUENCE {
+            return NO_SEQUENCE;
+        }
+        increment_sequence(self.base_sequence, self.last_offset_delta)
+    }
+
     /// Codec of the records section.
     pub fn compression(&self) -> Result<Compression> {
         Compression::from_id(self.attributes & 0x07).ok_or_else(|| {
@@ -160,6 +169,17 @@ impl BatchHeader {
     /// `base_timestamp` holds the delete horizon set by the cleaner (KIP-534).
     pub fn has_delete_horizon(&self) -> bool {
         self.attributes & DELETE_HORIZON_BIT != 0
+    }
+}
+
+/// `sequence + by` for producer sequence numbers, which wrap from `i32::MAX` to 0 (Kafka's
+/// `DefaultRecordBatch.incrementSequence`).
+pub fn increment_sequence(sequence: i32, by: i32) -> i32 {
+    let sum = i64::from(sequence) + i64::from(by);
+    if sum > i64::from(i32::MAX) {
+        (sum - i64::from(i32::MAX) - 1) as i32
+    } else {
+        sum as i32
     }
 }
 

@@ -348,8 +348,12 @@ fn batches_with_gaps_keep_codec_producer_state_and_headers() {
     let log = open(dir.path(), &clock);
     // One batch per segment: the last two are cleanable.
     let p = compacted_topic(&log, "c", &[("segment.bytes", "100")]);
-    for codec in [Compression::Zstd, Compression::Lz4, Compression::Snappy] {
-        let mut b = BatchBuilder::new(codec).producer(42, 1, 7);
+    // One idempotent producer: each batch continues the sequence of the one before.
+    for (n, codec) in [Compression::Zstd, Compression::Lz4, Compression::Snappy]
+        .into_iter()
+        .enumerate()
+    {
+        let mut b = BatchBuilder::new(codec).producer(42, 1, 7 + 4 * n as i32);
         for (i, k) in ["a", "b", "a", "c"].iter().enumerate() {
             b.append(
                 clock.now_ms() + i as i64,
@@ -372,7 +376,7 @@ fn batches_with_gaps_keep_codec_producer_state_and_headers() {
     assert_eq!(h.compression().unwrap(), Compression::Snappy);
     assert_eq!(
         (h.producer_id, h.producer_epoch, h.base_sequence),
-        (42, 1, 7)
+        (42, 1, 15)
     );
     let rs: Vec<_> = decode_records(&data.records.slice(range.clone()), 1 << 20)
         .unwrap()

@@ -6,5 +6,6 @@ mod client;
 mod codec;
 mod compaction;
 mod group;
+mod idempotence;
 mod log;
 mod recovery;

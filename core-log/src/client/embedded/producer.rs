@@ -6,8 +6,14 @@
 //! send() -> partitioner -> Accumulator[tp].append (encodes the record into the open batch)
 //!                                   |  full, or linger.ms passed, or flush()
 //!                                   v
-//!                    sender thread: build (compress, CRC) -> Partition::append -> ack
+//!                    sender thread: stamp (pid, epoch, sequence) -> build (compress, CRC)
+//!                                   -> Partition::append -> ack
 //! ```
+//!
+//! With `enable.idempotence` (the default) the producer gets a producer id at construction, and
+//! the one sender thread stamps each batch with the next sequence of its partition just before
+//! building it, in the order the batches were sealed. The sequence advances only when the
+//! append succeeds, so a failed batch leaves no gap for the next one to trip over.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +27,7 @@ use crate::client::config::{Acks, ProducerConfig};
 use crate::client::partitioner::{StickyPartitioner, partition_for_key};
 use crate::client::{BatchDone, DeliveryFuture, Producer, ProducerRecord};
 use crate::log::{LogManager, Partition};
-use crate::record::{BatchBuilder, HEADER_LEN};
+use crate::record::{BatchBuilder, HEADER_LEN, increment_sequence};
 use crate::{Error, Result, TopicPartition};
 
 /// A producer writing into an embedded log.
@@ -69,6 +75,8 @@ struct Shared {
     partition_counts: RwLock<PartitionCounts>,
     /// Batches sealed so far (the sender watches it while spinning).
     sealed: std::sync::atomic::AtomicU64,
+    /// Producer id and epoch with `enable.idempotence`.
+    idempotence: Option<(i64, i16)>,
 }
 
 /// Partition counts by topic, with the last topic used kept by handle.
@@ -81,6 +89,11 @@ struct PartitionCounts {
 impl EmbeddedProducer {
     pub(crate) fn new(log: LogManager, mut config: ProducerConfig) -> Result<Self> {
         config.resolve()?;
+        let idempotence = if config.enable_idempotence {
+            Some(log.init_producer_id()?)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             log,
             partitioner: StickyPartitioner::from_entropy(),
@@ -91,6 +104,7 @@ impl EmbeddedProducer {
             space: tokio::sync::Notify::new(),
             partition_counts: RwLock::new(PartitionCounts::default()),
             sealed: std::sync::atomic::AtomicU64::new(0),
+            idempotence,
         });
         let s = Arc::clone(&shared);
         let sender = std::thread::Builder::new()
@@ -157,6 +171,11 @@ impl EmbeddedProducer {
                 });
             }
         }
+    }
+
+    /// The producer id and epoch stamped on every batch, if `enable.idempotence` is on.
+    pub fn producer_id_and_epoch(&self) -> Option<(i64, i16)> {
+        self.shared.idempotence
     }
 
     /// Closes the producer: sends what is queued, waits for it, stops the sender thread.
@@ -351,6 +370,9 @@ fn seal(shared: &Shared, ready: &mut Vec<Sealed>, tp: TopicPartition, o: Open) {
 
 fn run_sender(shared: &Arc<Shared>) {
     let mut partitions: HashMap<TopicPartition, Arc<Partition>> = HashMap::default();
+    // The next sequence of each partition (idempotence): only this thread touches it, and it
+    // sends each partition's batches in the order they were sealed.
+    let mut sequences: HashMap<TopicPartition, i32> = HashMap::default();
     // Spinning pays only when batches come faster than a thread wakes up; after a few spins
     // that found nothing, spin only now and then (many producers on few cores must not burn
     // CPU looking for each other's work).
@@ -405,7 +427,7 @@ fn run_sender(shared: &Arc<Shared>) {
             }
         };
         for b in batches {
-            send_batch(shared, &mut partitions, b);
+            send_batch(shared, &mut partitions, &mut sequences, b);
         }
     }
 }
@@ -413,6 +435,7 @@ fn run_sender(shared: &Arc<Shared>) {
 fn send_batch(
     shared: &Arc<Shared>,
     partitions: &mut HashMap<TopicPartition, Arc<Partition>>,
+    sequences: &mut HashMap<TopicPartition, i32>,
     b: Sealed,
 ) {
     let Sealed {
@@ -434,7 +457,18 @@ fn send_batch(
             partitions.insert(tp.clone(), Arc::clone(p));
         }),
     };
+    let (builder, sequence) = match shared.idempotence {
+        Some((pid, epoch)) => {
+            let seq = sequences.get(&tp).copied().unwrap_or(0);
+            (builder.producer(pid, epoch, seq), Some(seq))
+        }
+        None => (builder, None),
+    };
+    let records = builder.len() as i32;
     let result = partition.and_then(|p| p.append(builder.build()).map(|info| (p, info)));
+    if let (Some(seq), Ok(_)) = (sequence, &result) {
+        sequences.insert(tp.clone(), increment_sequence(seq, records));
+    }
     match result {
         Err(e) => {
             partitions.remove(&tp);
