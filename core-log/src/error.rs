@@ -198,6 +198,11 @@ pub enum Error {
     /// allocated block is damaged (so ids could repeat).
     #[error("cannot allocate a producer id: {0}")]
     ProducerIdUnavailable(String),
+    /// A transactional request that does not fit the transaction's state (Kafka's
+    /// `INVALID_TXN_STATE`), e.g. a non-transactional batch while the producer's transaction is
+    /// open, or committing a transaction that is not ongoing.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
     /// A request that makes no sense (e.g. seeking an unassigned partition).
     #[error("invalid request: {0}")]
     InvalidRequest(String),

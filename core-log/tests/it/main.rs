@@ -7,3 +7,4 @@ mod codec;
 mod compaction;
 mod log;
 mod recovery;
+mod transactions;
