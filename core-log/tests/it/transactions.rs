@@ -274,3 +274,167 @@ async fn a_read_committed_consumer_skips_aborted_records_and_markers() {
     let got = values(uncommitted.poll(Duration::from_millis(100)).await.unwrap());
     assert_eq!(got, ["aborted-1", "committed-1", "aborted-2", "plain"]);
 }
+
+mod coordinator {
+    use super::*;
+    use sluice_log::txn::{
+        TRANSACTION_STATE_TOPIC, TransactionCoordinator, TransactionMetadata, TransactionState,
+        encode_key, encode_value,
+    };
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    #[test]
+    fn commit_and_abort_through_the_coordinator_and_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        {
+            let (log, p) = setup(dir.path(), &clock);
+            let c = TransactionCoordinator::open(log.clone()).unwrap();
+            let (pid, epoch) = c.init_producer_id("tx", 60_000).unwrap();
+            c.add_partitions("tx", pid, epoch, &[tp()]).unwrap();
+            p.append(txn_batch(pid, epoch, 0, &["c1"])).unwrap();
+            assert_eq!(p.last_stable_offset(), 0);
+            c.end_transaction("tx", pid, epoch, true).unwrap();
+            // A retried commit is answered again; an abort now is not.
+            c.end_transaction("tx", pid, epoch, true).unwrap();
+            assert!(matches!(
+                c.end_transaction("tx", pid, epoch, false),
+                Err(Error::InvalidTxnState(_))
+            ));
+            c.add_partitions("tx", pid, epoch, &[tp()]).unwrap();
+            p.append(txn_batch(pid, epoch, 1, &["a1"])).unwrap();
+            c.end_transaction("tx", pid, epoch, false).unwrap();
+            assert_eq!(committed_values(&p, 0), ["c1"]);
+            assert_eq!(
+                c.list_transactions(),
+                [("tx".to_owned(), TransactionState::CompleteAbort)]
+            );
+            assert!(matches!(
+                c.describe_transaction("nope"),
+                Err(Error::TransactionalIdNotFound(_))
+            ));
+            log.close().unwrap();
+        }
+        let (log, _p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let m = c.describe_transaction("tx").unwrap();
+        assert_eq!(m.state, TransactionState::CompleteAbort);
+        let (pid, epoch) = c.init_producer_id("tx", 60_000).unwrap();
+        assert_eq!((pid, epoch), (m.producer_id, m.producer_epoch + 1));
+    }
+
+    #[test]
+    fn re_init_aborts_the_open_transaction_and_fences_the_zombie() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        let (log, p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let (pid, old) = c.init_producer_id("tx", 60_000).unwrap();
+        c.add_partitions("tx", pid, old, &[tp()]).unwrap();
+        p.append(txn_batch(pid, old, 0, &["zombie"])).unwrap();
+        let (pid2, new) = c.init_producer_id("tx", 60_000).unwrap();
+        assert_eq!(pid2, pid);
+        assert!(new > old);
+        // The zombie's open transaction was aborted; its writes are refused.
+        assert_eq!(p.last_stable_offset(), p.log_end_offset());
+        assert!(matches!(
+            p.append(txn_batch(pid, old, 1, &["late"])),
+            Err(Error::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            c.end_transaction("tx", pid, old, true),
+            Err(Error::ProducerFenced { .. })
+        ));
+        assert!(matches!(
+            c.add_partitions("tx", pid + 1, new, &[tp()]),
+            Err(Error::InvalidProducerIdMapping { .. })
+        ));
+        c.add_partitions("tx", pid, new, &[tp()]).unwrap();
+        p.append(txn_batch(pid, new, 0, &["fresh"])).unwrap();
+        c.end_transaction("tx", pid, new, true).unwrap();
+        assert_eq!(committed_values(&p, 0), ["fresh"]);
+    }
+
+    #[test]
+    fn transactions_open_past_their_timeout_are_aborted_by_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        let (log, p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let (pid, epoch) = c.init_producer_id("slow", 1_000).unwrap();
+        c.add_partitions("slow", pid, epoch, &[tp()]).unwrap();
+        p.append(txn_batch(pid, epoch, 0, &["late"])).unwrap();
+        clock.advance(1_000);
+        assert!(c.tick().unwrap().is_empty());
+        clock.advance(1);
+        assert_eq!(c.tick().unwrap(), ["slow"]);
+        assert_eq!(
+            c.describe_transaction("slow").unwrap().state,
+            TransactionState::CompleteAbort
+        );
+        assert_eq!(p.last_stable_offset(), p.log_end_offset());
+        assert!(committed_values(&p, 0).is_empty());
+        assert!(matches!(
+            c.end_transaction("slow", pid, epoch, true),
+            Err(Error::ProducerFenced { .. })
+        ));
+    }
+
+    #[test]
+    fn a_transaction_left_prepared_by_a_crash_completes_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        for commit in [true, false] {
+            let id = if commit { "commit-me" } else { "abort-me" };
+            let (pid, epoch) = {
+                let (log, p) = setup(dir.path(), &clock);
+                let c = TransactionCoordinator::open(log.clone()).unwrap();
+                let (pid, epoch) = c.init_producer_id(id, 60_000).unwrap();
+                c.add_partitions(id, pid, epoch, &[tp()]).unwrap();
+                p.append(txn_batch(pid, epoch, 0, &[id])).unwrap();
+                // The coordinator made Prepare* durable, then crashed before any marker.
+                let mut m = c.describe_transaction(id).unwrap();
+                m.state = if commit {
+                    TransactionState::PrepareCommit
+                } else {
+                    TransactionState::PrepareAbort
+                };
+                let state = log
+                    .partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, 0))
+                    .unwrap();
+                let mut b = BatchBuilder::new(Compression::None);
+                b.append(NOW, Some(&encode_key(id)), Some(&encode_value(&m)), &[]);
+                state.append(b.build()).unwrap();
+                log.flush_all().unwrap();
+                std::mem::forget(c);
+                std::mem::forget(log);
+                (pid, epoch)
+            };
+            std::fs::remove_file(dir.path().join(".lock")).ok();
+            let (log, p) = setup(dir.path(), &clock);
+            let open = p.ongoing_transactions();
+            assert_eq!(open.len(), 1);
+            assert_eq!(open[0].0, pid);
+            let c = TransactionCoordinator::open(log.clone()).unwrap();
+            let m: TransactionMetadata = c.describe_transaction(id).unwrap();
+            assert_eq!(
+                m.state,
+                if commit {
+                    TransactionState::CompleteCommit
+                } else {
+                    TransactionState::CompleteAbort
+                }
+            );
+            assert_eq!(m.producer_epoch, epoch);
+            assert!(p.ongoing_transactions().is_empty());
+            let got = committed_values(&p, 0);
+            assert!(got.contains(&"commit-me".to_owned()));
+            assert!(!got.contains(&"abort-me".to_owned()));
+            log.close().unwrap();
+            drop(log);
+        }
+    }
+}
