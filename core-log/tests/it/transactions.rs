@@ -438,3 +438,99 @@ mod coordinator {
         }
     }
 }
+
+mod model {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(usize),
+        Commit(usize),
+        Abort(usize),
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..3usize).prop_map(Op::Append),
+            2 => (0..3usize).prop_map(Op::Commit),
+            2 => (0..3usize).prop_map(Op::Abort),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Fate {
+        Open,
+        Committed,
+        Aborted,
+    }
+
+    fn open_partition(dir: &std::path::Path, clock: &MockClock) -> (LogManager, Arc<Partition>) {
+        let log = open(dir, clock);
+        if log.list_topics().is_empty() {
+            log.create_topic("t", 1, [("segment.bytes", "400")])
+                .unwrap();
+        }
+        let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+        (log, p)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn read_committed_matches_a_model_of_interleaved_transactions(
+            ops in proptest::collection::vec(op(), 1..60)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = MockClock::new(NOW);
+            let (mut log, mut p) = open_partition(dir.path(), &clock);
+            // Per record, in offset order: (value, transaction number); per transaction its fate.
+            let mut records: Vec<(String, usize)> = Vec::new();
+            let mut fates: Vec<Fate> = Vec::new();
+            let mut current: [Option<usize>; 3] = [None; 3];
+            let mut seq = [0i32; 3];
+            for (i, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Append(k) => {
+                        let txn = *current[k].get_or_insert_with(|| {
+                            fates.push(Fate::Open);
+                            fates.len() - 1
+                        });
+                        let v = format!("p{k}-{i}");
+                        p.append(txn_batch(k as i64 + 1, 0, seq[k], &[v.as_str()])).unwrap();
+                        seq[k] += 1;
+                        records.push((v, txn));
+                    }
+                    Op::Commit(k) | Op::Abort(k) => {
+                        let commit = matches!(op, Op::Commit(_));
+                        let marker = if commit { ControlRecord::Commit } else { ControlRecord::Abort };
+                        p.append_marker(k as i64 + 1, 0, marker, 0).unwrap();
+                        if let Some(t) = current[k].take() {
+                            fates[t] = if commit { Fate::Committed } else { Fate::Aborted };
+                        }
+                    }
+                    Op::Reopen => {
+                        log.close().unwrap();
+                        drop(p);
+                        drop(log);
+                        (log, p) = open_partition(dir.path(), &clock);
+                    }
+                }
+                let mut expected = Vec::new();
+                for (v, t) in &records {
+                    match fates[*t] {
+                        Fate::Open => break,
+                        Fate::Committed => expected.push(v.clone()),
+                        Fate::Aborted => {}
+                    }
+                }
+                prop_assert_eq!(committed_values(&p, 0), expected);
+                let open_count = current.iter().filter(|c| c.is_some()).count();
+                prop_assert_eq!(p.ongoing_transactions().len(), open_count);
+            }
+        }
+    }
+}
