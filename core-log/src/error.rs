@@ -180,7 +180,7 @@ pub enum Error {
     },
     /// A batch from an idempotent producer whose epoch is older than the epoch the partition
     /// knows for that producer id: a fenced ("zombie") producer (Kafka's
-    /// `INVALID_PRODUCER_EPOCH`). Nothing of the batch was appended.
+    /// `INVALID_PRODUCER_EPOCH`, 47). Nothing of the batch was appended.
     #[error(
         "producer {producer_id} on {tp} has epoch {got}, older than its current epoch {current}"
     )]
@@ -198,6 +198,51 @@ pub enum Error {
     /// allocated block is damaged (so ids could repeat).
     #[error("cannot allocate a producer id: {0}")]
     ProducerIdUnavailable(String),
+    /// A transactional request that does not fit the transaction's state (Kafka's
+    /// `INVALID_TXN_STATE`, 48), e.g. a non-transactional batch while the producer's transaction is
+    /// open, or committing a transaction that is not ongoing.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A transactional id the coordinator does not know (Kafka's
+    /// `TRANSACTIONAL_ID_NOT_FOUND`, 105).
+    #[error("transactional id \"{0}\" does not exist")]
+    TransactionalIdNotFound(String),
+    /// A producer whose epoch is not the transactional id's current one: a newer producer
+    /// with the same `transactional.id` took over (Kafka's `PRODUCER_FENCED`, 90).
+    #[error(
+        "producer of transactional id \"{transactional_id}\" is fenced: epoch {got}, current epoch {current}"
+    )]
+    ProducerFenced {
+        /// The transactional id.
+        transactional_id: String,
+        /// The coordinator's epoch.
+        current: i16,
+        /// The request's epoch.
+        got: i16,
+    },
+    /// A producer id that is not the one the transactional id maps to (Kafka's
+    /// `INVALID_PRODUCER_ID_MAPPING`, 49).
+    #[error(
+        "producer id {producer_id} is not the producer id of transactional id \"{transactional_id}\""
+    )]
+    InvalidProducerIdMapping {
+        /// The transactional id.
+        transactional_id: String,
+        /// The request's producer id.
+        producer_id: i64,
+    },
+    /// The transaction is being completed; retry later (Kafka's `CONCURRENT_TRANSACTIONS`,
+    /// 51).
+    #[error("transaction of transactional id \"{0}\" is being completed")]
+    ConcurrentTransactions(String),
+    /// A `transaction.timeout.ms` out of range (Kafka's `INVALID_TRANSACTION_TIMEOUT`, 50).
+    #[error("transaction.timeout.ms {timeout_ms} is outside [1, {max_ms}]")]
+    InvalidTransactionTimeout {
+        /// The timeout asked for.
+        timeout_ms: i32,
+        /// `transaction.max.timeout.ms`.
+        max_ms: i32,
+    },
     /// A request that makes no sense (e.g. seeking an unassigned partition).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -329,6 +374,12 @@ impl Error {
             Error::InvalidTimestamp { .. } => 32,
             Error::OutOfOrderSequence { .. } => 45,
             Error::InvalidProducerEpoch { .. } => 47,
+            Error::InvalidTxnState(_) => 48,
+            Error::InvalidProducerIdMapping { .. } => 49,
+            Error::InvalidTransactionTimeout { .. } => 50,
+            Error::ConcurrentTransactions(_) => 51,
+            Error::ProducerFenced { .. } => 90,
+            Error::TransactionalIdNotFound(_) => 105,
             Error::TopicExists(_) => 36,
             Error::InvalidPartitions { .. } => 37,
             Error::UnknownConfig { .. } | Error::InvalidConfig { .. } => 40,

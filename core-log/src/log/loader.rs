@@ -13,8 +13,9 @@ use super::LogContext;
 use super::partition::{Offline, Partition};
 use super::producer_state::ProducerStateManager;
 use super::segment::Segment;
+use super::txn_index::{self, AbortedTxn};
 use crate::config::TopicConfig;
-use crate::record::{self, BatchHeader, HEADER_LEN};
+use crate::record::{self, BatchHeader, ControlRecord, HEADER_LEN};
 use crate::{Error, Result, TopicPartition};
 
 /// Where the magic byte sits in a batch header.
@@ -133,10 +134,13 @@ pub(crate) fn open_partition(
         segments.push(seg);
     }
     let log_start = log_start.unwrap_or(first_base).max(first_base);
-    let producers = if offline.is_none() {
+    let (producers, aborted) = if offline.is_none() {
         load_producer_state(dir, &tp, ctx, &segments, log_start, rp)?
     } else {
-        ProducerStateManager::new(tp.clone(), dir, ctx.producer_id_expiration_ms, now)
+        (
+            ProducerStateManager::new(tp.clone(), dir, ctx.producer_id_expiration_ms, now),
+            Vec::new(),
+        )
     };
     let p = Partition::from_parts(
         tp,
@@ -148,13 +152,17 @@ pub(crate) fn open_partition(
         recovery_point.unwrap_or(0),
         offline,
         producers,
+        aborted,
     );
     Ok(p)
 }
 
 /// Rebuilds the producer state: the newest valid snapshot at or below both the log end and the
 /// recovery point, then the headers of every batch after it (those of batches wholly below the
-/// log start are skipped: their producers are forgotten, as the snapshot's are).
+/// log start are skipped: their producers are forgotten, as the snapshot's are). Transaction
+/// markers replayed close their producer's open transaction; aborts are written again to the
+/// `.txnindex` files, whose entries from the replay point on were dropped first. Returns the
+/// state and the aborted transactions.
 fn load_producer_state(
     dir: &Path,
     tp: &TopicPartition,
@@ -162,7 +170,7 @@ fn load_producer_state(
     segments: &[Arc<Segment>],
     log_start: i64,
     recovery_point: i64,
-) -> Result<ProducerStateManager> {
+) -> Result<(ProducerStateManager, Vec<AbortedTxn>)> {
     let now = ctx.clock.now_ms();
     let log_end = segments.last().map_or(log_start, |s| s.next_offset());
     let (mut state, from) = ProducerStateManager::load(
@@ -172,6 +180,12 @@ fn load_producer_state(
         log_end.min(recovery_point),
         ctx.producer_id_expiration_ms,
         now,
+    )?;
+    let mut aborted = txn_index::load(
+        dir,
+        segments.iter().map(|s| s.base_offset()),
+        log_start,
+        from,
     )?;
     let mut replayed = 0u64;
     for seg in segments.iter().filter(|s| s.next_offset() > from) {
@@ -191,7 +205,27 @@ fn load_producer_state(
         loop {
             match seg.header_at(&file, pos, limit) {
                 Ok(Some(h)) => {
-                    if h.base_offset >= from && h.last_offset() >= log_start {
+                    if h.base_offset >= from && h.is_control() && h.producer_id >= 0 {
+                        let marker = control_marker(seg, ctx, pos, &h)?;
+                        let first =
+                            state.apply_marker(h.producer_id, h.producer_epoch, h.base_offset, now);
+                        if let (Some(ControlRecord::Abort), Some(first_offset)) = (marker, first)
+                            && h.base_offset >= log_start
+                        {
+                            let entry = AbortedTxn {
+                                producer_id: h.producer_id,
+                                first_offset,
+                                last_offset: h.base_offset,
+                                last_stable_offset: state
+                                    .first_unstable_offset()
+                                    .unwrap_or(h.next_offset())
+                                    .min(h.next_offset()),
+                            };
+                            txn_index::append(&txn_index::path(dir, seg.base_offset()), &entry)?;
+                            aborted.push(entry);
+                        }
+                        replayed += 1;
+                    } else if h.base_offset >= from && h.last_offset() >= log_start {
                         state.update(&h, now);
                         replayed += 1;
                     }
@@ -206,7 +240,21 @@ fn load_producer_state(
         }
     }
     tracing::debug!(%tp, snapshot = from, batches = replayed, "producer state loaded");
-    Ok(state)
+    Ok((state, aborted))
+}
+
+/// The marker a control batch holds (`None` if its record is not a known marker).
+fn control_marker(
+    seg: &Segment,
+    ctx: &LogContext,
+    pos: u64,
+    h: &BatchHeader,
+) -> Result<Option<ControlRecord>> {
+    let bytes = bytes::Bytes::from(seg.read(&ctx.files, pos, h.total_len())?);
+    let Some(first) = record::decode_records(&bytes, 1 << 20)?.next() else {
+        return Ok(None);
+    };
+    Ok(first?.key.as_deref().and_then(ControlRecord::parse))
 }
 
 enum Scan {

@@ -12,8 +12,9 @@ use parking_lot::{Mutex, RwLock};
 use super::LogContext;
 use super::producer_state::{ProducerStateManager, Verdict};
 use super::segment::Segment;
+use super::txn_index::{self, AbortedTransaction, AbortedTxn};
 use crate::config::{TopicCompression, TopicConfig};
-use crate::record::{self, BatchHeader};
+use crate::record::{self, BatchHeader, ControlRecord};
 use crate::{Error, Result, TimestampType, TopicPartition};
 
 /// What an append assigned.
@@ -42,6 +43,13 @@ pub struct FetchedData {
     pub high_watermark: i64,
     /// First offset held.
     pub log_start_offset: i64,
+    /// The last stable offset: no transaction is open below it. A read_committed fetch
+    /// returns nothing at or past it.
+    pub last_stable_offset: i64,
+    /// For a read_committed fetch: the transactions aborted within the records returned
+    /// (a consumer drops their producers' transactional records up to each abort marker).
+    /// Empty for a read_uncommitted fetch.
+    pub aborted_transactions: Vec<AbortedTransaction>,
 }
 
 /// State only the writer touches.
@@ -77,6 +85,11 @@ pub struct Partition {
     recovery_point: AtomicI64,
     offline: RwLock<Option<Offline>>,
     new_data: tokio::sync::Notify,
+    /// First offset of the oldest open transaction, `i64::MAX` if none. Stored before the log
+    /// end when a transaction opens, after it when one closes (readers load the log end first).
+    first_unstable: AtomicI64,
+    /// Aborted transactions (the `.txnindex` files' entries), by marker offset.
+    aborted: RwLock<Vec<AbortedTxn>>,
 }
 
 impl Partition {
@@ -92,9 +105,11 @@ impl Partition {
         recovery_point: i64,
         offline: Option<Offline>,
         producers: ProducerStateManager,
+        aborted: Vec<AbortedTxn>,
     ) -> Self {
         let log_end = segments.last().map_or(0, |s| s.next_offset());
         let now = ctx.clock.now_ms();
+        let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
         Self {
             tp,
             dir,
@@ -111,6 +126,8 @@ impl Partition {
             recovery_point: AtomicI64::new(recovery_point.min(log_end)),
             offline: RwLock::new(offline),
             new_data: tokio::sync::Notify::new(),
+            first_unstable: AtomicI64::new(first_unstable),
+            aborted: RwLock::new(aborted),
         }
     }
 
@@ -132,6 +149,25 @@ impl Partition {
     /// The high watermark: what consumers may read up to.
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, else the high
+    /// watermark. read_committed readers see nothing at or past it.
+    pub fn last_stable_offset(&self) -> i64 {
+        // The log end first: see `first_unstable`.
+        let hw = self.high_watermark();
+        self.first_unstable.load(Ordering::Acquire).min(hw)
+    }
+
+    /// The aborted transactions whose abort marker is at or past `from` and whose first offset
+    /// is below `to`: what a read_committed fetch of `[from, to)` reports.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTransaction> {
+        txn_index::overlapping(&self.aborted.read(), from, to)
+    }
+
+    /// The open transactions as (producer id, first offset), oldest first.
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.writer.lock().producers.ongoing_transactions()
     }
 
     /// First offset held.
@@ -207,6 +243,11 @@ impl Partition {
                 "control batches are written by the transaction coordinator, not producers".into(),
             ));
         }
+        if h.is_transactional() && h.producer_id < 0 {
+            return Err(Error::CorruptRecord(
+                "a transactional batch needs a producer id".into(),
+            ));
+        }
         if batch.len() > config.max_message_bytes {
             return Err(Error::MessageTooLarge {
                 topic: self.tp.topic.to_string(),
@@ -267,8 +308,33 @@ impl Partition {
         }
         if h.producer_id >= 0 {
             w.producers.update(&h, now);
+            // Before the log end moves: readers must never see the batch as stable.
+            self.publish_first_unstable(&w);
         }
         self.log_end.store(h.next_offset(), Ordering::Release);
+        self.after_append(w, &config, &h, now)?;
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: h.last_offset(),
+            log_append_time,
+            log_start_offset: self.log_start_offset(),
+            duplicate: false,
+        })
+    }
+
+    fn publish_first_unstable(&self, w: &Writer) {
+        let first = w.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        self.first_unstable.store(first, Ordering::Release);
+    }
+
+    /// Counts the batch towards `flush.messages`, wakes readers, and flushes if due.
+    fn after_append(
+        &self,
+        mut w: parking_lot::MutexGuard<'_, Writer>,
+        config: &TopicConfig,
+        h: &BatchHeader,
+        now: i64,
+    ) -> Result<()> {
         w.unflushed_messages += i64::from(h.record_count);
         let flush_due = w.unflushed_messages >= config.flush_messages
             || (config.flush_ms < i64::MAX && now - w.last_flush_ms >= config.flush_ms);
@@ -278,9 +344,84 @@ impl Partition {
         if flush_due {
             self.flush()?;
         }
+        Ok(())
+    }
+
+    /// Appends a transaction marker for `producer_id` (a control batch of one control record:
+    /// key = the marker's key, value = version i16 0 and `coordinator_epoch` i32), closing the
+    /// producer's open transaction; an abort is recorded in the `.txnindex` of the segment the
+    /// marker lands in. A marker of an epoch older than the producer's is refused
+    /// ([`Error::InvalidProducerEpoch`]); a newer one fences the older epoch. Durability is the
+    /// caller's to wait for, as with [`Partition::append`].
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: ControlRecord,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo> {
+        self.check_online()?;
+        if producer_id < 0 || producer_epoch < 0 {
+            return Err(Error::InvalidRequest(format!(
+                "a transaction marker needs a producer id and epoch, got {producer_id} and {producer_epoch}"
+            )));
+        }
+        let config = self.config();
+        let now = self.ctx.clock.now_ms();
+        let mut value = [0u8; 6];
+        value[2..].copy_from_slice(&coordinator_epoch.to_be_bytes());
+        let mut b = record::BatchBuilder::new(crate::Compression::None)
+            .producer(producer_id, producer_epoch, record::NO_SEQUENCE)
+            .transactional()
+            .control();
+        b.append(now, Some(&marker.key()), Some(&value), &[]);
+        let mut batch = b.build();
+        let mut w = self.writer.lock();
+        self.ctx.check_writable()?;
+        w.producers.check_marker(producer_id, producer_epoch)?;
+        let base = self.log_end.load(Ordering::Relaxed);
+        record::set_base_offset(&mut batch, base);
+        record::set_partition_leader_epoch(&mut batch, 0);
+        let log_append_time = match config.message_timestamp_type {
+            TimestampType::LogAppendTime => {
+                record::set_log_append_time(&mut batch, now);
+                now
+            }
+            TimestampType::CreateTime => -1,
+        };
+        let h = record::validate(&batch)?;
+        let active = self.active_for(&mut w, &config, batch.len(), now)?;
+        if let Err(e) = active.append(&self.ctx.files, &batch, &h, config.index_interval_bytes) {
+            return Err(self.ctx.fail_write(e));
+        }
+        let first = w
+            .producers
+            .apply_marker(producer_id, producer_epoch, base, now);
+        if let (ControlRecord::Abort, Some(first_offset)) = (marker, first) {
+            let entry = AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset: base,
+                last_stable_offset: w
+                    .producers
+                    .first_unstable_offset()
+                    .unwrap_or(base + 1)
+                    .min(base + 1),
+            };
+            let path = txn_index::path(&self.dir, active.base_offset());
+            if let Err(e) = txn_index::append(&path, &entry) {
+                return Err(self.ctx.fail_write(e));
+            }
+            // Before the log end and the last stable offset move past the marker.
+            self.aborted.write().push(entry);
+        }
+        self.log_end.store(h.next_offset(), Ordering::Release);
+        self.publish_first_unstable(&w);
+        tracing::debug!(tp = %self.tp, producer_id, producer_epoch, ?marker, offset = base, "transaction marker written");
+        self.after_append(w, &config, &h, now)?;
         Ok(AppendInfo {
             base_offset: base,
-            last_offset: h.last_offset(),
+            last_offset: base,
             log_append_time,
             log_start_offset: self.log_start_offset(),
             duplicate: false,
@@ -436,7 +577,14 @@ impl Partition {
     /// unless the first batch alone is larger (then it comes whole, so consumers progress).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData> {
         self.check_online()?;
-        self.with_fresh_snapshot(|segments| self.read_from(segments, offset, max_bytes))
+        self.with_fresh_snapshot(|segments| self.read_from(segments, offset, max_bytes, false))
+    }
+
+    /// As [`Partition::read`], for a read_committed reader: returns nothing at or past the last
+    /// stable offset, and lists the aborted transactions overlapping the batches returned.
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<FetchedData> {
+        self.check_online()?;
+        self.with_fresh_snapshot(|segments| self.read_from(segments, offset, max_bytes, true))
     }
 
     /// Runs `f` on the current segments; if it fails while one of them has been deleted meanwhile
@@ -468,13 +616,22 @@ impl Partition {
         segments: &[Arc<Segment>],
         offset: i64,
         max_bytes: usize,
+        committed: bool,
     ) -> Result<FetchedData> {
-        let high_watermark = self.log_end_offset();
+        let last_stable_offset = self.last_stable_offset();
+        let high_watermark = self.log_end_offset().max(last_stable_offset);
         let log_start = self.log_start_offset();
+        let upper = if committed {
+            last_stable_offset
+        } else {
+            high_watermark
+        };
         let empty = |hw| FetchedData {
             records: Bytes::new(),
             high_watermark: hw,
             log_start_offset: log_start,
+            last_stable_offset,
+            aborted_transactions: Vec::new(),
         };
         if offset < log_start || offset > high_watermark {
             return Err(Error::OffsetOutOfRange {
@@ -484,7 +641,7 @@ impl Partition {
                 log_end: high_watermark,
             });
         }
-        if offset == high_watermark {
+        if offset >= upper {
             return Ok(empty(high_watermark));
         }
         let start = segments
@@ -495,14 +652,21 @@ impl Partition {
             let Some(found) = seg.find_offset(&self.ctx.files, offset, limit)? else {
                 continue;
             };
+            if found.header.base_offset >= upper {
+                break;
+            }
             let file = seg.file(&self.ctx.files)?;
             let first_len = found.header.total_len();
             let mut end = found.position + first_len as u64;
+            let mut next = found.header.next_offset();
             // Extend over whole batches up to max_bytes; headers are read to find the edges.
             let want = (found.position + max_bytes as u64).min(limit);
             while end < want {
                 match seg.header_at(&file, end, limit)? {
-                    Some(h) if end + h.total_len() as u64 <= want => end += h.total_len() as u64,
+                    Some(h) if end + h.total_len() as u64 <= want && h.base_offset < upper => {
+                        end += h.total_len() as u64;
+                        next = h.next_offset();
+                    }
                     _ => break,
                 }
             }
@@ -515,6 +679,12 @@ impl Partition {
                 records: Bytes::from(bytes),
                 high_watermark,
                 log_start_offset: log_start,
+                last_stable_offset,
+                aborted_transactions: if committed {
+                    self.aborted_transactions(offset, next)
+                } else {
+                    Vec::new()
+                },
             });
         }
         Ok(empty(high_watermark))
@@ -605,7 +775,15 @@ impl Partition {
         self.log_start.fetch_max(offset, Ordering::AcqRel);
         w.producers.evict_below(self.log_start_offset());
         self.drop_segments_below_start();
+        self.forget_aborted_below_start();
         Ok(self.log_start_offset())
+    }
+
+    /// Forgets aborted transactions whose marker is below the log start (their `.txnindex`
+    /// files go with their segments).
+    fn forget_aborted_below_start(&self) {
+        let start = self.log_start_offset();
+        self.aborted.write().retain(|e| e.last_offset >= start);
     }
 
     /// Deletes segments whose records are all below the log start (never the active one).
@@ -670,6 +848,7 @@ impl Partition {
             self.log_start.fetch_max(new_start, Ordering::AcqRel);
             w.producers.evict_below(self.log_start_offset());
             self.drop_segments_below_start();
+            self.forget_aborted_below_start();
         }
         Ok(before.saturating_sub(self.segment_count()))
     }

@@ -20,14 +20,21 @@
 //!   forgotten, lazily: when it writes again, and by a sweep at most once a minute on append;
 //! - when the log start moves past a producer's last batch, the producer is forgotten.
 //!
-//! Snapshot file, big-endian: `version u16 = 1 | crc u32 (CRC-32C of what follows) | offset i64
-//! | producers u32 | per producer: id i64, epoch i16, last append ms i64, batches u8, per batch:
+//! Transactions: a transactional batch opens a transaction for its producer at its first offset
+//! (unless one is open); a marker ([`ProducerStateManager::apply_marker`]) closes it. The
+//! smallest first offset of the open transactions bounds the last stable offset. Producers with
+//! an open transaction never expire.
+//!
+//! Snapshot file, big-endian: `version u16 = 2 | crc u32 (CRC-32C of what follows) | offset i64
+//! | producers u32 | per producer: id i64, epoch i16, last append ms i64, open transaction's
+//! first offset i64 (-1: none), last marker offset i64 (-1: none), batches u8, per batch:
 //! first sequence i32, last sequence i32, first offset i64, last offset i64, max timestamp i64`.
+//! Version 1 (read, never written) lacks the two transaction fields and has at least one batch.
 //! Written to `.snapshot.tmp`, fsynced, renamed; a snapshot failing its CRC is ignored (and
 //! deleted), and an older one plus a longer replay takes its place. The newest
 //! [`SNAPSHOTS_KEPT`] are kept.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +52,7 @@ pub(crate) const MAX_CACHED_BATCHES: usize = 5;
 pub(crate) const SNAPSHOTS_KEPT: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
 const SNAPSHOT_TMP_SUFFIX: &str = ".snapshot.tmp";
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
 /// Longest time between two sweeps for expired producers.
 const MAX_SWEEP_INTERVAL_MS: i64 = 60_000;
 const BATCH_BYTES: usize = 32;
@@ -76,8 +83,13 @@ impl BatchMetadata {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerEntry {
     pub(crate) epoch: i16,
-    /// Oldest first; never empty, at most [`MAX_CACHED_BATCHES`].
+    /// Oldest first; at most [`MAX_CACHED_BATCHES`]; empty when only markers were seen since
+    /// the epoch began.
     pub(crate) batches: VecDeque<BatchMetadata>,
+    /// First offset of the producer's open transaction.
+    pub(crate) txn_first_offset: Option<i64>,
+    /// Offset of the last transaction marker written for the producer, or -1.
+    pub(crate) last_marker_offset: i64,
     /// The log's clock at the producer's last append (load time for replayed batches).
     pub(crate) last_append_ms: i64,
 }
@@ -88,7 +100,10 @@ impl ProducerEntry {
     }
 
     fn last_offset(&self) -> i64 {
-        self.batches.back().map_or(-1, |b| b.last_offset)
+        self.batches
+            .back()
+            .map_or(-1, |b| b.last_offset)
+            .max(self.last_marker_offset)
     }
 }
 
@@ -112,6 +127,8 @@ pub(crate) struct ProducerStateManager {
     /// Offset of the snapshot last written or loaded, and whether the state changed since.
     snapshot_at: Option<i64>,
     dirty: bool,
+    /// Open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
@@ -125,7 +142,73 @@ impl ProducerStateManager {
             next_sweep_ms: now.saturating_add(sweep_interval(expiration_ms)),
             snapshot_at: None,
             dirty: false,
+            ongoing: BTreeMap::new(),
         }
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset, if any is open.
+    pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first_key_value().map(|(&first, _)| first)
+    }
+
+    /// Open transactions as (producer id, first offset), oldest first.
+    pub(crate) fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.ongoing.iter().map(|(&f, &pid)| (pid, f)).collect()
+    }
+
+    fn rebuild_ongoing(&mut self) {
+        self.ongoing = self
+            .producers
+            .iter()
+            .filter_map(|(&pid, e)| e.txn_first_offset.map(|f| (f, pid)))
+            .collect();
+    }
+
+    /// Checks that a transaction marker for `producer_id` carries an epoch at least as new as
+    /// the one known (Kafka fences markers of an older epoch too).
+    pub(crate) fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<()> {
+        match self.producers.get(&producer_id) {
+            Some(e) if epoch < e.epoch => Err(Error::InvalidProducerEpoch {
+                tp: self.tp.clone(),
+                producer_id,
+                current: e.epoch,
+                got: epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a transaction marker written at `offset` (or replayed): adopts a newer epoch
+    /// (which fences the older one; the new epoch starts at sequence 0) and closes the
+    /// producer's open transaction. Returns the closed transaction's first offset.
+    pub(crate) fn apply_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        offset: i64,
+        now: i64,
+    ) -> Option<i64> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                txn_first_offset: None,
+                last_marker_offset: -1,
+                last_append_ms: now,
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_marker_offset = entry.last_marker_offset.max(offset);
+        entry.last_append_ms = entry.last_append_ms.max(now);
+        let first = entry.txn_first_offset.take();
+        if let Some(f) = first {
+            self.ongoing.remove(&f);
+        }
+        first
     }
 
     /// Producer ids known.
@@ -175,6 +258,12 @@ impl ProducerStateManager {
                 got: h.producer_epoch,
             });
         }
+        if entry.txn_first_offset.is_some() && !h.is_transactional() {
+            return Err(Error::InvalidTxnState(format!(
+                "producer {pid} wrote a non-transactional batch to {} while its transaction is open",
+                self.tp
+            )));
+        }
         if h.producer_epoch > entry.epoch {
             if first != 0 {
                 return Err(self.out_of_order(pid, 0, first));
@@ -220,10 +309,16 @@ impl ProducerStateManager {
             .or_insert_with(|| ProducerEntry {
                 epoch: h.producer_epoch,
                 batches: VecDeque::with_capacity(MAX_CACHED_BATCHES),
+                txn_first_offset: None,
+                last_marker_offset: -1,
                 last_append_ms: now,
             });
         if h.producer_epoch < entry.epoch {
             return;
+        }
+        if h.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(h.base_offset);
+            self.ongoing.insert(h.base_offset, h.producer_id);
         }
         if h.producer_epoch > entry.epoch {
             entry.epoch = h.producer_epoch;
@@ -240,12 +335,13 @@ impl ProducerStateManager {
     /// DeleteRecords), as Kafka does.
     pub(crate) fn evict_below(&mut self, log_start: i64) {
         let before = self.producers.len();
-        self.producers.retain(|_, e| e.last_offset() >= log_start);
+        self.producers
+            .retain(|_, e| e.last_offset() >= log_start || e.txn_first_offset.is_some());
         self.dirty |= self.producers.len() < before;
     }
 
     fn is_expired(&self, e: &ProducerEntry, now: i64) -> bool {
-        now.saturating_sub(e.last_append_ms) >= self.expiration_ms
+        e.txn_first_offset.is_none() && now.saturating_sub(e.last_append_ms) >= self.expiration_ms
     }
 
     fn maybe_sweep(&mut self, now: i64) {
@@ -255,8 +351,9 @@ impl ProducerStateManager {
         self.next_sweep_ms = now.saturating_add(sweep_interval(self.expiration_ms));
         let expiration = self.expiration_ms;
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now.saturating_sub(e.last_append_ms) < expiration);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now.saturating_sub(e.last_append_ms) < expiration
+        });
         if self.producers.len() < before {
             self.dirty = true;
             tracing::debug!(tp = %self.tp, expired = before - self.producers.len(), "producer states expired");
@@ -329,6 +426,7 @@ impl ProducerStateManager {
                 Ok(producers) => {
                     state.producers = producers;
                     state.snapshot_at = Some(offset);
+                    state.rebuild_ongoing();
                     replay_from = offset;
                     break;
                 }
@@ -394,6 +492,8 @@ fn encode_snapshot(offset: i64, producers: &HashMap<i64, ProducerEntry>) -> Vec<
         body.extend_from_slice(&id.to_be_bytes());
         body.extend_from_slice(&e.epoch.to_be_bytes());
         body.extend_from_slice(&e.last_append_ms.to_be_bytes());
+        body.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
+        body.extend_from_slice(&e.last_marker_offset.to_be_bytes());
         body.push(e.batches.len() as u8);
         for b in &e.batches {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -445,7 +545,7 @@ impl Cursor<'_> {
 fn decode_snapshot(bytes: &[u8], offset: i64) -> Result<HashMap<i64, ProducerEntry>, String> {
     let mut c = Cursor(bytes);
     let version = c.u16()?;
-    if version != SNAPSHOT_VERSION {
+    if version != 1 && version != SNAPSHOT_VERSION {
         return Err(format!("unknown snapshot version {version}"));
     }
     let crc = c.u32()?;
@@ -464,8 +564,13 @@ fn decode_snapshot(bytes: &[u8], offset: i64) -> Result<HashMap<i64, ProducerEnt
         let id = c.i64()?;
         let epoch = c.i16()?;
         let last_append_ms = c.i64()?;
+        let (txn_first_offset, last_marker_offset) = if version >= 2 {
+            (Some(c.i64()?).filter(|&f| f >= 0), c.i64()?)
+        } else {
+            (None, -1)
+        };
         let n = c.u8()? as usize;
-        if n == 0 || n > MAX_CACHED_BATCHES {
+        if (n == 0 && version == 1) || n > MAX_CACHED_BATCHES {
             return Err(format!("producer {id} has {n} batches"));
         }
         let mut batches = VecDeque::with_capacity(n);
@@ -483,6 +588,8 @@ fn decode_snapshot(bytes: &[u8], offset: i64) -> Result<HashMap<i64, ProducerEnt
             ProducerEntry {
                 epoch,
                 batches,
+                txn_first_offset,
+                last_marker_offset,
                 last_append_ms,
             },
         );

@@ -9,3 +9,4 @@ mod group;
 mod idempotence;
 mod log;
 mod recovery;
+mod transactions;

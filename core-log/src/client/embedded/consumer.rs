@@ -1,14 +1,19 @@
 //! The embedded consumer: reads stored batches straight from the partitions, decodes the
 //! records from `position` on, skips control batches, and long-polls for new data.
+//!
+//! With `isolation.level=read_committed` it reads only below the last stable offset and drops
+//! the records of aborted transactions as Kafka's consumer does: an aborted transaction
+//! (producer id, first offset) of the fetch marks its producer aborted from the first batch
+//! reaching that offset until the producer's abort marker.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::config::{AutoOffsetReset, ConsumerConfig};
+use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::client::{Consumer, ConsumerRecord};
 use crate::log::LogManager;
-use crate::record::{BatchIter, decode_records};
+use crate::record::{BatchIter, ControlRecord, decode_records};
 use crate::{Error, Result, TopicPartition};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -94,7 +99,13 @@ impl EmbeddedConsumer {
             };
             let partition = self.log.partition(tp)?;
             let max = self.config.max_partition_fetch_bytes.min(budget);
-            let data = match partition.read(position, max) {
+            let committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+            let read = if committed {
+                partition.read_committed(position, max)
+            } else {
+                partition.read(position, max)
+            };
+            let data = match read {
                 Ok(d) => d,
                 Err(Error::OffsetOutOfRange { .. }) => {
                     let p = self.reset(tp)?;
@@ -111,12 +122,39 @@ impl EmbeddedConsumer {
             let mut next = position;
             let topic: Arc<str> = Arc::clone(&tp.topic);
             let limit = self.config.fetch_max_bytes.max(64 << 20);
+            // (first offset, producer id) of the aborted transactions not yet reached.
+            let mut pending: BTreeSet<(i64, i64)> = data
+                .aborted_transactions
+                .iter()
+                .map(|a| (a.first_offset, a.producer_id))
+                .collect();
+            let mut aborted_producers = BTreeSet::new();
             for (h, range) in BatchIter::new(&data.records) {
+                let batch = data.records.slice(range);
+                if committed && h.producer_id >= 0 {
+                    while let Some(&(first, pid)) = pending.first()
+                        && first <= h.last_offset()
+                    {
+                        pending.pop_first();
+                        aborted_producers.insert(pid);
+                    }
+                    if h.is_control() {
+                        let marker = decode_records(&batch, limit)?
+                            .next()
+                            .transpose()?
+                            .and_then(|r| r.key.as_deref().and_then(ControlRecord::parse));
+                        if marker == Some(ControlRecord::Abort) {
+                            aborted_producers.remove(&h.producer_id);
+                        }
+                    } else if h.is_transactional() && aborted_producers.contains(&h.producer_id) {
+                        next = next.max(h.next_offset());
+                        continue;
+                    }
+                }
                 if h.is_control() {
                     next = next.max(h.next_offset());
                     continue;
                 }
-                let batch = data.records.slice(range);
                 for r in decode_records(&batch, limit)? {
                     let r = r?;
                     if r.offset < position {

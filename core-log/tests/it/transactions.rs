@@ -1,0 +1,536 @@
+//! Transactions in the log: markers, the last stable offset, the transaction index,
+//! read_committed reads and consumers, fencing, recovery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_log::client::config::ConsumerConfig;
+use sluice_log::client::embedded::EmbeddedClient;
+use sluice_log::client::{Client, Consumer};
+use sluice_log::log::{AbortedTransaction, LogManager, LogManagerConfig, Partition};
+use sluice_log::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
+use sluice_log::{Compression, Error, MockClock, TopicPartition};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn open(dir: &std::path::Path, clock: &MockClock) -> LogManager {
+    let mut c = LogManagerConfig::new(dir);
+    c.clock = Arc::new(clock.clone());
+    c.background = false;
+    LogManager::open(c).unwrap()
+}
+
+/// A transactional batch of `values` from `pid`/`epoch` starting at sequence `seq`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Vec<u8> {
+    let mut b = BatchBuilder::new(Compression::None)
+        .producer(pid, epoch, seq)
+        .transactional();
+    for v in values {
+        b.append(NOW, None, Some(v.as_bytes()), &[]);
+    }
+    b.build()
+}
+
+fn plain_batch(values: &[&str]) -> Vec<u8> {
+    let mut b = BatchBuilder::new(Compression::None);
+    for v in values {
+        b.append(NOW, None, Some(v.as_bytes()), &[]);
+    }
+    b.build()
+}
+
+/// Values as a read_committed consumer sees them, reading the partition directly with Kafka's
+/// consumer rules, from `from` up to the last stable offset.
+fn committed_values(p: &Partition, from: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < p.last_stable_offset() {
+        let data = p.read_committed(at, 1 << 20).unwrap();
+        assert!(data.last_stable_offset <= data.high_watermark);
+        let mut pending: Vec<AbortedTransaction> = data.aborted_transactions.clone();
+        pending.sort_by_key(|a| a.first_offset);
+        let mut aborted = std::collections::BTreeSet::new();
+        let mut progressed = false;
+        for (h, range) in BatchIter::new(&data.records) {
+            assert!(h.last_offset() < data.last_stable_offset);
+            while pending
+                .first()
+                .is_some_and(|a| a.first_offset <= h.last_offset())
+            {
+                aborted.insert(pending.remove(0).producer_id);
+            }
+            let batch = data.records.slice(range);
+            let records: Vec<_> = decode_records(&batch, 1 << 24)
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            if h.is_control() {
+                if ControlRecord::parse(records[0].key.as_deref().unwrap())
+                    == Some(ControlRecord::Abort)
+                {
+                    aborted.remove(&h.producer_id);
+                }
+            } else if !(h.is_transactional() && aborted.contains(&h.producer_id)) {
+                for r in records.iter().filter(|r| r.offset >= at) {
+                    out.push(String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap());
+                }
+            }
+            at = at.max(h.next_offset());
+            progressed = true;
+        }
+        assert!(progressed, "no progress at {at}");
+    }
+    out
+}
+
+fn setup(dir: &std::path::Path, clock: &MockClock) -> (LogManager, Arc<Partition>) {
+    let log = open(dir, clock);
+    if log.list_topics().is_empty() {
+        log.create_topic("t", 1, [("segment.bytes", "100000")])
+            .unwrap();
+    }
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    (log, p)
+}
+
+#[test]
+fn commit_shows_records_to_read_committed_and_abort_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(NOW);
+    let (_log, p) = setup(dir.path(), &clock);
+    p.append(txn_batch(1, 0, 0, &["a1", "a2"])).unwrap();
+    p.append(txn_batch(2, 0, 0, &["b1"])).unwrap();
+    p.append(plain_batch(&["plain"])).unwrap();
+    p.append(txn_batch(1, 0, 2, &["a3"])).unwrap();
+    assert_eq!(p.last_stable_offset(), 0);
+    assert_eq!(p.ongoing_transactions(), [(1, 0), (2, 2)]);
+    p.append_marker(1, 0, ControlRecord::Abort, 0).unwrap();
+    // Producer 2's transaction still holds the LSO at its first offset.
+    assert_eq!(p.last_stable_offset(), 2);
+    p.append_marker(2, 0, ControlRecord::Commit, 0).unwrap();
+    assert_eq!(p.last_stable_offset(), p.log_end_offset());
+    assert_eq!(committed_values(&p, 0), ["b1", "plain"]);
+    assert_eq!(
+        p.aborted_transactions(0, 100),
+        [AbortedTransaction {
+            producer_id: 1,
+            first_offset: 0
+        }]
+    );
+    // read_uncommitted sees every data record (the markers are control batches).
+    let all = p.read(0, 1 << 20).unwrap();
+    assert!(all.aborted_transactions.is_empty());
+    let data: usize = BatchIter::new(&all.records)
+        .filter(|(h, _)| !h.is_control())
+        .map(|(h, _)| h.record_count as usize)
+        .sum();
+    assert_eq!(data, 5);
+    // A new transaction of producer 1 after its abort is visible once committed.
+    p.append(txn_batch(1, 0, 3, &["a4"])).unwrap();
+    p.append_marker(1, 0, ControlRecord::Commit, 0).unwrap();
+    assert_eq!(committed_values(&p, 0), ["b1", "plain", "a4"]);
+}
+
+#[test]
+fn the_last_stable_offset_holds_back_read_committed_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(NOW);
+    let (_log, p) = setup(dir.path(), &clock);
+    p.append(plain_batch(&["x"])).unwrap();
+    p.append(txn_batch(7, 0, 0, &["t1"])).unwrap();
+    p.append(plain_batch(&["y"])).unwrap();
+    assert_eq!(p.last_stable_offset(), 1);
+    let d = p.read_committed(0, 1 << 20).unwrap();
+    assert_eq!((d.last_stable_offset, d.high_watermark), (1, 3));
+    assert_eq!(BatchIter::new(&d.records).count(), 1);
+    assert!(p.read_committed(1, 1 << 20).unwrap().records.is_empty());
+    assert_eq!(committed_values(&p, 0), ["x"]);
+    p.append_marker(7, 0, ControlRecord::Commit, 3).unwrap();
+    assert_eq!(committed_values(&p, 0), ["x", "t1", "y"]);
+}
+
+#[test]
+fn a_stale_epoch_is_fenced_by_a_newer_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(NOW);
+    let (_log, p) = setup(dir.path(), &clock);
+    p.append(txn_batch(3, 0, 0, &["zombie-1"])).unwrap();
+    // The coordinator aborts with the bumped epoch: epoch 0 is fenced from then on.
+    p.append_marker(3, 1, ControlRecord::Abort, 0).unwrap();
+    let err = p.append(txn_batch(3, 0, 1, &["zombie-2"])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidProducerEpoch {
+                current: 1,
+                got: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        p.append_marker(3, 0, ControlRecord::Commit, 0),
+        Err(Error::InvalidProducerEpoch { .. })
+    ));
+    // The new epoch starts at sequence 0.
+    p.append(txn_batch(3, 1, 0, &["fresh"])).unwrap();
+    p.append_marker(3, 1, ControlRecord::Commit, 0).unwrap();
+    assert_eq!(committed_values(&p, 0), ["fresh"]);
+    // A non-transactional batch while a transaction is open is refused.
+    p.append(txn_batch(3, 1, 1, &["open"])).unwrap();
+    let mut b = BatchBuilder::new(Compression::None).producer(3, 1, 2);
+    b.append(NOW, None, Some(b"idem"), &[]);
+    assert!(matches!(
+        p.append(b.build()),
+        Err(Error::InvalidTxnState(_))
+    ));
+}
+
+#[test]
+fn transactions_and_the_txnindex_survive_clean_and_unclean_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(NOW);
+    {
+        let (log, p) = setup(dir.path(), &clock);
+        p.append(txn_batch(1, 0, 0, &["a"])).unwrap();
+        p.append(txn_batch(2, 0, 0, &["b"])).unwrap();
+        p.append_marker(1, 0, ControlRecord::Abort, 0).unwrap();
+        p.append(txn_batch(3, 0, 0, &["c"])).unwrap();
+        log.close().unwrap();
+    }
+    let txnindex = dir.path().join("t-0/00000000000000000000.txnindex");
+    assert_eq!(std::fs::metadata(&txnindex).unwrap().len(), 34);
+    {
+        let (log, p) = setup(dir.path(), &clock);
+        assert_eq!(p.ongoing_transactions(), [(2, 1), (3, 3)]);
+        assert_eq!(p.last_stable_offset(), 1);
+        p.append_marker(2, 0, ControlRecord::Commit, 0).unwrap();
+        assert_eq!(committed_values(&p, 0), ["b"]);
+        p.append_marker(3, 0, ControlRecord::Abort, 0).unwrap();
+        p.flush().unwrap();
+        // An unclean shutdown: no snapshot, the txnindex entries get replayed.
+        std::mem::forget(log);
+    }
+    // Remove the snapshots so the replay rebuilds everything from the segment.
+    for e in std::fs::read_dir(dir.path().join("t-0")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "snapshot") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    std::fs::remove_file(dir.path().join(".lock")).ok();
+    let (_log, p) = setup(dir.path(), &clock);
+    assert!(p.ongoing_transactions().is_empty());
+    assert_eq!(p.last_stable_offset(), p.log_end_offset());
+    assert_eq!(p.aborted_transactions(0, 100).len(), 2);
+    assert_eq!(std::fs::metadata(&txnindex).unwrap().len(), 68);
+    assert_eq!(committed_values(&p, 0), ["b"]);
+}
+
+#[tokio::test]
+async fn a_read_committed_consumer_skips_aborted_records_and_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(NOW);
+    let (log, p) = setup(dir.path(), &clock);
+    p.append(txn_batch(1, 0, 0, &["aborted-1"])).unwrap();
+    p.append(txn_batch(2, 0, 0, &["committed-1"])).unwrap();
+    p.append(txn_batch(1, 0, 1, &["aborted-2"])).unwrap();
+    p.append_marker(1, 0, ControlRecord::Abort, 0).unwrap();
+    p.append(plain_batch(&["plain"])).unwrap();
+    let client = EmbeddedClient::new(log.clone());
+    let read = |level: &str| {
+        let mut c = client
+            .consumer(
+                ConsumerConfig::from_pairs([
+                    ("isolation.level", level),
+                    ("auto.offset.reset", "earliest"),
+                ])
+                .unwrap(),
+            )
+            .unwrap();
+        c.assign(vec![TopicPartition::new("t", 0)]).unwrap();
+        c
+    };
+    let values = |recs: Vec<sluice_log::client::ConsumerRecord>| -> Vec<String> {
+        recs.into_iter()
+            .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+            .collect()
+    };
+    let mut committed = read("read_committed");
+    // Producer 2's transaction is open: nothing past offset 1 is stable.
+    assert!(
+        committed
+            .poll(Duration::from_millis(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    p.append_marker(2, 0, ControlRecord::Commit, 0).unwrap();
+    let got = values(committed.poll(Duration::from_millis(100)).await.unwrap());
+    assert_eq!(got, ["committed-1", "plain"]);
+    assert_eq!(committed.position(&TopicPartition::new("t", 0)), Some(6));
+    let mut uncommitted = read("read_uncommitted");
+    let got = values(uncommitted.poll(Duration::from_millis(100)).await.unwrap());
+    assert_eq!(got, ["aborted-1", "committed-1", "aborted-2", "plain"]);
+}
+
+mod coordinator {
+    use super::*;
+    use sluice_log::txn::{
+        TRANSACTION_STATE_TOPIC, TransactionCoordinator, TransactionMetadata, TransactionState,
+        encode_key, encode_value,
+    };
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    #[test]
+    fn commit_and_abort_through_the_coordinator_and_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        {
+            let (log, p) = setup(dir.path(), &clock);
+            let c = TransactionCoordinator::open(log.clone()).unwrap();
+            let (pid, epoch) = c.init_producer_id("tx", 60_000).unwrap();
+            c.add_partitions("tx", pid, epoch, &[tp()]).unwrap();
+            p.append(txn_batch(pid, epoch, 0, &["c1"])).unwrap();
+            assert_eq!(p.last_stable_offset(), 0);
+            c.end_transaction("tx", pid, epoch, true).unwrap();
+            // A retried commit is answered again; an abort now is not.
+            c.end_transaction("tx", pid, epoch, true).unwrap();
+            assert!(matches!(
+                c.end_transaction("tx", pid, epoch, false),
+                Err(Error::InvalidTxnState(_))
+            ));
+            c.add_partitions("tx", pid, epoch, &[tp()]).unwrap();
+            p.append(txn_batch(pid, epoch, 1, &["a1"])).unwrap();
+            c.end_transaction("tx", pid, epoch, false).unwrap();
+            assert_eq!(committed_values(&p, 0), ["c1"]);
+            assert_eq!(
+                c.list_transactions(),
+                [("tx".to_owned(), TransactionState::CompleteAbort)]
+            );
+            assert!(matches!(
+                c.describe_transaction("nope"),
+                Err(Error::TransactionalIdNotFound(_))
+            ));
+            log.close().unwrap();
+        }
+        let (log, _p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let m = c.describe_transaction("tx").unwrap();
+        assert_eq!(m.state, TransactionState::CompleteAbort);
+        let (pid, epoch) = c.init_producer_id("tx", 60_000).unwrap();
+        assert_eq!((pid, epoch), (m.producer_id, m.producer_epoch + 1));
+    }
+
+    #[test]
+    fn re_init_aborts_the_open_transaction_and_fences_the_zombie() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        let (log, p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let (pid, old) = c.init_producer_id("tx", 60_000).unwrap();
+        c.add_partitions("tx", pid, old, &[tp()]).unwrap();
+        p.append(txn_batch(pid, old, 0, &["zombie"])).unwrap();
+        let (pid2, new) = c.init_producer_id("tx", 60_000).unwrap();
+        assert_eq!(pid2, pid);
+        assert!(new > old);
+        // The zombie's open transaction was aborted; its writes are refused.
+        assert_eq!(p.last_stable_offset(), p.log_end_offset());
+        assert!(matches!(
+            p.append(txn_batch(pid, old, 1, &["late"])),
+            Err(Error::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            c.end_transaction("tx", pid, old, true),
+            Err(Error::ProducerFenced { .. })
+        ));
+        assert!(matches!(
+            c.add_partitions("tx", pid + 1, new, &[tp()]),
+            Err(Error::InvalidProducerIdMapping { .. })
+        ));
+        c.add_partitions("tx", pid, new, &[tp()]).unwrap();
+        p.append(txn_batch(pid, new, 0, &["fresh"])).unwrap();
+        c.end_transaction("tx", pid, new, true).unwrap();
+        assert_eq!(committed_values(&p, 0), ["fresh"]);
+    }
+
+    #[test]
+    fn transactions_open_past_their_timeout_are_aborted_by_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        let (log, p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let (pid, epoch) = c.init_producer_id("slow", 1_000).unwrap();
+        c.add_partitions("slow", pid, epoch, &[tp()]).unwrap();
+        p.append(txn_batch(pid, epoch, 0, &["late"])).unwrap();
+        clock.advance(1_000);
+        assert!(c.tick().unwrap().is_empty());
+        clock.advance(1);
+        assert_eq!(c.tick().unwrap(), ["slow"]);
+        assert_eq!(
+            c.describe_transaction("slow").unwrap().state,
+            TransactionState::CompleteAbort
+        );
+        assert_eq!(p.last_stable_offset(), p.log_end_offset());
+        assert!(committed_values(&p, 0).is_empty());
+        assert!(matches!(
+            c.end_transaction("slow", pid, epoch, true),
+            Err(Error::ProducerFenced { .. })
+        ));
+    }
+
+    #[test]
+    fn a_transaction_left_prepared_by_a_crash_completes_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        for commit in [true, false] {
+            let id = if commit { "commit-me" } else { "abort-me" };
+            let (pid, epoch) = {
+                let (log, p) = setup(dir.path(), &clock);
+                let c = TransactionCoordinator::open(log.clone()).unwrap();
+                let (pid, epoch) = c.init_producer_id(id, 60_000).unwrap();
+                c.add_partitions(id, pid, epoch, &[tp()]).unwrap();
+                p.append(txn_batch(pid, epoch, 0, &[id])).unwrap();
+                // The coordinator made Prepare* durable, then crashed before any marker.
+                let mut m = c.describe_transaction(id).unwrap();
+                m.state = if commit {
+                    TransactionState::PrepareCommit
+                } else {
+                    TransactionState::PrepareAbort
+                };
+                let state = log
+                    .partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, 0))
+                    .unwrap();
+                let mut b = BatchBuilder::new(Compression::None);
+                b.append(NOW, Some(&encode_key(id)), Some(&encode_value(&m)), &[]);
+                state.append(b.build()).unwrap();
+                log.flush_all().unwrap();
+                std::mem::forget(c);
+                std::mem::forget(log);
+                (pid, epoch)
+            };
+            std::fs::remove_file(dir.path().join(".lock")).ok();
+            let (log, p) = setup(dir.path(), &clock);
+            let open = p.ongoing_transactions();
+            assert_eq!(open.len(), 1);
+            assert_eq!(open[0].0, pid);
+            let c = TransactionCoordinator::open(log.clone()).unwrap();
+            let m: TransactionMetadata = c.describe_transaction(id).unwrap();
+            assert_eq!(
+                m.state,
+                if commit {
+                    TransactionState::CompleteCommit
+                } else {
+                    TransactionState::CompleteAbort
+                }
+            );
+            assert_eq!(m.producer_epoch, epoch);
+            assert!(p.ongoing_transactions().is_empty());
+            let got = committed_values(&p, 0);
+            assert!(got.contains(&"commit-me".to_owned()));
+            assert!(!got.contains(&"abort-me".to_owned()));
+            log.close().unwrap();
+            drop(log);
+        }
+    }
+}
+
+mod model {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(usize),
+        Commit(usize),
+        Abort(usize),
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..3usize).prop_map(Op::Append),
+            2 => (0..3usize).prop_map(Op::Commit),
+            2 => (0..3usize).prop_map(Op::Abort),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Fate {
+        Open,
+        Committed,
+        Aborted,
+    }
+
+    fn open_partition(dir: &std::path::Path, clock: &MockClock) -> (LogManager, Arc<Partition>) {
+        let log = open(dir, clock);
+        if log.list_topics().is_empty() {
+            log.create_topic("t", 1, [("segment.bytes", "400")])
+                .unwrap();
+        }
+        let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+        (log, p)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn read_committed_matches_a_model_of_interleaved_transactions(
+            ops in proptest::collection::vec(op(), 1..60)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = MockClock::new(NOW);
+            let (mut log, mut p) = open_partition(dir.path(), &clock);
+            // Per record, in offset order: (value, transaction number); per transaction its fate.
+            let mut records: Vec<(String, usize)> = Vec::new();
+            let mut fates: Vec<Fate> = Vec::new();
+            let mut current: [Option<usize>; 3] = [None; 3];
+            let mut seq = [0i32; 3];
+            for (i, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Append(k) => {
+                        let txn = *current[k].get_or_insert_with(|| {
+                            fates.push(Fate::Open);
+                            fates.len() - 1
+                        });
+                        let v = format!("p{k}-{i}");
+                        p.append(txn_batch(k as i64 + 1, 0, seq[k], &[v.as_str()])).unwrap();
+                        seq[k] += 1;
+                        records.push((v, txn));
+                    }
+                    Op::Commit(k) | Op::Abort(k) => {
+                        let commit = matches!(op, Op::Commit(_));
+                        let marker = if commit { ControlRecord::Commit } else { ControlRecord::Abort };
+                        p.append_marker(k as i64 + 1, 0, marker, 0).unwrap();
+                        if let Some(t) = current[k].take() {
+                            fates[t] = if commit { Fate::Committed } else { Fate::Aborted };
+                        }
+                    }
+                    Op::Reopen => {
+                        log.close().unwrap();
+                        drop(p);
+                        drop(log);
+                        (log, p) = open_partition(dir.path(), &clock);
+                    }
+                }
+                let mut expected = Vec::new();
+                for (v, t) in &records {
+                    match fates[*t] {
+                        Fate::Open => break,
+                        Fate::Committed => expected.push(v.clone()),
+                        Fate::Aborted => {}
+                    }
+                }
+                prop_assert_eq!(committed_values(&p, 0), expected);
+                let open_count = current.iter().filter(|c| c.is_some()).count();
+                prop_assert_eq!(p.ongoing_transactions().len(), open_count);
+            }
+        }
+    }
+}
