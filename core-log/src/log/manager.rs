@@ -242,7 +242,7 @@ impl LogManager {
 
     /// A background thread running `work` every `every` until the log closes. Between runs it
     /// holds only the stop signal, not the log, so dropping the last handle closes the log.
-    fn spawn_periodic(
+    pub(crate) fn spawn_periodic(
         &self,
         name: &str,
         every: Duration,

@@ -380,3 +380,104 @@ async fn concurrent_producers_and_consumers_see_every_record_once() {
     seen.dedup();
     assert_eq!(seen.len(), 10_000);
 }
+
+#[tokio::test]
+async fn transactional_producer_commits_all_or_nothing_and_zombies_are_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000);
+    let c = client(dir.path(), &clock);
+    c.admin()
+        .unwrap()
+        .create_topics(vec![NewTopic::new("payments", 2)])
+        .await
+        .unwrap();
+    let p = producer(
+        &c,
+        &[("transactional.id", "payments-app"), ("linger.ms", "0")],
+    );
+    let err = p
+        .send(ProducerRecord::new("payments", "early"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidTxnState(_)), "{err}");
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..10 {
+        p.send(ProducerRecord::new("payments", format!("ok-{i}")).key(format!("k{i}")))
+            .await
+            .unwrap();
+    }
+    p.commit_transaction().await.unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..5 {
+        p.send(ProducerRecord::new("payments", format!("aborted-{i}")).key(format!("k{i}")))
+            .await
+            .unwrap();
+    }
+    p.abort_transaction().await.unwrap();
+
+    let read = |isolation: &'static str| {
+        let c = c.clone();
+        async move {
+            let mut consumer = c
+                .consumer(
+                    ConsumerConfig::from_pairs([
+                        ("auto.offset.reset", "earliest"),
+                        ("isolation.level", isolation),
+                    ])
+                    .unwrap(),
+                )
+                .unwrap();
+            consumer
+                .assign(vec![
+                    TopicPartition::new("payments", 0),
+                    TopicPartition::new("payments", 1),
+                ])
+                .unwrap();
+            let mut got = Vec::new();
+            for _ in 0..20 {
+                let batch = consumer.poll(Duration::from_millis(100)).await.unwrap();
+                if batch.is_empty() && !got.is_empty() {
+                    break;
+                }
+                got.extend(
+                    batch
+                        .into_iter()
+                        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap()),
+                );
+            }
+            got.sort();
+            got
+        }
+    };
+    let committed = read("read_committed").await;
+    assert_eq!(committed.len(), 10, "{committed:?}");
+    assert!(committed.iter().all(|v| v.starts_with("ok-")));
+    assert_eq!(
+        read("read_uncommitted").await.len(),
+        15,
+        "control records never reach the application"
+    );
+
+    // A second producer with the same transactional.id fences the first.
+    p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new("payments", "zombie"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let p2 = producer(
+        &c,
+        &[("transactional.id", "payments-app"), ("linger.ms", "0")],
+    );
+    p2.init_transactions().await.unwrap();
+    let err = p.commit_transaction().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ProducerFenced { .. } | Error::InvalidProducerEpoch { .. }
+        ),
+        "{err}"
+    );
+    assert!(!read("read_committed").await.contains(&"zombie".to_owned()));
+}

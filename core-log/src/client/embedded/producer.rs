@@ -28,6 +28,7 @@ use crate::client::partitioner::{StickyPartitioner, partition_for_key};
 use crate::client::{BatchDone, DeliveryFuture, Producer, ProducerRecord};
 use crate::log::{LogManager, Partition};
 use crate::record::{BatchBuilder, HEADER_LEN, increment_sequence};
+use crate::txn::TransactionCoordinator;
 use crate::{Error, Result, TopicPartition};
 
 /// A producer writing into an embedded log.
@@ -75,8 +76,27 @@ struct Shared {
     partition_counts: RwLock<PartitionCounts>,
     /// Batches sealed so far (the sender watches it while spinning).
     sealed: std::sync::atomic::AtomicU64,
-    /// Producer id and epoch with `enable.idempotence`.
-    idempotence: Option<(i64, i16)>,
+    /// Producer id and epoch with `enable.idempotence` (a transactional producer gets them
+    /// from `init_transactions`).
+    idempotence: RwLock<Option<(i64, i16)>>,
+    /// With a `transactional.id`: the coordinator and this producer's transaction.
+    txn: Option<Transactions>,
+}
+
+/// A transactional producer's side of its transactions.
+#[derive(Debug)]
+struct Transactions {
+    coordinator: Arc<TransactionCoordinator>,
+    id: String,
+    state: Mutex<TxnLocal>,
+}
+
+#[derive(Debug, Default)]
+struct TxnLocal {
+    initialized: bool,
+    in_transaction: bool,
+    /// Partitions already added to the ongoing transaction.
+    partitions: std::collections::HashSet<TopicPartition>,
 }
 
 /// Partition counts by topic, with the last topic used kept by handle.
@@ -87,9 +107,21 @@ struct PartitionCounts {
 }
 
 impl EmbeddedProducer {
-    pub(crate) fn new(log: LogManager, mut config: ProducerConfig) -> Result<Self> {
+    pub(crate) fn new(
+        log: LogManager,
+        mut config: ProducerConfig,
+        coordinator: impl FnOnce() -> Result<Arc<TransactionCoordinator>>,
+    ) -> Result<Self> {
         config.resolve()?;
-        let idempotence = if config.enable_idempotence {
+        let txn = match &config.transactional_id {
+            Some(id) => Some(Transactions {
+                coordinator: coordinator()?,
+                id: id.clone(),
+                state: Mutex::new(TxnLocal::default()),
+            }),
+            None => None,
+        };
+        let idempotence = if config.enable_idempotence && txn.is_none() {
             Some(log.init_producer_id()?)
         } else {
             None
@@ -104,7 +136,8 @@ impl EmbeddedProducer {
             space: tokio::sync::Notify::new(),
             partition_counts: RwLock::new(PartitionCounts::default()),
             sealed: std::sync::atomic::AtomicU64::new(0),
-            idempotence,
+            idempotence: RwLock::new(idempotence),
+            txn,
         });
         let s = Arc::clone(&shared);
         let sender = std::thread::Builder::new()
@@ -175,7 +208,83 @@ impl EmbeddedProducer {
 
     /// The producer id and epoch stamped on every batch, if `enable.idempotence` is on.
     pub fn producer_id_and_epoch(&self) -> Option<(i64, i16)> {
-        self.shared.idempotence
+        *self.shared.idempotence.read()
+    }
+
+    fn transactions(&self) -> Result<&Transactions> {
+        self.shared
+            .txn
+            .as_ref()
+            .ok_or_else(|| Error::InvalidTxnState("this producer has no transactional.id".into()))
+    }
+
+    /// Registers `transactional.id` with the transaction coordinator: gets its producer id with
+    /// a new epoch, fencing any earlier producer with the same id and aborting what it left
+    /// open (Kafka's `initTransactions`).
+    pub async fn init_transactions(&self) -> Result<()> {
+        let txn = self.transactions()?;
+        let timeout = i32::try_from(self.shared.config.transaction_timeout_ms).unwrap_or(i32::MAX);
+        let (pid, epoch) = txn.coordinator.init_producer_id(&txn.id, timeout)?;
+        *self.shared.idempotence.write() = Some((pid, epoch));
+        *txn.state.lock() = TxnLocal {
+            initialized: true,
+            ..TxnLocal::default()
+        };
+        Ok(())
+    }
+
+    /// Starts a transaction: what is sent until commit or abort is all visible to
+    /// `read_committed` consumers, or none of it.
+    pub fn begin_transaction(&self) -> Result<()> {
+        let txn = self.transactions()?;
+        let mut st = txn.state.lock();
+        if !st.initialized {
+            return Err(Error::InvalidTxnState(
+                "call init_transactions first".into(),
+            ));
+        }
+        if st.in_transaction {
+            return Err(Error::InvalidTxnState(
+                "a transaction is already in progress".into(),
+            ));
+        }
+        st.in_transaction = true;
+        st.partitions.clear();
+        Ok(())
+    }
+
+    /// Sends what is queued, then commits the transaction.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        self.end_transaction(true).await
+    }
+
+    /// Sends what is queued, then aborts the transaction: none of it becomes visible.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        self.end_transaction(false).await
+    }
+
+    async fn end_transaction(&self, commit: bool) -> Result<()> {
+        let txn = self.transactions()?;
+        if !txn.state.lock().in_transaction {
+            return Err(Error::InvalidTxnState("no transaction in progress".into()));
+        }
+        let flushed = self.flush().await;
+        if commit {
+            // A record that failed must not be committed around: the caller aborts instead.
+            flushed?;
+        }
+        let (pid, epoch) = self
+            .producer_id_and_epoch()
+            .ok_or_else(|| Error::InvalidTxnState("call init_transactions first".into()))?;
+        let added = !txn.state.lock().partitions.is_empty();
+        if added {
+            txn.coordinator
+                .end_transaction(&txn.id, pid, epoch, commit)?;
+        }
+        let mut st = txn.state.lock();
+        st.in_transaction = false;
+        st.partitions.clear();
+        Ok(())
     }
 
     /// Closes the producer: sends what is queued, waits for it, stops the sender thread.
@@ -204,6 +313,14 @@ impl Drop for EmbeddedProducer {
 impl Producer for EmbeddedProducer {
     async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let cfg = &self.shared.config;
+        if let Some(txn) = &self.shared.txn
+            && !txn.state.lock().in_transaction
+        {
+            return Err(Error::InvalidTxnState(
+                "a transactional producer sends only inside a transaction (begin_transaction)"
+                    .into(),
+            ));
+        }
         let count = self.partition_count_cached(&record.topic)?;
         let (partition, sticky) = match record.partition {
             Some(p) if p < 0 || p >= count => {
@@ -372,7 +489,7 @@ fn run_sender(shared: &Arc<Shared>) {
     let mut partitions: HashMap<TopicPartition, Arc<Partition>> = HashMap::default();
     // The next sequence of each partition (idempotence): only this thread touches it, and it
     // sends each partition's batches in the order they were sealed.
-    let mut sequences: HashMap<TopicPartition, i32> = HashMap::default();
+    let mut sequences = Sequences::default();
     // Spinning pays only when batches come faster than a thread wakes up; after a few spins
     // that found nothing, spin only now and then (many producers on few cores must not burn
     // CPU looking for each other's work).
@@ -432,10 +549,17 @@ fn run_sender(shared: &Arc<Shared>) {
     }
 }
 
+/// The next sequence of each partition, for one producer id and epoch.
+#[derive(Debug, Default)]
+struct Sequences {
+    epoch: Option<(i64, i16)>,
+    next: HashMap<TopicPartition, i32>,
+}
+
 fn send_batch(
     shared: &Arc<Shared>,
     partitions: &mut HashMap<TopicPartition, Arc<Partition>>,
-    sequences: &mut HashMap<TopicPartition, i32>,
+    sequences: &mut Sequences,
     b: Sealed,
 ) {
     let Sealed {
@@ -457,17 +581,46 @@ fn send_batch(
             partitions.insert(tp.clone(), Arc::clone(p));
         }),
     };
-    let (builder, sequence) = match shared.idempotence {
+    let ids = *shared.idempotence.read();
+    if let Some(ids) = ids
+        && sequences.epoch != Some(ids)
+    {
+        // A new producer id or epoch starts every partition's sequence at 0.
+        sequences.next.clear();
+        sequences.epoch = Some(ids);
+    }
+    let (mut builder, sequence) = match ids {
         Some((pid, epoch)) => {
-            let seq = sequences.get(&tp).copied().unwrap_or(0);
+            let seq = sequences.next.get(&tp).copied().unwrap_or(0);
             (builder.producer(pid, epoch, seq), Some(seq))
         }
         None => (builder, None),
     };
+    let mut partition = partition;
+    if let (Some(txn), Some((pid, epoch))) = (&shared.txn, ids) {
+        let mut st = txn.state.lock();
+        if st.in_transaction {
+            builder = builder.transactional();
+            if !st.partitions.contains(&tp) {
+                // Kafka's AddPartitionsToTxn, before the first batch to a partition.
+                match txn
+                    .coordinator
+                    .add_partitions(&txn.id, pid, epoch, std::slice::from_ref(&tp))
+                {
+                    Ok(()) => {
+                        st.partitions.insert(tp.clone());
+                    }
+                    Err(e) => partition = Err(e),
+                }
+            }
+        }
+    }
     let records = builder.len() as i32;
     let result = partition.and_then(|p| p.append(builder.build()).map(|info| (p, info)));
     if let (Some(seq), Ok(_)) = (sequence, &result) {
-        sequences.insert(tp.clone(), increment_sequence(seq, records));
+        sequences
+            .next
+            .insert(tp.clone(), increment_sequence(seq, records));
     }
     match result {
         Err(e) => {
