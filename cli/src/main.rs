@@ -22,6 +22,7 @@ mod logtool;
 mod perf;
 mod produce;
 mod topics;
+mod transactions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,8 @@ enum Command {
     Log(logtool::LogArgs),
     /// Measure producer and consumer throughput and latency.
     Perf(perf::PerfArgs),
+    /// List and describe transactions, like kafka-transactions (embedded log only).
+    Transactions(transactions::TransactionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +119,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("could not start the async runtime")?;
             let client = open_client(&cli.global)?;
+            if let Command::Transactions(args) = command {
+                return transactions::run(&client, args);
+            }
             runtime.block_on(dispatch(client, command))
         }
     }
@@ -129,6 +135,9 @@ async fn dispatch<C: Client>(client: C, command: Command) -> anyhow::Result<()> 
         Command::Consume(args) => consume::run(client, args).await,
         Command::Perf(args) => perf::run(client, args).await,
         Command::Log(args) => logtool::run(args),
+        Command::Transactions(_) => {
+            anyhow::bail!("sluice transactions runs on the embedded log only")
+        }
     }
 }
 
