@@ -136,6 +136,10 @@ struct Inner {
     /// Held for a whole cleaner pass: one pass at a time, and close waits for it.
     cleaner_pass: Mutex<()>,
     dedupe_buffer_size: usize,
+    /// The group coordinator of this log, held weakly (it holds the log, so a strong reference
+    /// would keep the log from closing on its last drop): at most one is alive per log, and
+    /// every client of the log finds it here.
+    group_coordinator: Mutex<Option<Weak<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// A data directory of topics. Cheap to clone; the last clone's drop closes it cleanly.
@@ -179,6 +183,7 @@ impl LogManager {
             cleaner_offsets: Mutex::new(cleaned),
             cleaner_pass: Mutex::new(()),
             dedupe_buffer_size: config.cleaner_dedupe_buffer_size,
+            group_coordinator: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inner);
         flusher.set_resolver(Box::new(move |tp| {
@@ -233,7 +238,7 @@ impl LogManager {
 
     /// A background thread running `work` every `every` until the log closes. Between runs it
     /// holds only the stop signal, not the log, so dropping the last handle closes the log.
-    fn spawn_periodic(
+    pub(crate) fn spawn_periodic(
         &self,
         name: &str,
         every: Duration,
@@ -262,6 +267,14 @@ impl LogManager {
             .map_err(|e| Error::io(&self.inner.dir, e))?;
         self.inner.threads.lock().push(t);
         Ok(())
+    }
+
+    /// The slot of the log's group coordinator (type-erased: the log layer does not know
+    /// groups). See [`crate::client::embedded::EmbeddedClient::group_coordinator`].
+    pub(crate) fn group_coordinator_slot(
+        &self,
+    ) -> &Mutex<Option<Weak<dyn std::any::Any + Send + Sync>>> {
+        &self.inner.group_coordinator
     }
 
     /// The data directory.
