@@ -404,3 +404,24 @@ fn topic_patterns_are_globs() {
     assert!(TopicPattern::new("a*b*c").matches("aXbYc"));
     assert!(!TopicPattern::new("a*b*c").matches("aXbY"));
 }
+
+#[tokio::test]
+async fn every_client_of_a_log_shares_one_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    let other = EmbeddedClient::new(c.log().clone());
+    let first = c.group_coordinator().unwrap();
+    assert!(Arc::ptr_eq(&first, &other.group_coordinator().unwrap()));
+    assert!(Arc::ptr_eq(&first, &c.clone().group_coordinator().unwrap()));
+    // A group joined through one client is seen through the other.
+    topic_with_records(&c, 1).await;
+    let mut a = consumer(&other, "g", &[]);
+    a.subscribe(vec!["t".into()]).unwrap();
+    let _ = a.poll(POLL).await.unwrap();
+    let listed = c.admin().unwrap().list_groups().await.unwrap();
+    assert_eq!(listed[0].state, GroupState::Stable);
+    // Closing the log stops the ticker thread (close joins it) and returns.
+    a.close().await.unwrap();
+    c.log().close().unwrap();
+}
