@@ -241,6 +241,19 @@ async fn an_expired_session_hands_partitions_over() {
         }
     }
     assert_eq!(a.assignment().len(), 4);
+    // b comes back: its partitions were lost (not revoked), and it rejoins.
+    let eb = Events::default();
+    b.set_rebalance_listener(Box::new(eb.clone()));
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(eb.of("lost").len(), 1);
+    assert_eq!(eb.of("lost")[0].len(), 2);
+    assert!(eb.of("revoked").is_empty());
+    assert_eq!((a.assignment().len(), b.assignment().len()), (2, 2));
 }
 
 #[tokio::test]

@@ -394,7 +394,7 @@ impl Consumer for EmbeddedConsumer {
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            let until = deadline.min(now + beat);
+            let until = now.checked_add(beat).map_or(deadline, |t| deadline.min(t));
             if tokio::time::timeout_at(until, arrived).await.is_err() {
                 if until >= deadline {
                     return Ok(Vec::new());
