@@ -1,12 +1,14 @@
 //! `sluice consume`: records of a topic to stdout (kafka-console-consumer).
 
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use sluice_log::TopicPartition;
-use sluice_log::client::config::ConsumerConfig;
+use sluice_log::client::config::{AutoOffsetReset, ConsumerConfig};
 use sluice_log::client::{Admin, Client, Consumer, ConsumerRecord};
 
 use crate::{is_broken_pipe, parse_key_value};
@@ -23,8 +25,12 @@ pub(crate) struct ConsumeArgs {
     #[arg(long, requires = "partition", value_parser = parse_start)]
     offset: Option<Start>,
     /// Read only this partition (default: all partitions).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     partition: Option<i32>,
+    /// Join this consumer group: read the partitions it assigns, from its committed offsets
+    /// (else from the start with --from-beginning, or the end), committing what is printed.
+    #[arg(long, conflicts_with = "offset")]
+    group: Option<String>,
     /// Exit after this many records.
     #[arg(long)]
     max_messages: Option<u64>,
@@ -197,26 +203,44 @@ fn to_json(r: &ConsumerRecord) -> serde_json::Value {
 }
 
 pub(crate) async fn run<C: Client>(client: C, args: ConsumeArgs) -> anyhow::Result<()> {
-    let config = ConsumerConfig::from_pairs(args.consumer_properties.iter().map(|(k, v)| (k, v)))?;
-    let partitions = match args.partition {
-        Some(p) => vec![TopicPartition::new(args.topic.as_str(), p)],
+    let mut config =
+        ConsumerConfig::from_pairs(args.consumer_properties.iter().map(|(k, v)| (k, v)))?;
+    let mut consumer = match &args.group {
+        Some(group) => {
+            config.group_id = Some(group.clone());
+            if args.from_beginning {
+                config.auto_offset_reset = AutoOffsetReset::Earliest;
+            }
+            // Commits follow what is printed (below), not what poll returned.
+            config.enable_auto_commit = false;
+            let mut consumer = client.consumer(config)?;
+            consumer.subscribe(vec![args.topic.clone()])?;
+            consumer
+        }
         None => {
-            let d = client.admin()?.describe_topic(&args.topic).await?;
-            d.partitions
-                .iter()
-                .map(|p| TopicPartition::new(args.topic.as_str(), p.partition))
-                .collect()
+            let partitions = match args.partition {
+                Some(p) => vec![TopicPartition::new(args.topic.as_str(), p)],
+                None => {
+                    let d = client.admin()?.describe_topic(&args.topic).await?;
+                    d.partitions
+                        .iter()
+                        .map(|p| TopicPartition::new(args.topic.as_str(), p.partition))
+                        .collect()
+                }
+            };
+            let mut consumer = client.consumer(config)?;
+            consumer.assign(partitions.clone())?;
+            match args.offset {
+                Some(Start::Offset(o)) => consumer.seek(&partitions[0], o)?,
+                Some(Start::Earliest) => consumer.seek_to_beginning(&[]).await?,
+                Some(Start::Latest) => consumer.seek_to_end(&[]).await?,
+                None if args.from_beginning => consumer.seek_to_beginning(&[]).await?,
+                None => consumer.seek_to_end(&[]).await?,
+            }
+            consumer
         }
     };
-    let mut consumer = client.consumer(config)?;
-    consumer.assign(partitions.clone())?;
-    match args.offset {
-        Some(Start::Offset(o)) => consumer.seek(&partitions[0], o)?,
-        Some(Start::Earliest) => consumer.seek_to_beginning(&[]).await?,
-        Some(Start::Latest) => consumer.seek_to_end(&[]).await?,
-        None if args.from_beginning => consumer.seek_to_beginning(&[]).await?,
-        None => consumer.seek_to_end(&[]).await?,
-    }
+    let mut printed_up_to: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let format = if args.print_key {
         Format::parse("%k\t%v")
     } else {
@@ -257,7 +281,16 @@ pub(crate) async fn run<C: Client>(client: C, args: ConsumeArgs) -> anyhow::Resu
                 format.write(&mut out, r)
             };
             match written {
-                Ok(()) => printed += 1,
+                Ok(()) => {
+                    printed += 1;
+                    printed_up_to.insert(
+                        TopicPartition {
+                            topic: Arc::clone(&r.topic),
+                            partition: r.partition,
+                        },
+                        r.offset + 1,
+                    );
+                }
                 Err(e) if is_broken_pipe(&e) => break 'outer,
                 Err(e) => return Err(e).context("could not write to stdout"),
             }
@@ -267,6 +300,17 @@ pub(crate) async fn run<C: Client>(client: C, args: ConsumeArgs) -> anyhow::Resu
             Err(e) if is_broken_pipe(&e) => break,
             Err(e) => return Err(e).context("could not write to stdout"),
         }
+        if args.group.is_some() && !printed_up_to.is_empty() {
+            // The final commit_sync covers these too, should the process end first.
+            let offsets = printed_up_to.iter().map(|(tp, o)| (tp.clone(), *o));
+            consumer.commit_async(Some(offsets.collect()))?;
+        }
+    }
+    if args.group.is_some() {
+        consumer
+            .commit_sync(Some(printed_up_to.into_iter().collect()))
+            .await?;
+        consumer.close().await?;
     }
     match out.flush() {
         Err(e) if !is_broken_pipe(&e) => bail!("could not write to stdout: {e}"),

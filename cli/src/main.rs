@@ -1,7 +1,7 @@
 //! The `sluice` command: topics, console produce and consume, segment tools, perf tests.
 //!
 //! ```text
-//! main (clap) -> topics | produce | consume | log | perf -> sluice_log::client::{Admin, Producer, Consumer}
+//! main (clap) -> topics | produce | consume | groups | log | perf -> sluice_log::client::{Admin, Producer, Consumer}
 //! ```
 //!
 //! Every command that touches topics is written once over the [`Client`] trait; today the only
@@ -18,6 +18,7 @@ macro_rules! outln {
 }
 
 mod consume;
+mod groups;
 mod logtool;
 mod perf;
 mod produce;
@@ -72,6 +73,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
     Consume(consume::ConsumeArgs),
+    /// List, describe and delete consumer groups; reset their offsets.
+    Groups(groups::GroupsArgs),
     /// Inspect and verify segment files without opening the log.
     Log(logtool::LogArgs),
     /// Measure producer and consumer throughput and latency.
@@ -133,6 +136,7 @@ async fn dispatch<C: Client>(client: C, command: Command) -> anyhow::Result<()> 
         Command::Topics(args) => topics::run(client, args).await,
         Command::Produce(args) => produce::run(client, args).await,
         Command::Consume(args) => consume::run(client, args).await,
+        Command::Groups(args) => groups::run(client, args).await,
         Command::Perf(args) => perf::run(client, args).await,
         Command::Log(args) => logtool::run(args),
         Command::Transactions(_) => {

@@ -12,6 +12,7 @@
 //!
 //! [`group`] is Kafka's group coordinator (classic protocol) with committed offsets kept in the
 //! compacted `__consumer_offsets` topic, and the consumer assignors; sans-IO, on the log's clock.
+//! The embedded consumer (`subscribe`) drives it from `poll`, one coordinator per log.
 //! [`record`] is the RecordBatch v2 codec; the bytes a producer builds are the bytes on disk and
 //! the bytes a fetch returns. **Not** replicated (single node), and not a wire-protocol server:
 //! the broker sits on top of this crate.

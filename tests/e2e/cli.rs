@@ -381,3 +381,95 @@ fn perf_produce_and_consume_print_their_final_lines() {
     assert_eq!(lines[1].split(", ").nth(4), Some("20000"), "{consumed}");
     assert!(lines[2].starts_with("20000 records in "), "{consumed}");
 }
+
+#[test]
+fn consume_with_a_group_commits_and_groups_describe_shows_the_lag() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    ok(
+        dir,
+        &["topics", "create", "--topic", "t", "--partitions", "2"],
+        "",
+    );
+    ok(dir, &["produce", "t"], "a\nb\nc\nd\ne\nf\n");
+    let consume = [
+        "consume",
+        "t",
+        "--group",
+        "g",
+        "--from-beginning",
+        "--max-messages",
+        "4",
+        "--timeout-ms",
+        "1500",
+    ];
+    assert_eq!(ok(dir, &consume, "").lines().count(), 4);
+
+    let described = ok(dir, &["groups", "describe", "--group", "g"], "");
+    let mut lines = described.lines();
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID"
+        ]
+    );
+    let (mut committed, mut end, mut lag) = (0, 0, 0);
+    for line in lines {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[..2], ["g", "t"], "{described}");
+        assert_eq!(cells[6], "-", "no member is left: {described}");
+        committed += cells[3].parse::<i64>().unwrap_or(0);
+        end += cells[4].parse::<i64>().expect("log end");
+        lag += cells[5].parse::<i64>().unwrap_or(0);
+    }
+    assert_eq!((committed, end), (4, 6), "{described}");
+    assert_eq!(lag, end - committed, "{described}");
+    assert!(ok(dir, &["groups", "list"], "").starts_with("g\tEmpty"));
+
+    // The group resumes where it committed: the 2 records left.
+    assert_eq!(ok(dir, &consume, "").lines().count(), 2);
+
+    let plan = ok(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ],
+        "",
+    );
+    assert!(plan.starts_with("GROUP"), "{plan}");
+    assert_eq!(
+        ok(dir, &consume, "").lines().count(),
+        0,
+        "a dry run changes nothing"
+    );
+    ok(
+        dir,
+        &[
+            "groups",
+            "reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+            "--execute",
+        ],
+        "",
+    );
+    assert_eq!(ok(dir, &consume, "").lines().count(), 4);
+    ok(dir, &["groups", "delete", "--group", "g"], "");
+    assert_eq!(ok(dir, &["groups", "list"], ""), "");
+}

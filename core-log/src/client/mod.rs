@@ -38,6 +38,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use crate::config::ConfigEntry;
+pub use crate::group::{GroupListing, GroupState};
 pub use crate::log::TopicDescription;
 pub use crate::record::Header;
 use crate::{Result, TimestampType, TopicPartition};
@@ -314,6 +315,128 @@ pub struct ListedOffset {
     pub timestamp: i64,
 }
 
+/// Where `reset_offsets` moves a group's committed offsets (kafka-consumer-groups'
+/// `--to-earliest`, `--to-latest`, `--to-datetime`, `--shift-by`, `--to-offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset.
+    Latest,
+    /// The first offset with a timestamp >= this (ms since the epoch; the log end if none).
+    ToDatetime(i64),
+    /// The committed offset (the log start if none) plus this, clamped to the log.
+    ShiftBy(i64),
+    /// This offset, clamped to the log.
+    ToOffset(i64),
+}
+
+/// A member of a consumer group as `describe_group` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub group_instance_id: Option<String>,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's host.
+    pub host: String,
+    /// Its assigned partitions (empty if not a consumer or not yet assigned).
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// A consumer group as `describe_group` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupDescription {
+    /// The group.
+    pub group_id: String,
+    /// Its state.
+    pub state: GroupState,
+    /// The chosen protocol (assignor), empty if none.
+    pub protocol: String,
+    /// Its members.
+    pub members: Vec<ConsumerGroupMember>,
+}
+
+/// One row of `lag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// The committed offset, if any.
+    pub committed: Option<i64>,
+    /// The log end offset (high watermark).
+    pub log_end: i64,
+    /// `log_end - committed` (`None` without a committed offset).
+    pub lag: Option<i64>,
+    /// The member it is assigned to, if any.
+    pub member_id: Option<String>,
+}
+
+/// Callbacks of a rebalance, as Kafka's `ConsumerRebalanceListener`, called from `poll` (and
+/// `unsubscribe`/`close`) on the consumer's task.
+pub trait RebalanceListener: Send {
+    /// Partitions taken from this consumer, after their offsets were committed (with
+    /// `enable.auto.commit`). Eager protocols revoke everything; cooperative ones only what moves.
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]);
+    /// Partitions newly given to this consumer (called after every rebalance, maybe empty).
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]);
+    /// Partitions this consumer lost without a clean handover (its session or generation
+    /// expired): other members may own them already, so nothing was committed.
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+        self.on_partitions_revoked(partitions);
+    }
+}
+
+/// Topics of a subscription by pattern. Not a regex: `*` matches any run of characters
+/// (`orders-*`, `*-events`, `*`); anything else matches itself. Internal topics (`__...`)
+/// match only a pattern starting with `__`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicPattern(String);
+
+impl TopicPattern {
+    /// A pattern.
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self(pattern.into())
+    }
+
+    /// The pattern as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `topic` matches.
+    pub fn matches(&self, topic: &str) -> bool {
+        if topic.starts_with("__") && !self.0.starts_with("__") {
+            return false;
+        }
+        glob(self.0.as_bytes(), topic.as_bytes())
+    }
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    // Iterative matching with backtracking to the last `*`: linear in practice.
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
 /// Topic administration, as Kafka's `Admin` client.
 pub trait Admin: Send + Sync {
     /// Creates topics; fails on the first that cannot be created.
@@ -346,6 +469,36 @@ pub trait Admin: Send + Sync {
         tp: &TopicPartition,
         spec: OffsetSpec,
     ) -> impl Future<Output = Result<ListedOffset>> + Send;
+    /// Groups with members or committed offsets (ListGroups).
+    fn list_groups(&self) -> impl Future<Output = Result<Vec<GroupListing>>> + Send;
+    /// State, protocol and members (with their assignments) of a group (DescribeGroups).
+    fn describe_group(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<ConsumerGroupDescription>> + Send;
+    /// Deletes groups without members, with their offsets (DeleteGroups); one result per group.
+    fn delete_groups(
+        &self,
+        groups: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<Result<()>>>> + Send;
+    /// Deletes a group's committed offsets of `partitions` (OffsetDelete).
+    fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Computes new committed offsets of `partitions` for `group` by `spec`, and commits them
+    /// unless `dry_run`. Refused with NON_EMPTY_GROUP unless the group is Empty (or unknown).
+    fn reset_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+        spec: ResetSpec,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<Vec<(TopicPartition, i64)>>> + Send;
+    /// Committed offset, log end and lag of every partition the group has an offset for or
+    /// is assigned.
+    fn lag(&self, group: &str) -> impl Future<Output = Result<Vec<PartitionLag>>> + Send;
 }
 
 /// Sends records, batching them per partition by `linger.ms` and `batch.size`.
@@ -385,10 +538,37 @@ pub trait Consumer: Send {
     fn resume(&mut self, tps: &[TopicPartition]);
     /// Returns available records, waiting up to `timeout` for some (an empty result means none
     /// arrived in time).
+    ///
+    /// With `group.id` and a subscription, `poll` also runs the group membership: joins,
+    /// heartbeats, rebalances (calling the [`RebalanceListener`]) and auto-commits.
     fn poll(
         &mut self,
         timeout: Duration,
     ) -> impl Future<Output = Result<Vec<ConsumerRecord>>> + Send;
+    /// Subscribes to `topics` through the consumer group of `group.id` (replacing any earlier
+    /// subscription); partitions come from the group's assignor at the next `poll`. Fails
+    /// without `group.id` or with a manual assignment.
+    fn subscribe(&mut self, topics: Vec<String>) -> Result<()>;
+    /// Subscribes to every topic matching `pattern` (see [`TopicPattern`]) when the consumer
+    /// (re)joins its group.
+    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()>;
+    /// Drops the subscription: commits (with `enable.auto.commit`), revokes and leaves the group.
+    fn unsubscribe(&mut self) -> impl Future<Output = Result<()>> + Send;
+    /// Commits offsets for `group.id` and waits until they are stored: these, or with `None`
+    /// the current positions of every assigned partition.
+    fn commit_sync(
+        &mut self,
+        offsets: Option<Vec<(TopicPartition, i64)>>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Like `commit_sync` but returns at once; a failure is logged.
+    fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()>;
+    /// The committed offsets of `group.id` for these partitions.
+    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>>;
+    /// Sets the callbacks of rebalances.
+    fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>);
+    /// Commits (with `enable.auto.commit`), revokes and leaves the group. The consumer keeps
+    /// no assignment afterwards.
+    fn close(&mut self) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A way to reach a log: embedded, or over the Kafka protocol.

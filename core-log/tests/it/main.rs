@@ -5,6 +5,7 @@
 mod client;
 mod codec;
 mod compaction;
+mod consumer_group;
 mod group;
 mod idempotence;
 mod log;

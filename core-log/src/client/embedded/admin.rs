@@ -1,18 +1,59 @@
 //! Admin over the embedded log.
 
-use crate::client::{Admin, ListedOffset, NewTopic, OffsetSpec, TopicDescription};
-use crate::log::LogManager;
-use crate::{Result, TopicPartition};
+use std::collections::BTreeMap;
 
-/// Topic administration of an embedded log.
+use super::EmbeddedClient;
+use crate::client::{
+    Admin, ConsumerGroupDescription, ConsumerGroupMember, GroupListing, GroupState, ListedOffset,
+    NewTopic, OffsetSpec, PartitionLag, ResetSpec, TopicDescription,
+};
+use crate::group::{Assignment, OffsetAndMetadata, OffsetCommitRequest};
+use crate::log::LogManager;
+use crate::{Error, Result, TopicPartition};
+
+/// Topic and group administration of an embedded log.
 #[derive(Debug, Clone)]
 pub struct EmbeddedAdmin {
+    client: EmbeddedClient,
     log: LogManager,
 }
 
 impl EmbeddedAdmin {
-    pub(crate) fn new(log: LogManager) -> Self {
-        Self { log }
+    pub(crate) fn new(client: EmbeddedClient) -> Self {
+        let log = client.log().clone();
+        Self { client, log }
+    }
+
+    /// Partition -> member id of a group's current assignment.
+    fn owners(desc: &ConsumerGroupDescription) -> BTreeMap<TopicPartition, String> {
+        desc.members
+            .iter()
+            .flat_map(|m| {
+                m.assignment
+                    .iter()
+                    .map(|tp| (tp.clone(), m.member_id.clone()))
+            })
+            .collect()
+    }
+
+    fn reset_target(
+        &self,
+        tp: &TopicPartition,
+        spec: ResetSpec,
+        committed: Option<i64>,
+    ) -> Result<i64> {
+        let p = self.log.partition(tp)?;
+        let (start, end) = (p.log_start_offset(), p.high_watermark());
+        Ok(match spec {
+            ResetSpec::Earliest => start,
+            ResetSpec::Latest => end,
+            ResetSpec::ToDatetime(ts) => p.offset_for_timestamp(ts)?.map_or(end, |(o, _)| o),
+            ResetSpec::ShiftBy(n) => committed
+                .unwrap_or(start)
+                .saturating_add(n)
+                .clamp(start, end),
+            ResetSpec::ToOffset(o) => o.clamp(start, end),
+        })
     }
 }
 
@@ -92,5 +133,124 @@ impl Admin for EmbeddedAdmin {
                 }
             }
         })
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        Ok(self.client.group_coordinator()?.list_groups())
+    }
+
+    async fn describe_group(&self, group: &str) -> Result<ConsumerGroupDescription> {
+        let d = self.client.group_coordinator()?.describe_group(group)?;
+        let consumer = d.protocol_type == "consumer";
+        Ok(ConsumerGroupDescription {
+            group_id: d.group_id,
+            state: d.state,
+            protocol: d.protocol,
+            members: d
+                .members
+                .into_iter()
+                .map(|m| ConsumerGroupMember {
+                    assignment: if consumer && !m.assignment.is_empty() {
+                        Assignment::decode(&m.assignment)
+                            .map(|a| a.partitions)
+                            .unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    host: m.client_host,
+                })
+                .collect(),
+        })
+    }
+
+    async fn delete_groups(&self, groups: Vec<String>) -> Result<Vec<Result<()>>> {
+        Ok(self
+            .client
+            .group_coordinator()?
+            .delete_groups(&groups)
+            .await)
+    }
+
+    async fn delete_offsets(&self, group: &str, partitions: Vec<TopicPartition>) -> Result<()> {
+        let c = self.client.group_coordinator()?;
+        let d = self.describe_group(group).await?;
+        let owners = Self::owners(&d);
+        if let Some(tp) = partitions.iter().find(|tp| owners.contains_key(*tp)) {
+            // Kafka's GROUP_SUBSCRIBED_TO_TOPIC, as close as our errors get.
+            return Err(Error::InvalidRequest(format!(
+                "partition {tp} is assigned to a member of group \"{group}\""
+            )));
+        }
+        c.offsets().delete_offsets(group, &partitions).await
+    }
+
+    async fn reset_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+        spec: ResetSpec,
+        dry_run: bool,
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        let c = self.client.group_coordinator()?;
+        match c.describe_group(group) {
+            Ok(d) if d.state != GroupState::Empty => {
+                return Err(Error::NonEmptyGroup(group.to_owned()));
+            }
+            Ok(_) | Err(Error::GroupIdNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let committed = c.fetch_offsets(group, Some(&partitions));
+        let mut out = Vec::with_capacity(committed.len());
+        for (tp, o) in committed {
+            let target = self.reset_target(&tp, spec, o.map(|o| o.offset))?;
+            out.push((tp, target));
+        }
+        if !dry_run {
+            c.commit_offsets(OffsetCommitRequest {
+                group_id: group.to_owned(),
+                generation_id: -1,
+                member_id: String::new(),
+                group_instance_id: None,
+                offsets: out
+                    .iter()
+                    .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
+                    .collect(),
+            })
+            .await?;
+        }
+        Ok(out)
+    }
+
+    async fn lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
+        let c = self.client.group_coordinator()?;
+        let d = self.describe_group(group).await?;
+        let owners = Self::owners(&d);
+        let mut rows: BTreeMap<TopicPartition, Option<i64>> = c
+            .fetch_offsets(group, None)
+            .into_iter()
+            .map(|(tp, o)| (tp, o.map(|o| o.offset)))
+            .collect();
+        for tp in owners.keys() {
+            rows.entry(tp.clone()).or_insert(None);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (tp, committed) in rows {
+            // A partition of a deleted topic has no log end: skip it.
+            let Ok(p) = self.log.partition(&tp) else {
+                continue;
+            };
+            let log_end = p.high_watermark();
+            out.push(PartitionLag {
+                member_id: owners.get(&tp).cloned(),
+                lag: committed.map(|o| (log_end - o).max(0)),
+                committed,
+                log_end,
+                tp,
+            });
+        }
+        Ok(out)
     }
 }

@@ -1,5 +1,7 @@
 //! The embedded consumer: reads stored batches straight from the partitions, decodes the
-//! records from `position` on, skips control batches, and long-polls for new data.
+//! records from `position` on, skips control batches, and long-polls for new data. With a
+//! `group.id` and a subscription, `poll` also drives the group membership against the log's
+//! [`GroupCoordinator`] (see [`super::group`]).
 //!
 //! With `isolation.level=read_committed` it reads only below the last stable offset and drops
 //! the records of aborted transactions as Kafka's consumer does: an aborted transaction
@@ -10,38 +12,180 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::group::Membership;
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
-use crate::client::{Consumer, ConsumerRecord};
+use crate::client::{Consumer, ConsumerRecord, RebalanceListener, TopicPattern};
+use crate::group::{GroupCoordinator, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
 use crate::record::{BatchIter, ControlRecord, decode_records};
 use crate::{Error, Result, TopicPartition};
 
 #[derive(Debug, Default, Clone, Copy)]
-struct PartitionState {
-    position: Option<i64>,
+pub(super) struct PartitionState {
+    pub(super) position: Option<i64>,
     paused: bool,
 }
 
-/// A consumer of an embedded log (manual assignment; groups come with the group coordinator).
-#[derive(Debug)]
+/// A consumer of an embedded log: manual assignment, or a subscription through a consumer
+/// group.
 pub struct EmbeddedConsumer {
-    log: LogManager,
-    config: ConsumerConfig,
-    assignment: BTreeMap<TopicPartition, PartitionState>,
+    pub(super) log: LogManager,
+    pub(super) config: ConsumerConfig,
+    pub(super) assignment: BTreeMap<TopicPartition, PartitionState>,
     buffered: VecDeque<ConsumerRecord>,
     /// Where the next fetch round starts, so every partition gets its turn.
     next_start: usize,
+    /// The log's coordinator, when `group.id` is set.
+    pub(super) coordinator: Option<Arc<GroupCoordinator>>,
+    /// Group membership, while subscribed.
+    pub(super) membership: Option<Membership>,
+    pub(super) listener: Option<Box<dyn RebalanceListener>>,
+    /// Log clock time of the last auto-commit.
+    pub(super) last_auto_commit_ms: i64,
+}
+
+impl std::fmt::Debug for EmbeddedConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedConsumer")
+            .field("group_id", &self.config.group_id)
+            .field("assignment", &self.assignment.keys().collect::<Vec<_>>())
+            .field("membership", &self.membership)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EmbeddedConsumer {
-    pub(crate) fn new(log: LogManager, config: ConsumerConfig) -> Self {
+    pub(crate) fn new(
+        log: LogManager,
+        config: ConsumerConfig,
+        coordinator: Option<Arc<GroupCoordinator>>,
+    ) -> Self {
+        let now = log.clock().now_ms();
         Self {
             log,
             config,
             assignment: BTreeMap::new(),
             buffered: VecDeque::new(),
             next_start: 0,
+            coordinator,
+            membership: None,
+            listener: None,
+            last_auto_commit_ms: now,
         }
+    }
+
+    /// The group id and coordinator, or an error without `group.id`.
+    pub(super) fn group(&self) -> Result<(&str, &Arc<GroupCoordinator>)> {
+        match (&self.config.group_id, &self.coordinator) {
+            (Some(g), Some(c)) => Ok((g, c)),
+            _ => Err(Error::InvalidGroupId(String::new())),
+        }
+    }
+
+    /// The offset to commit for `tp`: the first record not yet returned by `poll`.
+    fn consumed(&self, tp: &TopicPartition) -> Option<i64> {
+        self.buffered
+            .iter()
+            .find(|r| r.partition == tp.partition && r.topic == tp.topic)
+            .map(|r| r.offset)
+            .or_else(|| self.assignment.get(tp).and_then(|s| s.position))
+    }
+
+    /// The consumed positions of `tps` (all assigned if `None`).
+    pub(super) fn consumed_offsets(
+        &self,
+        tps: Option<&[TopicPartition]>,
+    ) -> Vec<(TopicPartition, i64)> {
+        let all: Vec<TopicPartition>;
+        let tps = match tps {
+            Some(t) => t,
+            None => {
+                all = self.assignment.keys().cloned().collect();
+                &all
+            }
+        };
+        tps.iter()
+            .filter_map(|tp| self.consumed(tp).map(|o| (tp.clone(), o)))
+            .collect()
+    }
+
+    /// The commit request of `offsets`, as this member of the group (or from outside it).
+    pub(super) fn commit_request(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+    ) -> Result<OffsetCommitRequest> {
+        let (group_id, _) = self.group()?;
+        let (generation_id, member_id, group_instance_id) = match &self.membership {
+            Some(m) if m.generation >= 0 => (
+                m.generation,
+                m.member_id.clone(),
+                self.config.group_instance_id.clone(),
+            ),
+            _ => (-1, String::new(), None),
+        };
+        Ok(OffsetCommitRequest {
+            group_id: group_id.to_owned(),
+            generation_id,
+            member_id,
+            group_instance_id,
+            offsets: offsets
+                .into_iter()
+                .map(|(tp, o)| (tp, OffsetAndMetadata::new(o)))
+                .collect(),
+        })
+    }
+
+    /// Commits `offsets` (current positions if `None`) and waits.
+    pub(super) async fn commit(
+        &mut self,
+        offsets: Option<Vec<(TopicPartition, i64)>>,
+    ) -> Result<()> {
+        let offsets = offsets.unwrap_or_else(|| self.consumed_offsets(None));
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let req = self.commit_request(offsets)?;
+        let (_, c) = self.group()?;
+        let c = Arc::clone(c);
+        c.commit_offsets(req).await?;
+        self.last_auto_commit_ms = self.log.clock().now_ms();
+        Ok(())
+    }
+
+    /// Auto-commits when `auto.commit.interval.ms` passed on the log's clock.
+    async fn maybe_auto_commit(&mut self) -> Result<()> {
+        if !self.config.enable_auto_commit || self.coordinator.is_none() {
+            return Ok(());
+        }
+        let now = self.log.clock().now_ms();
+        let every = i64::try_from(self.config.auto_commit_interval_ms).unwrap_or(i64::MAX);
+        if now.saturating_sub(self.last_auto_commit_ms) < every {
+            return Ok(());
+        }
+        self.last_auto_commit_ms = now;
+        match self.commit(None).await {
+            Ok(()) => Ok(()),
+            // The group is rebalancing: the commit before revocation covers it.
+            Err(e) if super::group::is_rebalance_error(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the assignment, keeping positions of partitions kept and dropping buffered
+    /// records of partitions removed.
+    pub(super) fn set_assignment(&mut self, partitions: Vec<TopicPartition>) {
+        let mut next = BTreeMap::new();
+        for tp in partitions {
+            let st = self.assignment.get(&tp).copied().unwrap_or_default();
+            next.insert(tp, st);
+        }
+        self.buffered.retain(|r| {
+            next.contains_key(&TopicPartition {
+                topic: Arc::clone(&r.topic),
+                partition: r.partition,
+            })
+        });
+        self.assignment = next;
     }
 
     fn state(&mut self, tp: &TopicPartition) -> Result<&mut PartitionState> {
@@ -187,21 +331,15 @@ impl EmbeddedConsumer {
 
 impl Consumer for EmbeddedConsumer {
     fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
+        if self.membership.is_some() {
+            return Err(Error::InvalidRequest(
+                "subscription to topics and manual assignment are mutually exclusive".into(),
+            ));
+        }
         for tp in &partitions {
             self.log.partition(tp)?;
         }
-        let mut next = BTreeMap::new();
-        for tp in partitions {
-            let st = self.assignment.get(&tp).copied().unwrap_or_default();
-            next.insert(tp, st);
-        }
-        self.buffered.retain(|r| {
-            next.contains_key(&TopicPartition {
-                topic: Arc::clone(&r.topic),
-                partition: r.partition,
-            })
-        });
-        self.assignment = next;
+        self.set_assignment(partitions);
         Ok(())
     }
 
@@ -271,10 +409,16 @@ impl Consumer for EmbeddedConsumer {
     }
 
     async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if self.membership.is_some() {
+            self.drive_group(deadline).await?;
+        }
+        self.maybe_auto_commit().await?;
         if !self.buffered.is_empty() {
             return Ok(self.drain());
         }
-        let deadline = tokio::time::Instant::now() + timeout;
+        // Wake up at least every heartbeat interval to keep the membership alive.
+        let beat = Duration::from_millis(self.config.heartbeat_interval_ms.max(1));
         let log = self.log.clone();
         loop {
             // Listen before looking, so an append between the two is not missed.
@@ -284,9 +428,79 @@ impl Consumer for EmbeddedConsumer {
             if self.fetch_once()? {
                 return Ok(self.drain());
             }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(Vec::new());
             }
+            let until = now.checked_add(beat).map_or(deadline, |t| deadline.min(t));
+            if tokio::time::timeout_at(until, arrived).await.is_err() {
+                if until >= deadline {
+                    return Ok(Vec::new());
+                }
+                if self.membership.is_some() {
+                    self.drive_group(deadline).await?;
+                }
+            }
         }
+    }
+
+    fn subscribe(&mut self, topics: Vec<String>) -> Result<()> {
+        self.subscribe_to(super::group::Topics::Names(topics))
+    }
+
+    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+        self.subscribe_to(super::group::Topics::Pattern(pattern))
+    }
+
+    async fn unsubscribe(&mut self) -> Result<()> {
+        self.leave().await
+    }
+
+    async fn commit_sync(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
+        self.commit(offsets).await
+    }
+
+    fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
+        let offsets = offsets.unwrap_or_else(|| self.consumed_offsets(None));
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let req = self.commit_request(offsets)?;
+        let (_, c) = self.group()?;
+        let c = Arc::clone(c);
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::InvalidRequest("commit_async needs a tokio runtime".into()))?;
+        rt.spawn(async move {
+            if let Err(e) = c.commit_offsets(req).await {
+                tracing::warn!(error = %crate::report(&e), "asynchronous offset commit failed");
+            }
+        });
+        self.last_auto_commit_ms = self.log.clock().now_ms();
+        Ok(())
+    }
+
+    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+        let (group_id, c) = self.group()?;
+        Ok(c.fetch_offsets(group_id, Some(tps))
+            .into_iter()
+            .map(|(_, o)| o.map(|o| o.offset))
+            .collect())
+    }
+
+    fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {
+        self.listener = Some(listener);
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        if self.membership.is_some() {
+            return self.leave().await;
+        }
+        let result = if self.config.enable_auto_commit && self.coordinator.is_some() {
+            self.commit(None).await
+        } else {
+            Ok(())
+        };
+        self.set_assignment(Vec::new());
+        result
     }
 }

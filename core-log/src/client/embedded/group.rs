@@ -1,0 +1,404 @@
+//! The consumer side of Kafka's classic group protocol, driven from `poll`: join (rejoining
+//! with the id MEMBER_ID_REQUIRED hands out), the leader's assignment, sync, heartbeats on the
+//! log's clock, and rebalances, eager (revoke everything before rejoining) or cooperative
+//! (revoke only what moves and keep consuming the rest).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::consumer::EmbeddedConsumer;
+use crate::client::TopicPattern;
+use crate::client::config::AssignmentStrategy;
+use crate::group::{
+    Assignment, JoinGroupRequest, JoinResult, MemberIdentity, Pending, Subscription,
+    SyncGroupRequest, SyncResult, assign_members, strategy_for_protocol,
+};
+use crate::{Error, Result, TopicPartition};
+
+/// What a consumer subscribes to.
+#[derive(Debug, Clone)]
+pub(super) enum Topics {
+    Names(Vec<String>),
+    Pattern(TopicPattern),
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Must (re)join.
+    Join,
+    Joining(Pending<JoinResult>),
+    Syncing(Pending<SyncResult>),
+    Stable,
+}
+
+/// A consumer's membership of its group.
+#[derive(Debug)]
+pub(super) struct Membership {
+    topics: Topics,
+    pub(super) member_id: String,
+    pub(super) generation: i32,
+    phase: Phase,
+    /// Log clock time of the last heartbeat.
+    last_heartbeat_ms: i64,
+}
+
+/// Errors that mean "rejoin", not failure.
+pub(super) fn is_rebalance_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::RebalanceInProgress { .. }
+            | Error::IllegalGeneration { .. }
+            | Error::UnknownMemberId { .. }
+            | Error::CoordinatorNotAvailable(_)
+    )
+}
+
+/// Polls `p` until `until`, or once without waiting if `None`.
+async fn wait<T>(p: &mut Pending<T>, until: Option<Instant>) -> Option<Result<T>> {
+    match until {
+        Some(t) => tokio::time::timeout_at(t, p).await.ok(),
+        None => match Pin::new(p).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        },
+    }
+}
+
+impl EmbeddedConsumer {
+    pub(super) fn subscribe_to(&mut self, topics: Topics) -> Result<()> {
+        self.group()?;
+        if self.membership.is_none() && !self.assignment.is_empty() {
+            return Err(Error::InvalidRequest(
+                "subscription to topics and manual assignment are mutually exclusive".into(),
+            ));
+        }
+        match &mut self.membership {
+            Some(m) => {
+                m.topics = topics;
+                if matches!(m.phase, Phase::Stable) {
+                    m.phase = Phase::Join;
+                }
+            }
+            None => {
+                self.membership = Some(Membership {
+                    topics,
+                    member_id: String::new(),
+                    generation: -1,
+                    phase: Phase::Join,
+                    last_heartbeat_ms: self.log.clock().now_ms(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Cooperative when every configured assignor is (Kafka's rule).
+    fn cooperative(&self) -> bool {
+        !self.config.partition_assignment_strategy.is_empty()
+            && self
+                .config
+                .partition_assignment_strategy
+                .iter()
+                .all(|s| *s == AssignmentStrategy::CooperativeSticky)
+    }
+
+    fn subscribed_topics(&self, topics: &Topics) -> Vec<String> {
+        match topics {
+            Topics::Names(n) => n.clone(),
+            Topics::Pattern(p) => self
+                .log
+                .list_topics()
+                .into_iter()
+                .filter(|t| p.matches(t))
+                .collect(),
+        }
+    }
+
+    fn join_request(&self, m: &Membership) -> Result<JoinGroupRequest> {
+        let (group_id, _) = self.group()?;
+        let mut sub = Subscription::new(self.subscribed_topics(&m.topics));
+        sub.owned_partitions = self.assignment.keys().cloned().collect();
+        sub.generation_id = m.generation;
+        let metadata = sub.encode();
+        let protocols = self
+            .config
+            .partition_assignment_strategy
+            .iter()
+            .map(|s| (s.as_str().to_owned(), metadata.clone()))
+            .collect();
+        let mut req = JoinGroupRequest::new(group_id, "consumer", protocols);
+        req.member_id = m.member_id.clone();
+        req.group_instance_id = self.config.group_instance_id.clone();
+        if !self.config.client_id.is_empty() {
+            req.client_id = self.config.client_id.clone();
+        }
+        req.session_timeout_ms = i32::try_from(self.config.session_timeout_ms).unwrap_or(i32::MAX);
+        req.rebalance_timeout_ms =
+            i32::try_from(self.config.max_poll_interval_ms).unwrap_or(i32::MAX);
+        Ok(req)
+    }
+
+    /// The leader's assignment for SyncGroup.
+    fn leader_assignment(&self, jr: &JoinResult) -> Result<Vec<(String, Bytes)>> {
+        let strategy = jr
+            .protocol_name
+            .as_deref()
+            .and_then(strategy_for_protocol)
+            .ok_or_else(|| {
+                Error::InvalidRequest(format!("unknown assignor {:?}", jr.protocol_name))
+            })?;
+        let mut topics = BTreeMap::new();
+        for member in &jr.members {
+            for t in Subscription::decode(&member.metadata)?.topics {
+                if let Ok(n) = self.log.partition_count(&t) {
+                    topics.insert(t, n);
+                }
+            }
+        }
+        assign_members(strategy, &topics, &jr.members)
+    }
+
+    fn listener_call(&mut self, f: impl FnOnce(&mut dyn crate::client::RebalanceListener)) {
+        if let Some(l) = self.listener.as_deref_mut() {
+            f(l);
+        }
+    }
+
+    /// Commits (with auto-commit) and revokes `tps`.
+    async fn revoke(&mut self, tps: Vec<TopicPartition>) {
+        if tps.is_empty() {
+            return;
+        }
+        if self.config.enable_auto_commit {
+            let offsets = self.consumed_offsets(Some(&tps));
+            if let Err(e) = self.commit(Some(offsets)).await {
+                tracing::warn!(error = %crate::report(&e), "commit before revocation failed");
+            }
+        }
+        tracing::info!(partitions = tps.len(), "partitions revoked");
+        self.listener_call(|l| l.on_partitions_revoked(&tps));
+        let keep: Vec<TopicPartition> = self
+            .assignment
+            .keys()
+            .filter(|tp| !tps.contains(tp))
+            .cloned()
+            .collect();
+        self.set_assignment(keep);
+    }
+
+    /// Drops the whole assignment without committing (the generation is gone).
+    fn lose_all(&mut self) {
+        let lost: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
+        if !lost.is_empty() {
+            tracing::warn!(partitions = lost.len(), "partitions lost");
+            self.listener_call(|l| l.on_partitions_lost(&lost));
+        }
+        self.set_assignment(Vec::new());
+    }
+
+    /// Reacts to an error of the group protocol: rejoin where Kafka's consumer would.
+    fn on_group_error(&mut self, e: Error) -> Result<()> {
+        let Some(m) = self.membership.as_mut() else {
+            return Err(e);
+        };
+        m.phase = Phase::Join;
+        match e {
+            Error::MemberIdRequired { member_id, .. } => {
+                m.member_id = member_id;
+                Ok(())
+            }
+            Error::RebalanceInProgress { .. } => Ok(()),
+            Error::UnknownMemberId { .. } | Error::CoordinatorNotAvailable(_) => {
+                m.member_id.clear();
+                m.generation = -1;
+                self.lose_all();
+                Ok(())
+            }
+            Error::IllegalGeneration { .. } => {
+                m.generation = -1;
+                self.lose_all();
+                Ok(())
+            }
+            e => Err(e),
+        }
+    }
+
+    /// Applies a SyncGroup assignment.
+    async fn apply_assignment(&mut self, bytes: &[u8]) -> Result<()> {
+        let new: BTreeSet<TopicPartition> = if bytes.is_empty() {
+            BTreeSet::new()
+        } else {
+            Assignment::decode(bytes)?.partitions.into_iter().collect()
+        };
+        let old: BTreeSet<TopicPartition> = self.assignment.keys().cloned().collect();
+        let revoked: Vec<TopicPartition> = old.difference(&new).cloned().collect();
+        let added: Vec<TopicPartition> = new.difference(&old).cloned().collect();
+        self.revoke(revoked.clone()).await;
+        let mut all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
+        all.extend(added.iter().cloned());
+        self.set_assignment(all);
+        if let Ok((group_id, c)) = self.group() {
+            let committed = c.fetch_offsets(group_id, Some(&added));
+            for (tp, o) in committed {
+                if let (Some(o), Some(st)) = (o, self.assignment.get_mut(&tp)) {
+                    st.position = Some(o.offset);
+                }
+            }
+        }
+        tracing::info!(partitions = added.len(), "partitions assigned");
+        self.listener_call(|l| l.on_partitions_assigned(&added));
+        if self.cooperative()
+            && !revoked.is_empty()
+            && let Some(m) = self.membership.as_mut()
+        {
+            // The partitions given up can go to their new owners in a follow-up rebalance.
+            m.phase = Phase::Join;
+        }
+        Ok(())
+    }
+
+    /// Runs the membership until the consumer is Stable in its group, or `deadline` passes.
+    /// While it has partitions (cooperative rebalances keep them), it does not wait at all.
+    pub(super) async fn drive_group(&mut self, deadline: Instant) -> Result<()> {
+        for _ in 0..16 {
+            let Some(m) = self.membership.as_mut() else {
+                return Ok(());
+            };
+            let phase = std::mem::replace(&mut m.phase, Phase::Join);
+            let until = if self.assignment.is_empty() {
+                Some(deadline)
+            } else {
+                None
+            };
+            match phase {
+                Phase::Stable => {
+                    let now = self.log.clock().now_ms();
+                    let beat = i64::try_from(self.config.heartbeat_interval_ms).unwrap_or(i64::MAX);
+                    let Some(m) = self.membership.as_mut() else {
+                        return Ok(());
+                    };
+                    m.phase = Phase::Stable;
+                    if now.saturating_sub(m.last_heartbeat_ms) < beat {
+                        return Ok(());
+                    }
+                    m.last_heartbeat_ms = now;
+                    let (member, generation) = (m.member_id.clone(), m.generation);
+                    let (group_id, c) = self.group()?;
+                    let r = c.heartbeat(
+                        group_id,
+                        generation,
+                        &member,
+                        self.config.group_instance_id.as_deref(),
+                    );
+                    match r {
+                        Ok(()) => return Ok(()),
+                        Err(e) => self.on_group_error(e)?,
+                    }
+                }
+                Phase::Join => {
+                    if !self.cooperative() {
+                        let all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
+                        self.revoke(all).await;
+                    }
+                    let Some(m) = self.membership.as_ref() else {
+                        return Ok(());
+                    };
+                    let req = self.join_request(m)?;
+                    let (_, c) = self.group()?;
+                    let pending = c.join_group(req);
+                    if let Some(m) = self.membership.as_mut() {
+                        m.phase = Phase::Joining(pending);
+                    }
+                }
+                Phase::Joining(mut p) => match wait(&mut p, until).await {
+                    None => {
+                        if let Some(m) = self.membership.as_mut() {
+                            m.phase = Phase::Joining(p);
+                        }
+                        return Ok(());
+                    }
+                    Some(Err(e)) => self.on_group_error(e)?,
+                    Some(Ok(jr)) => {
+                        let assignments = if jr.leader == jr.member_id && !jr.skip_assignment {
+                            self.leader_assignment(&jr)?
+                        } else {
+                            Vec::new()
+                        };
+                        let (group_id, c) = self.group()?;
+                        let req = SyncGroupRequest {
+                            group_id: group_id.to_owned(),
+                            generation_id: jr.generation_id,
+                            member_id: jr.member_id.clone(),
+                            group_instance_id: self.config.group_instance_id.clone(),
+                            protocol_type: jr.protocol_type.clone(),
+                            protocol_name: jr.protocol_name.clone(),
+                            assignments,
+                        };
+                        let pending = Arc::clone(c).sync_group(req);
+                        if let Some(m) = self.membership.as_mut() {
+                            m.member_id = jr.member_id;
+                            m.generation = jr.generation_id;
+                            m.phase = Phase::Syncing(pending);
+                        }
+                    }
+                },
+                Phase::Syncing(mut p) => match wait(&mut p, until).await {
+                    None => {
+                        if let Some(m) = self.membership.as_mut() {
+                            m.phase = Phase::Syncing(p);
+                        }
+                        return Ok(());
+                    }
+                    Some(Err(e)) => self.on_group_error(e)?,
+                    Some(Ok(sr)) => {
+                        let now = self.log.clock().now_ms();
+                        if let Some(m) = self.membership.as_mut() {
+                            m.phase = Phase::Stable;
+                            m.last_heartbeat_ms = now;
+                        }
+                        self.apply_assignment(&sr.assignment).await?;
+                    }
+                },
+            }
+            if tokio::time::Instant::now() >= deadline && !self.assignment.is_empty() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits (with auto-commit), revokes everything and leaves the group.
+    pub(super) async fn leave(&mut self) -> Result<()> {
+        let all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
+        let committed = if self.config.enable_auto_commit && !all.is_empty() {
+            let offsets = self.consumed_offsets(Some(&all));
+            self.commit(Some(offsets)).await
+        } else {
+            Ok(())
+        };
+        if !all.is_empty() {
+            self.listener_call(|l| l.on_partitions_revoked(&all));
+        }
+        self.set_assignment(Vec::new());
+        if let Some(m) = self.membership.take()
+            && !m.member_id.is_empty()
+            && let Ok((group_id, c)) = self.group()
+        {
+            let who = MemberIdentity {
+                member_id: m.member_id,
+                group_instance_id: self.config.group_instance_id.clone(),
+            };
+            for r in c.leave_group(group_id, &[who]) {
+                if let Err(e) = r {
+                    tracing::debug!(error = %crate::report(&e), "leave group failed");
+                }
+            }
+        }
+        committed
+    }
+}

@@ -1,0 +1,440 @@
+//! Consumer groups through the embedded client: subscriptions, rebalances, commits, admin.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sluice_log::client::config::ConsumerConfig;
+use sluice_log::client::embedded::{EmbeddedClient, EmbeddedConsumer};
+use sluice_log::client::{
+    Admin, Client, Consumer, GroupState, NewTopic, Producer, ProducerRecord, RebalanceListener,
+    ResetSpec, TopicPattern,
+};
+use sluice_log::log::{LogManager, LogManagerConfig};
+use sluice_log::{Error, MockClock, TopicPartition};
+
+const POLL: Duration = Duration::from_millis(20);
+
+fn client(dir: &std::path::Path, clock: &MockClock) -> EmbeddedClient {
+    let mut c = LogManagerConfig::new(dir);
+    c.clock = Arc::new(clock.clone());
+    c.background = false;
+    EmbeddedClient::new(LogManager::open(c).unwrap())
+}
+
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new("t", p)
+}
+
+fn consumer(c: &EmbeddedClient, group: &str, props: &[(&str, &str)]) -> EmbeddedConsumer {
+    let mut pairs = vec![
+        ("group.id", group),
+        ("auto.offset.reset", "earliest"),
+        ("max.poll.records", "3"),
+    ];
+    pairs.extend_from_slice(props);
+    c.consumer(ConsumerConfig::from_pairs(pairs).unwrap())
+        .unwrap()
+}
+
+/// A 4-partition topic `t` with `per_partition` records in each.
+async fn topic_with_records(c: &EmbeddedClient, per_partition: i32) {
+    c.admin()
+        .unwrap()
+        .create_topics(vec![NewTopic::new("t", 4)])
+        .await
+        .unwrap();
+    let p = c.producer(Default::default()).unwrap();
+    for i in 0..per_partition * 4 {
+        drop(
+            p.send(ProducerRecord::new("t", format!("v{i}")).partition(i % 4))
+                .await
+                .unwrap(),
+        );
+    }
+    p.flush().await.unwrap();
+}
+
+type Seen = Vec<(i32, i64)>;
+
+/// One poll of each consumer, after advancing the clock by a second (heartbeats are due
+/// every three).
+async fn round(clock: &MockClock, consumers: &mut [&mut EmbeddedConsumer], seen: &mut Seen) {
+    clock.advance(1_000);
+    for c in consumers.iter_mut() {
+        for r in c.poll(POLL).await.unwrap() {
+            seen.push((r.partition, r.offset));
+        }
+    }
+}
+
+fn assert_exactly_once(seen: &Seen, per_partition: i64) {
+    let distinct: BTreeSet<(i32, i64)> = seen.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        seen.len(),
+        "a record was read twice: {seen:?}"
+    );
+    let want: BTreeSet<(i32, i64)> = (0..4)
+        .flat_map(|p| (0..per_partition).map(move |o| (p, o)))
+        .collect();
+    assert_eq!(distinct, want);
+}
+
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<Event>>>);
+
+/// A callback's name and its partitions.
+type Event = (&'static str, Vec<i32>);
+
+impl Events {
+    fn of(&self, kind: &str) -> Vec<Vec<i32>> {
+        self.0
+            .lock()
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+impl RebalanceListener for Events {
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        let v = partitions.iter().map(|t| t.partition).collect();
+        self.0.lock().push(("revoked", v));
+    }
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+        let v = partitions.iter().map(|t| t.partition).collect();
+        self.0.lock().push(("assigned", v));
+    }
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+        let v = partitions.iter().map(|t| t.partition).collect();
+        self.0.lock().push(("lost", v));
+    }
+}
+
+#[tokio::test]
+async fn two_consumers_split_a_topic_and_read_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 10).await;
+    let mut a = consumer(&c, "g", &[]);
+    let mut b = consumer(&c, "g", &[]);
+    a.subscribe(vec!["t".into()]).unwrap();
+    b.subscribe(vec!["t".into()]).unwrap();
+    let mut seen = Seen::new();
+    let mut split = false;
+    for _ in 0..200 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        split |= a.assignment().len() == 2 && b.assignment().len() == 2;
+        if seen.len() >= 40 && split {
+            break;
+        }
+    }
+    assert!(split, "a: {:?}, b: {:?}", a.assignment(), b.assignment());
+    assert_exactly_once(&seen, 10);
+    let d = c.admin().unwrap().describe_group("g").await.unwrap();
+    assert_eq!(d.state, GroupState::Stable);
+    assert_eq!(d.protocol, "range");
+    assert_eq!(d.members.len(), 2);
+    assert!(d.members.iter().all(|m| m.assignment.len() == 2));
+}
+
+#[tokio::test]
+async fn committed_offsets_survive_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let mut seen = Seen::new();
+    {
+        let c = client(dir.path(), &clock);
+        topic_with_records(&c, 10).await;
+        let mut a = consumer(&c, "g", &[]);
+        a.subscribe(vec!["t".into()]).unwrap();
+        for _ in 0..50 {
+            round(&clock, &mut [&mut a], &mut seen).await;
+            if seen.len() >= 20 {
+                break;
+            }
+        }
+        a.close().await.unwrap();
+        assert!(a.assignment().is_empty());
+        let committed = a.committed(&[tp(0), tp(1), tp(2), tp(3)]).unwrap();
+        let sum: i64 = committed.iter().map(|o| o.unwrap_or(0)).sum();
+        assert_eq!(sum, seen.len() as i64);
+        c.log().close().unwrap();
+    }
+    let c = client(dir.path(), &clock);
+    let mut b = consumer(&c, "g", &[]);
+    b.subscribe_pattern(TopicPattern::new("t*")).unwrap();
+    for _ in 0..100 {
+        round(&clock, &mut [&mut b], &mut seen).await;
+        if seen.len() >= 40 {
+            break;
+        }
+    }
+    assert_exactly_once(&seen, 10);
+}
+
+#[tokio::test]
+async fn a_leaving_member_hands_its_partitions_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 10).await;
+    let (ea, eb) = (Events::default(), Events::default());
+    let mut a = consumer(&c, "g", &[]);
+    let mut b = consumer(&c, "g", &[]);
+    a.set_rebalance_listener(Box::new(ea.clone()));
+    b.set_rebalance_listener(Box::new(eb.clone()));
+    a.subscribe(vec!["t".into()]).unwrap();
+    b.subscribe(vec!["t".into()]).unwrap();
+    let mut seen = Seen::new();
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(b.assignment().len(), 2);
+    let b_had: Vec<i32> = b.assignment().iter().map(|t| t.partition).collect();
+    b.close().await.unwrap();
+    assert_eq!(eb.of("revoked").last(), Some(&b_had));
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a], &mut seen).await;
+        if a.assignment().len() == 4 && seen.len() >= 40 {
+            break;
+        }
+    }
+    assert_eq!(a.assignment().len(), 4);
+    assert_exactly_once(&seen, 10);
+    assert_eq!(ea.of("assigned").last().map(Vec::len), Some(4));
+    assert!(!ea.of("revoked").is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_session_hands_partitions_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 2).await;
+    let mut a = consumer(&c, "g", &[]);
+    let mut b = consumer(&c, "g", &[]);
+    a.subscribe(vec!["t".into()]).unwrap();
+    b.subscribe(vec!["t".into()]).unwrap();
+    let mut seen = Seen::new();
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            break;
+        }
+    }
+    // b stops polling; past its session timeout the coordinator's ticker drops it.
+    clock.advance(46_000);
+    let coordinator = c.group_coordinator().unwrap();
+    coordinator.tick().unwrap();
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a], &mut seen).await;
+        if a.assignment().len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(a.assignment().len(), 4);
+    // b comes back: its partitions were lost (not revoked), and it rejoins.
+    let eb = Events::default();
+    b.set_rebalance_listener(Box::new(eb.clone()));
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(eb.of("lost").len(), 1);
+    assert_eq!(eb.of("lost")[0].len(), 2);
+    assert!(eb.of("revoked").is_empty());
+    assert_eq!((a.assignment().len(), b.assignment().len()), (2, 2));
+}
+
+#[tokio::test]
+async fn cooperative_sticky_keeps_the_remaining_members_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 10).await;
+    let coop = [("partition.assignment.strategy", "cooperative-sticky")];
+    let ea = Events::default();
+    let mut a = consumer(&c, "g", &coop);
+    a.set_rebalance_listener(Box::new(ea.clone()));
+    a.subscribe(vec!["t".into()]).unwrap();
+    let mut seen = Seen::new();
+    for _ in 0..20 {
+        round(&clock, &mut [&mut a], &mut seen).await;
+        if a.assignment().len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(a.assignment().len(), 4);
+    let mut b = consumer(&c, "g", &coop);
+    b.subscribe(vec!["t".into()]).unwrap();
+    for _ in 0..200 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        assert!(
+            a.assignment().len() >= 2,
+            "a kept consuming through the rebalance"
+        );
+        if a.assignment().len() == 2 && b.assignment().len() == 2 && seen.len() >= 40 {
+            break;
+        }
+    }
+    assert_eq!(b.assignment().len(), 2);
+    assert_exactly_once(&seen, 10);
+    // Only what moved was revoked, once.
+    let revoked = ea.of("revoked");
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0].len(), 2);
+    assert!(ea.of("lost").is_empty());
+    let d = c.admin().unwrap().describe_group("g").await.unwrap();
+    assert_eq!(d.protocol, "cooperative-sticky");
+}
+
+#[tokio::test]
+async fn auto_commit_commits_on_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 10).await;
+    let mut a = consumer(&c, "g", &[("auto.commit.interval.ms", "5000")]);
+    a.subscribe(vec!["t".into()]).unwrap();
+    let mut got = 0;
+    for _ in 0..20 {
+        got += a.poll(POLL).await.unwrap().len();
+        if got > 0 {
+            break;
+        }
+    }
+    assert_eq!(got, 3);
+    let all = [tp(0), tp(1), tp(2), tp(3)];
+    assert_eq!(a.committed(&all).unwrap(), vec![None; 4]);
+    clock.advance(4_999);
+    got += a.poll(POLL).await.unwrap().len();
+    assert_eq!(a.committed(&all).unwrap(), vec![None; 4]);
+    clock.advance(1);
+    // The commit comes before this poll's records: it covers what earlier polls returned.
+    let _ = a.poll(POLL).await.unwrap();
+    let sum: i64 = a
+        .committed(&all)
+        .unwrap()
+        .iter()
+        .map(|o| o.unwrap_or(0))
+        .sum();
+    assert_eq!(sum as usize, got);
+}
+
+#[tokio::test]
+async fn reset_offsets_needs_an_empty_group_and_lag_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 10).await;
+    let admin = c.admin().unwrap();
+    let all = vec![tp(0), tp(1), tp(2), tp(3)];
+    // A group of committed offsets only: Empty.
+    let r = admin
+        .reset_offsets("g", all.clone(), ResetSpec::ToOffset(4), false)
+        .await
+        .unwrap();
+    assert!(r.iter().all(|(_, o)| *o == 4));
+    let dry = admin
+        .reset_offsets("g", vec![tp(0)], ResetSpec::ShiftBy(-3), true)
+        .await
+        .unwrap();
+    assert_eq!(dry, vec![(tp(0), 1)]);
+    let r = admin
+        .reset_offsets("g", vec![tp(1)], ResetSpec::Latest, false)
+        .await
+        .unwrap();
+    assert_eq!(r, vec![(tp(1), 10)]);
+    let lag = admin.lag("g").await.unwrap();
+    let rows: Vec<(i32, Option<i64>, i64, Option<i64>)> = lag
+        .iter()
+        .map(|l| (l.tp.partition, l.committed, l.log_end, l.lag))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (0, Some(4), 10, Some(6)),
+            (1, Some(10), 10, Some(0)),
+            (2, Some(4), 10, Some(6)),
+            (3, Some(4), 10, Some(6)),
+        ]
+    );
+    let listed = admin.list_groups().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, GroupState::Empty);
+
+    // A member starts where the reset put the group, and makes it active.
+    let mut a = consumer(&c, "g", &[]);
+    a.subscribe(vec!["t".into()]).unwrap();
+    let first = a.poll(POLL).await.unwrap();
+    assert!(first.iter().all(|r| r.offset >= 4), "{first:?}");
+    let err = admin
+        .reset_offsets("g", all.clone(), ResetSpec::Earliest, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NonEmptyGroup(_)), "{err}");
+    assert_eq!(err.error_code(), 68);
+    assert!(
+        admin
+            .lag("g")
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.member_id.is_some())
+    );
+    let deleted = admin.delete_groups(vec!["g".into()]).await.unwrap();
+    assert!(matches!(deleted[0], Err(Error::NonEmptyGroup(_))));
+    a.close().await.unwrap();
+    let r = admin
+        .reset_offsets("g", vec![tp(0)], ResetSpec::Earliest, false)
+        .await
+        .unwrap();
+    assert_eq!(r, vec![(tp(0), 0)]);
+    admin.delete_offsets("g", vec![tp(0)]).await.unwrap();
+    assert!(admin.lag("g").await.unwrap().iter().all(|l| l.tp != tp(0)));
+    let deleted = admin.delete_groups(vec!["g".into()]).await.unwrap();
+    assert!(deleted[0].is_ok());
+    assert!(admin.list_groups().await.unwrap().is_empty());
+}
+
+#[test]
+fn topic_patterns_are_globs() {
+    let p = TopicPattern::new("orders-*");
+    assert!(p.matches("orders-eu"));
+    assert!(!p.matches("order"));
+    assert!(TopicPattern::new("*").matches("x"));
+    assert!(!TopicPattern::new("*").matches("__consumer_offsets"));
+    assert!(TopicPattern::new("a*b*c").matches("aXbYc"));
+    assert!(!TopicPattern::new("a*b*c").matches("aXbY"));
+}
+
+#[tokio::test]
+async fn every_client_of_a_log_shares_one_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    let other = EmbeddedClient::new(c.log().clone());
+    let first = c.group_coordinator().unwrap();
+    assert!(Arc::ptr_eq(&first, &other.group_coordinator().unwrap()));
+    assert!(Arc::ptr_eq(&first, &c.clone().group_coordinator().unwrap()));
+    // A group joined through one client is seen through the other.
+    topic_with_records(&c, 1).await;
+    let mut a = consumer(&other, "g", &[]);
+    a.subscribe(vec!["t".into()]).unwrap();
+    let _ = a.poll(POLL).await.unwrap();
+    let listed = c.admin().unwrap().list_groups().await.unwrap();
+    assert_eq!(listed[0].state, GroupState::Stable);
+    // Closing the log stops the ticker thread (close joins it) and returns.
+    a.close().await.unwrap();
+    c.log().close().unwrap();
+}
