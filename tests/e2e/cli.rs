@@ -473,3 +473,69 @@ fn consume_with_a_group_commits_and_groups_describe_shows_the_lag() {
     ok(dir, &["groups", "delete", "--group", "g"], "");
     assert_eq!(ok(dir, &["groups", "list"], ""), "");
 }
+
+#[test]
+fn transactions_list_and_describe_show_what_the_coordinator_knows() {
+    use sluice_log::client::config::ProducerConfig;
+    use sluice_log::client::embedded::EmbeddedClient;
+    use sluice_log::client::{Admin, Client, NewTopic, Producer, ProducerRecord};
+    use sluice_log::log::{LogManager, LogManagerConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client =
+            EmbeddedClient::new(LogManager::open(LogManagerConfig::new(dir.path())).unwrap());
+        client
+            .admin()
+            .unwrap()
+            .create_topics(vec![NewTopic::new("ledger", 1)])
+            .await
+            .unwrap();
+        let p = client
+            .producer(
+                ProducerConfig::from_pairs([
+                    ("transactional.id", "ledger-writer"),
+                    ("linger.ms", "0"),
+                ])
+                .unwrap(),
+            )
+            .unwrap();
+        p.init_transactions().await.unwrap();
+        p.begin_transaction().unwrap();
+        p.send(ProducerRecord::new("ledger", "debit"))
+            .await
+            .unwrap();
+        p.commit_transaction().await.unwrap();
+        p.begin_transaction().unwrap();
+        p.send(ProducerRecord::new("ledger", "credit"))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        // Left open: the coordinator shows it Ongoing with its partition.
+        drop(p);
+        client.log().close().unwrap();
+    });
+    let list = ok(dir.path(), &["transactions", "list"], "");
+    assert!(list.contains("ledger-writer"), "{list}");
+    let describe = ok(
+        dir.path(),
+        &[
+            "transactions",
+            "describe",
+            "--transactional-id",
+            "ledger-writer",
+        ],
+        "",
+    );
+    assert!(describe.contains("State: Ongoing"), "{describe}");
+    assert!(describe.contains("TopicPartitions: ledger-0"), "{describe}");
+    let missing = sluice(
+        dir.path(),
+        &["transactions", "describe", "--transactional-id", "nope"],
+        "",
+    );
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("nope"), "{missing:?}");
+}
