@@ -284,15 +284,7 @@ impl Partition {
             });
         }
         let base = self.log_end.load(Ordering::Relaxed);
-        record::set_base_offset(&mut batch, base);
-        record::set_partition_leader_epoch(&mut batch, 0);
-        let log_append_time = match config.message_timestamp_type {
-            TimestampType::LogAppendTime => {
-                record::set_log_append_time(&mut batch, now);
-                now
-            }
-            TimestampType::CreateTime => -1,
-        };
+        let log_append_time = stamp(&mut batch, base, &config, now);
         let h = BatchHeader {
             base_offset: base,
             max_timestamp: if log_append_time >= 0 {
@@ -380,15 +372,7 @@ impl Partition {
         self.ctx.check_writable()?;
         w.producers.check_marker(producer_id, producer_epoch)?;
         let base = self.log_end.load(Ordering::Relaxed);
-        record::set_base_offset(&mut batch, base);
-        record::set_partition_leader_epoch(&mut batch, 0);
-        let log_append_time = match config.message_timestamp_type {
-            TimestampType::LogAppendTime => {
-                record::set_log_append_time(&mut batch, now);
-                now
-            }
-            TimestampType::CreateTime => -1,
-        };
+        let log_append_time = stamp(&mut batch, base, &config, now);
         let h = record::validate(&batch)?;
         let active = self.active_for(&mut w, &config, batch.len(), now)?;
         if let Err(e) = active.append(&self.ctx.files, &batch, &h, config.index_interval_bytes) {
@@ -883,6 +867,20 @@ impl Partition {
             s.close_file(&self.ctx.files);
         }
         self.wake_readers();
+    }
+}
+
+/// Stamps a batch about to be written: its base offset, the leader epoch, and for
+/// `LogAppendTime` topics the log's time (rewriting the CRC). Returns that time, or -1.
+fn stamp(batch: &mut [u8], base_offset: i64, config: &TopicConfig, now: i64) -> i64 {
+    record::set_base_offset(batch, base_offset);
+    record::set_partition_leader_epoch(batch, 0);
+    match config.message_timestamp_type {
+        TimestampType::LogAppendTime => {
+            record::set_log_append_time(batch, now);
+            now
+        }
+        TimestampType::CreateTime => -1,
     }
 }
 
