@@ -92,6 +92,14 @@ struct ConsumePerf {
     /// Consumer configs KEY=VALUE under Kafka's names, e.g. max.poll.records=2000.
     #[arg(long = "consumer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     consumer_props: Vec<(String, String)>,
+    /// Read as this consumer group (subscribe; committed offsets, else the beginning) instead
+    /// of assigning every partition to one consumer.
+    #[arg(long)]
+    group: Option<String>,
+    /// Consumers in the group, each its own task; the records count over all of them.
+    #[arg(long, default_value_t = 1, requires = "group",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    consumers: u32,
 }
 
 pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<()> {
@@ -434,6 +442,9 @@ fn now_ms() -> i64 {
 }
 
 async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
+    if a.group.is_some() {
+        return consume_group(client, a).await;
+    }
     let config = ConsumerConfig::from_pairs(a.consumer_props.iter().map(|(k, v)| (k, v)))?;
     let d = client.admin()?.describe_topic(&a.topic).await?;
     let partitions: Vec<TopicPartition> = d
@@ -473,8 +484,18 @@ async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
         }
     }
     // Time to the last record read: a final idle timeout is not part of the throughput.
-    let elapsed = (last_record - start).as_secs_f64().max(1e-9);
-    let end_ms = start_ms + (last_record - start).as_millis() as i64;
+    print_consumed(start_ms, last_record - start, records, bytes)
+}
+
+/// The final lines of `perf consume`: Kafka's CSV header and row, then a summary.
+fn print_consumed(
+    start_ms: i64,
+    took: Duration,
+    records: u64,
+    bytes: u64,
+) -> anyhow::Result<()> {
+    let elapsed = took.as_secs_f64().max(1e-9);
+    let end_ms = start_ms + took.as_millis() as i64;
     let mb = bytes as f64 / MB;
     outln!("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec")?;
     outln!(
@@ -490,6 +511,130 @@ async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
         mb / elapsed
     )?;
     Ok(())
+}
+
+/// Counters shared by the consumers of `perf consume --group`.
+#[derive(Debug, Default)]
+struct GroupProgress {
+    records: AtomicU64,
+    bytes: AtomicU64,
+    /// Microseconds from the start to the latest record read by any consumer.
+    last_record_us: AtomicU64,
+}
+
+/// One consumer of `perf consume --group`: subscribes, polls until the group has read
+/// `messages` in total or nothing arrived for `timeout`, then leaves the group.
+async fn group_consumer<K: Consumer>(
+    mut consumer: K,
+    topic: String,
+    messages: u64,
+    timeout: Duration,
+    start: Instant,
+    progress: Arc<GroupProgress>,
+) -> anyhow::Result<()> {
+    consumer.subscribe(vec![topic])?;
+    let since_last = |p: &GroupProgress| {
+        let last = start + Duration::from_micros(p.last_record_us.load(Ordering::Relaxed));
+        last.elapsed()
+    };
+    let result = async {
+        while progress.records.load(Ordering::Relaxed) < messages {
+            let idle = since_last(&progress);
+            if idle >= timeout {
+                break;
+            }
+            let batch = consumer
+                .poll((timeout - idle).min(Duration::from_millis(200)))
+                .await?;
+            if batch.is_empty() {
+                continue;
+            }
+            let before = progress
+                .records
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let take = messages.saturating_sub(before).min(batch.len() as u64);
+            if take < batch.len() as u64 {
+                // Count only up to `messages` in total.
+                progress
+                    .records
+                    .fetch_sub(batch.len() as u64 - take, Ordering::Relaxed);
+            }
+            let bytes: u64 = batch
+                .iter()
+                .take(take as usize)
+                .map(|r| {
+                    r.key.as_ref().map_or(0, |k| k.len() as u64)
+                        + r.value.as_ref().map_or(0, |v| v.len() as u64)
+                })
+                .sum();
+            progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+            let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            progress.last_record_us.fetch_max(us, Ordering::Relaxed);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let closed = consumer.close().await;
+    result?;
+    closed?;
+    Ok(())
+}
+
+/// `perf consume --group G --consumers K`: K consumers of one group, each its own task,
+/// reading together until `messages` records in total. The time includes joining the group.
+async fn consume_group<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
+    let group = a.group.clone().context("--consumers needs --group")?;
+    let mut pairs: Vec<(String, String)> = vec![
+        ("auto.offset.reset".into(), "earliest".into()),
+        // A member learns of a rebalance at its next heartbeat: with Kafka's 3 s the later
+        // consumers would sit idle for seconds while the first reads everything.
+        ("heartbeat.interval.ms".into(), "100".into()),
+    ];
+    pairs.extend(a.consumer_props.iter().cloned());
+    pairs.push(("group.id".into(), group));
+    let config = ConsumerConfig::from_pairs(pairs)?;
+    // Fail early, and clearly, on a missing topic.
+    client.admin()?.describe_topic(&a.topic).await?;
+    let timeout = Duration::from_millis(a.timeout_ms);
+    let progress = Arc::new(GroupProgress::default());
+    let start_ms = now_ms();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.consumers {
+        let consumer = client.consumer(config.clone())?;
+        tasks.push(tokio::spawn(group_consumer(
+            consumer,
+            a.topic.clone(),
+            a.messages,
+            timeout,
+            start,
+            Arc::clone(&progress),
+        )));
+    }
+    let mut first_error = None;
+    for t in tasks {
+        if let Err(e) = t.await.context("consumer task panicked")? {
+            first_error = first_error.or(Some(e));
+        }
+    }
+    let records = progress.records.load(Ordering::Relaxed);
+    if records < a.messages {
+        eprintln!(
+            "WARNING: Exiting before consuming the expected number of messages: timeout ({} ms) exceeded.",
+            a.timeout_ms
+        );
+    }
+    let took = Duration::from_micros(progress.last_record_us.load(Ordering::Relaxed));
+    print_consumed(
+        start_ms,
+        took,
+        records,
+        progress.bytes.load(Ordering::Relaxed),
+    )?;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
