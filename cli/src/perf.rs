@@ -5,6 +5,7 @@
 //! (`Bytes::clone` is a reference count), no per-record allocation here beyond what the client
 //! API takes, delivery futures completed from a bounded in-flight queue, and counters in atomics.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
+use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
 use sluice_log::client::{
     Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };
@@ -76,6 +78,14 @@ struct ProducePerf {
     /// Print the producer's effective configs and the run's counters at the end.
     #[arg(long)]
     print_metrics: bool,
+    /// Send in transactions under this `transactional.id` (suffixed `-N` per producer when
+    /// there are several); embedded log only.
+    #[arg(long, requires = "transaction_duration_ms")]
+    transactional_id: Option<String>,
+    /// Commit the open transaction and begin the next every this many milliseconds.
+    #[arg(long, value_name = "MS", requires = "transactional_id",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -104,10 +114,70 @@ struct ConsumePerf {
 
 pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<()> {
     match args.command {
-        PerfCommand::Produce(a) => produce(client, a).await,
+        PerfCommand::Produce(a) if a.transactional_id.is_some() => {
+            // Transactions are a method of the embedded producer, not of the `Producer` trait.
+            let Some(embedded) = (&client as &dyn Any).downcast_ref::<EmbeddedClient>() else {
+                bail!("--transactional-id needs the embedded log (--data-dir)");
+            };
+            let embedded = embedded.clone();
+            produce(embedded.admin()?, |c| embedded.producer(c), a).await
+        }
+        PerfCommand::Produce(a) => {
+            produce(client.admin()?, |c| client.producer(c).map(Plain), a).await
+        }
         PerfCommand::Consume(a) => consume(client, a).await,
     }
 }
+
+/// A producer as `perf produce` drives it: the `Producer` trait, and transactions where the
+/// producer has them.
+trait PerfProducer: Producer {
+    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        async { Err(no_transactions()) }
+    }
+    fn begin_transaction(&self) -> sluice_log::Result<()> {
+        Err(no_transactions())
+    }
+    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        async { Err(no_transactions()) }
+    }
+}
+
+fn no_transactions() -> sluice_log::Error {
+    sluice_log::Error::InvalidTxnState("this client's producer has no transactions".into())
+}
+
+impl PerfProducer for EmbeddedProducer {
+    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        EmbeddedProducer::init_transactions(self)
+    }
+    fn begin_transaction(&self) -> sluice_log::Result<()> {
+        EmbeddedProducer::begin_transaction(self)
+    }
+    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        EmbeddedProducer::commit_transaction(self)
+    }
+}
+
+/// Any client's producer, without transactions.
+struct Plain<P>(P);
+
+impl<P: Producer> Producer for Plain<P> {
+    fn send(
+        &self,
+        record: ProducerRecord,
+    ) -> impl Future<Output = sluice_log::Result<DeliveryFuture>> + Send {
+        self.0.send(record)
+    }
+    fn flush(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        self.0.flush()
+    }
+    fn partition_count(&self, topic: &str) -> impl Future<Output = sluice_log::Result<i32>> + Send {
+        self.0.partition_count(topic)
+    }
+}
+
+impl<P: Producer> PerfProducer for Plain<P> {}
 
 /// A payload of `size` pseudo-random uppercase letters, as Kafka's perf test sends.
 fn payload(size: usize) -> Bytes {
@@ -168,6 +238,8 @@ struct TaskOutcome {
     acked: u64,
     failed: u64,
     first_error: Option<String>,
+    /// Transactions committed.
+    transactions: u64,
 }
 
 impl TaskOutcome {
@@ -179,6 +251,7 @@ impl TaskOutcome {
             acked: 0,
             failed: 0,
             first_error: None,
+            transactions: 0,
         })
     }
 
@@ -229,17 +302,24 @@ fn complete_ready(
     }
 }
 
-async fn produce_task<P: Producer>(
+async fn produce_task<P: PerfProducer>(
     producer: P,
     topic: Arc<str>,
     value: Bytes,
     records: u64,
     throttle: Throttle,
     window: Arc<Window>,
+    transaction_every: Option<Duration>,
 ) -> anyhow::Result<TaskOutcome> {
     let mut outcome = TaskOutcome::new()?;
     let mut in_flight: VecDeque<(Instant, DeliveryFuture)> =
         VecDeque::with_capacity(MAX_IN_FLIGHT.min(records as usize) + 1);
+    let mut transaction_ends = None;
+    if let Some(every) = transaction_every {
+        producer.init_transactions().await?;
+        producer.begin_transaction()?;
+        transaction_ends = Some(Instant::now() + every);
+    }
     let mut sent_at = Instant::now();
     for i in 0..records {
         throttle.wait(i).await;
@@ -247,6 +327,17 @@ async fn produce_task<P: Producer>(
         // latencies are off by at most the time to send 8 records, a few microseconds.
         if i % 8 == 0 {
             sent_at = Instant::now();
+            if let (Some(every), Some(ends)) = (transaction_every, transaction_ends)
+                && sent_at >= ends
+            {
+                // Commit flushes: every delivery of the transaction is complete after it.
+                producer.commit_transaction().await?;
+                outcome.transactions += 1;
+                complete_ready(&mut in_flight, &mut outcome, &window);
+                producer.begin_transaction()?;
+                sent_at = Instant::now();
+                transaction_ends = Some(sent_at + every);
+            }
         }
         let record = ProducerRecord {
             topic: Arc::clone(&topic),
@@ -273,6 +364,10 @@ async fn produce_task<P: Producer>(
             outcome.complete(&window, sent_at, Instant::now(), r);
         }
     }
+    if transaction_ends.is_some() {
+        producer.commit_transaction().await?;
+        outcome.transactions += 1;
+    }
     while let Some((sent_at, f)) = in_flight.pop_front() {
         let r = f.await;
         outcome.complete(&window, sent_at, Instant::now(), r);
@@ -286,7 +381,11 @@ fn ms(us: f64) -> f64 {
     us / 1000.0
 }
 
-async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
+async fn produce<A: Admin, P: PerfProducer + 'static>(
+    admin: A,
+    new_producer: impl Fn(ProducerConfig) -> sluice_log::Result<P>,
+    a: ProducePerf,
+) -> anyhow::Result<()> {
     if a.throughput == 0.0 || a.throughput.is_nan() {
         bail!("--throughput must be positive, or -1 for unlimited");
     }
@@ -295,7 +394,7 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
         pairs.push(("acks".into(), acks.clone()));
     }
     let config = ProducerConfig::from_pairs(pairs)?;
-    let admin = client.admin()?;
+    let transaction_every = a.transaction_duration_ms.map(Duration::from_millis);
     if !admin.list_topics().await?.contains(&a.topic) {
         admin
             .create_topics(vec![NewTopic::new(a.topic.clone(), a.partitions)])
@@ -310,7 +409,17 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for i in 0..producers {
         let share = a.num_records / producers + u64::from(i < a.num_records % producers);
-        let producer = client.producer(config.clone())?;
+        let mut config = config.clone();
+        if let Some(id) = &a.transactional_id {
+            let id = if producers > 1 {
+                format!("{id}-{i}")
+            } else {
+                id.clone()
+            };
+            config.set("transactional.id", &id)?;
+            config.resolve()?;
+        }
+        let producer = new_producer(config)?;
         tasks.push(tokio::spawn(produce_task(
             producer,
             Arc::clone(&topic),
@@ -318,6 +427,7 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
             share,
             Throttle::new(rate),
             Arc::clone(&window),
+            transaction_every,
         )));
     }
     let reporter = {
@@ -353,6 +463,7 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
                 total.histogram.add(&o.histogram).ok();
                 total.acked += o.acked;
                 total.failed += o.failed;
+                total.transactions += o.transactions;
                 if total.first_error.is_none() {
                     total.first_error = o.first_error;
                 }
@@ -377,6 +488,13 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
         q(0.99),
         q(0.999),
     )?;
+    if a.transactional_id.is_some() {
+        outln!(
+            "{} transactions committed, {:.1} transactions/sec.",
+            total.transactions,
+            total.transactions as f64 / elapsed
+        )?;
+    }
     if a.print_metrics {
         outln!()?;
         outln!("{:<50} Value", "Producer config")?;
