@@ -606,12 +606,7 @@ async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
 }
 
 /// The final lines of `perf consume`: Kafka's CSV header and row, then a summary.
-fn print_consumed(
-    start_ms: i64,
-    took: Duration,
-    records: u64,
-    bytes: u64,
-) -> anyhow::Result<()> {
+fn print_consumed(start_ms: i64, took: Duration, records: u64, bytes: u64) -> anyhow::Result<()> {
     let elapsed = took.as_secs_f64().max(1e-9);
     let end_ms = start_ms + took.as_millis() as i64;
     let mb = bytes as f64 / MB;
