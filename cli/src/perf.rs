@@ -5,6 +5,7 @@
 //! (`Bytes::clone` is a reference count), no per-record allocation here beyond what the client
 //! API takes, delivery futures completed from a bounded in-flight queue, and counters in atomics.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
+use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
 use sluice_log::client::{
     Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };
@@ -76,6 +78,14 @@ struct ProducePerf {
     /// Print the producer's effective configs and the run's counters at the end.
     #[arg(long)]
     print_metrics: bool,
+    /// Send in transactions under this `transactional.id` (suffixed `-N` per producer when
+    /// there are several); embedded log only.
+    #[arg(long, requires = "transaction_duration_ms")]
+    transactional_id: Option<String>,
+    /// Commit the open transaction and begin the next every this many milliseconds.
+    #[arg(long, value_name = "MS", requires = "transactional_id",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -92,14 +102,82 @@ struct ConsumePerf {
     /// Consumer configs KEY=VALUE under Kafka's names, e.g. max.poll.records=2000.
     #[arg(long = "consumer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     consumer_props: Vec<(String, String)>,
+    /// Read as this consumer group (subscribe; committed offsets, else the beginning) instead
+    /// of assigning every partition to one consumer.
+    #[arg(long)]
+    group: Option<String>,
+    /// Consumers in the group, each its own task; the records count over all of them.
+    #[arg(long, default_value_t = 1, requires = "group",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    consumers: u32,
 }
 
 pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<()> {
     match args.command {
-        PerfCommand::Produce(a) => produce(client, a).await,
+        PerfCommand::Produce(a) if a.transactional_id.is_some() => {
+            // Transactions are a method of the embedded producer, not of the `Producer` trait.
+            let Some(embedded) = (&client as &dyn Any).downcast_ref::<EmbeddedClient>() else {
+                bail!("--transactional-id needs the embedded log (--data-dir)");
+            };
+            let embedded = embedded.clone();
+            produce(embedded.admin()?, |c| embedded.producer(c), a).await
+        }
+        PerfCommand::Produce(a) => {
+            produce(client.admin()?, |c| client.producer(c).map(Plain), a).await
+        }
         PerfCommand::Consume(a) => consume(client, a).await,
     }
 }
+
+/// A producer as `perf produce` drives it: the `Producer` trait, and transactions where the
+/// producer has them.
+trait PerfProducer: Producer {
+    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        async { Err(no_transactions()) }
+    }
+    fn begin_transaction(&self) -> sluice_log::Result<()> {
+        Err(no_transactions())
+    }
+    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        async { Err(no_transactions()) }
+    }
+}
+
+fn no_transactions() -> sluice_log::Error {
+    sluice_log::Error::InvalidTxnState("this client's producer has no transactions".into())
+}
+
+impl PerfProducer for EmbeddedProducer {
+    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        EmbeddedProducer::init_transactions(self)
+    }
+    fn begin_transaction(&self) -> sluice_log::Result<()> {
+        EmbeddedProducer::begin_transaction(self)
+    }
+    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        EmbeddedProducer::commit_transaction(self)
+    }
+}
+
+/// Any client's producer, without transactions.
+struct Plain<P>(P);
+
+impl<P: Producer> Producer for Plain<P> {
+    fn send(
+        &self,
+        record: ProducerRecord,
+    ) -> impl Future<Output = sluice_log::Result<DeliveryFuture>> + Send {
+        self.0.send(record)
+    }
+    fn flush(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        self.0.flush()
+    }
+    fn partition_count(&self, topic: &str) -> impl Future<Output = sluice_log::Result<i32>> + Send {
+        self.0.partition_count(topic)
+    }
+}
+
+impl<P: Producer> PerfProducer for Plain<P> {}
 
 /// A payload of `size` pseudo-random uppercase letters, as Kafka's perf test sends.
 fn payload(size: usize) -> Bytes {
@@ -160,6 +238,8 @@ struct TaskOutcome {
     acked: u64,
     failed: u64,
     first_error: Option<String>,
+    /// Transactions committed.
+    transactions: u64,
 }
 
 impl TaskOutcome {
@@ -171,6 +251,7 @@ impl TaskOutcome {
             acked: 0,
             failed: 0,
             first_error: None,
+            transactions: 0,
         })
     }
 
@@ -221,17 +302,24 @@ fn complete_ready(
     }
 }
 
-async fn produce_task<P: Producer>(
+async fn produce_task<P: PerfProducer>(
     producer: P,
     topic: Arc<str>,
     value: Bytes,
     records: u64,
     throttle: Throttle,
     window: Arc<Window>,
+    transaction_every: Option<Duration>,
 ) -> anyhow::Result<TaskOutcome> {
     let mut outcome = TaskOutcome::new()?;
     let mut in_flight: VecDeque<(Instant, DeliveryFuture)> =
         VecDeque::with_capacity(MAX_IN_FLIGHT.min(records as usize) + 1);
+    let mut transaction_ends = None;
+    if let Some(every) = transaction_every {
+        producer.init_transactions().await?;
+        producer.begin_transaction()?;
+        transaction_ends = Some(Instant::now() + every);
+    }
     let mut sent_at = Instant::now();
     for i in 0..records {
         throttle.wait(i).await;
@@ -239,6 +327,17 @@ async fn produce_task<P: Producer>(
         // latencies are off by at most the time to send 8 records, a few microseconds.
         if i % 8 == 0 {
             sent_at = Instant::now();
+            if let (Some(every), Some(ends)) = (transaction_every, transaction_ends)
+                && sent_at >= ends
+            {
+                // Commit flushes: every delivery of the transaction is complete after it.
+                producer.commit_transaction().await?;
+                outcome.transactions += 1;
+                complete_ready(&mut in_flight, &mut outcome, &window);
+                producer.begin_transaction()?;
+                sent_at = Instant::now();
+                transaction_ends = Some(sent_at + every);
+            }
         }
         let record = ProducerRecord {
             topic: Arc::clone(&topic),
@@ -265,6 +364,10 @@ async fn produce_task<P: Producer>(
             outcome.complete(&window, sent_at, Instant::now(), r);
         }
     }
+    if transaction_ends.is_some() {
+        producer.commit_transaction().await?;
+        outcome.transactions += 1;
+    }
     while let Some((sent_at, f)) = in_flight.pop_front() {
         let r = f.await;
         outcome.complete(&window, sent_at, Instant::now(), r);
@@ -278,7 +381,11 @@ fn ms(us: f64) -> f64 {
     us / 1000.0
 }
 
-async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
+async fn produce<A: Admin, P: PerfProducer + 'static>(
+    admin: A,
+    new_producer: impl Fn(ProducerConfig) -> sluice_log::Result<P>,
+    a: ProducePerf,
+) -> anyhow::Result<()> {
     if a.throughput == 0.0 || a.throughput.is_nan() {
         bail!("--throughput must be positive, or -1 for unlimited");
     }
@@ -287,7 +394,7 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
         pairs.push(("acks".into(), acks.clone()));
     }
     let config = ProducerConfig::from_pairs(pairs)?;
-    let admin = client.admin()?;
+    let transaction_every = a.transaction_duration_ms.map(Duration::from_millis);
     if !admin.list_topics().await?.contains(&a.topic) {
         admin
             .create_topics(vec![NewTopic::new(a.topic.clone(), a.partitions)])
@@ -302,7 +409,17 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for i in 0..producers {
         let share = a.num_records / producers + u64::from(i < a.num_records % producers);
-        let producer = client.producer(config.clone())?;
+        let mut config = config.clone();
+        if let Some(id) = &a.transactional_id {
+            let id = if producers > 1 {
+                format!("{id}-{i}")
+            } else {
+                id.clone()
+            };
+            config.set("transactional.id", &id)?;
+            config.resolve()?;
+        }
+        let producer = new_producer(config)?;
         tasks.push(tokio::spawn(produce_task(
             producer,
             Arc::clone(&topic),
@@ -310,6 +427,7 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
             share,
             Throttle::new(rate),
             Arc::clone(&window),
+            transaction_every,
         )));
     }
     let reporter = {
@@ -345,6 +463,7 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
                 total.histogram.add(&o.histogram).ok();
                 total.acked += o.acked;
                 total.failed += o.failed;
+                total.transactions += o.transactions;
                 if total.first_error.is_none() {
                     total.first_error = o.first_error;
                 }
@@ -369,6 +488,13 @@ async fn produce<C: Client>(client: C, a: ProducePerf) -> anyhow::Result<()> {
         q(0.99),
         q(0.999),
     )?;
+    if a.transactional_id.is_some() {
+        outln!(
+            "{} transactions committed, {:.1} transactions/sec.",
+            total.transactions,
+            total.transactions as f64 / elapsed
+        )?;
+    }
     if a.print_metrics {
         outln!()?;
         outln!("{:<50} Value", "Producer config")?;
@@ -434,6 +560,9 @@ fn now_ms() -> i64 {
 }
 
 async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
+    if a.group.is_some() {
+        return consume_group(client, a).await;
+    }
     let config = ConsumerConfig::from_pairs(a.consumer_props.iter().map(|(k, v)| (k, v)))?;
     let d = client.admin()?.describe_topic(&a.topic).await?;
     let partitions: Vec<TopicPartition> = d
@@ -473,8 +602,13 @@ async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
         }
     }
     // Time to the last record read: a final idle timeout is not part of the throughput.
-    let elapsed = (last_record - start).as_secs_f64().max(1e-9);
-    let end_ms = start_ms + (last_record - start).as_millis() as i64;
+    print_consumed(start_ms, last_record - start, records, bytes)
+}
+
+/// The final lines of `perf consume`: Kafka's CSV header and row, then a summary.
+fn print_consumed(start_ms: i64, took: Duration, records: u64, bytes: u64) -> anyhow::Result<()> {
+    let elapsed = took.as_secs_f64().max(1e-9);
+    let end_ms = start_ms + took.as_millis() as i64;
     let mb = bytes as f64 / MB;
     outln!("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec")?;
     outln!(
@@ -490,6 +624,130 @@ async fn consume<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
         mb / elapsed
     )?;
     Ok(())
+}
+
+/// Counters shared by the consumers of `perf consume --group`.
+#[derive(Debug, Default)]
+struct GroupProgress {
+    records: AtomicU64,
+    bytes: AtomicU64,
+    /// Microseconds from the start to the latest record read by any consumer.
+    last_record_us: AtomicU64,
+}
+
+/// One consumer of `perf consume --group`: subscribes, polls until the group has read
+/// `messages` in total or nothing arrived for `timeout`, then leaves the group.
+async fn group_consumer<K: Consumer>(
+    mut consumer: K,
+    topic: String,
+    messages: u64,
+    timeout: Duration,
+    start: Instant,
+    progress: Arc<GroupProgress>,
+) -> anyhow::Result<()> {
+    consumer.subscribe(vec![topic])?;
+    let since_last = |p: &GroupProgress| {
+        let last = start + Duration::from_micros(p.last_record_us.load(Ordering::Relaxed));
+        last.elapsed()
+    };
+    let result = async {
+        while progress.records.load(Ordering::Relaxed) < messages {
+            let idle = since_last(&progress);
+            if idle >= timeout {
+                break;
+            }
+            let batch = consumer
+                .poll((timeout - idle).min(Duration::from_millis(200)))
+                .await?;
+            if batch.is_empty() {
+                continue;
+            }
+            let before = progress
+                .records
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let take = messages.saturating_sub(before).min(batch.len() as u64);
+            if take < batch.len() as u64 {
+                // Count only up to `messages` in total.
+                progress
+                    .records
+                    .fetch_sub(batch.len() as u64 - take, Ordering::Relaxed);
+            }
+            let bytes: u64 = batch
+                .iter()
+                .take(take as usize)
+                .map(|r| {
+                    r.key.as_ref().map_or(0, |k| k.len() as u64)
+                        + r.value.as_ref().map_or(0, |v| v.len() as u64)
+                })
+                .sum();
+            progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+            let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            progress.last_record_us.fetch_max(us, Ordering::Relaxed);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let closed = consumer.close().await;
+    result?;
+    closed?;
+    Ok(())
+}
+
+/// `perf consume --group G --consumers K`: K consumers of one group, each its own task,
+/// reading together until `messages` records in total. The time includes joining the group.
+async fn consume_group<C: Client>(client: C, a: ConsumePerf) -> anyhow::Result<()> {
+    let group = a.group.clone().context("--consumers needs --group")?;
+    let mut pairs: Vec<(String, String)> = vec![
+        ("auto.offset.reset".into(), "earliest".into()),
+        // A member learns of a rebalance at its next heartbeat: with Kafka's 3 s the later
+        // consumers would sit idle for seconds while the first reads everything.
+        ("heartbeat.interval.ms".into(), "100".into()),
+    ];
+    pairs.extend(a.consumer_props.iter().cloned());
+    pairs.push(("group.id".into(), group));
+    let config = ConsumerConfig::from_pairs(pairs)?;
+    // Fail early, and clearly, on a missing topic.
+    client.admin()?.describe_topic(&a.topic).await?;
+    let timeout = Duration::from_millis(a.timeout_ms);
+    let progress = Arc::new(GroupProgress::default());
+    let start_ms = now_ms();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.consumers {
+        let consumer = client.consumer(config.clone())?;
+        tasks.push(tokio::spawn(group_consumer(
+            consumer,
+            a.topic.clone(),
+            a.messages,
+            timeout,
+            start,
+            Arc::clone(&progress),
+        )));
+    }
+    let mut first_error = None;
+    for t in tasks {
+        if let Err(e) = t.await.context("consumer task panicked")? {
+            first_error = first_error.or(Some(e));
+        }
+    }
+    let records = progress.records.load(Ordering::Relaxed);
+    if records < a.messages {
+        eprintln!(
+            "WARNING: Exiting before consuming the expected number of messages: timeout ({} ms) exceeded.",
+            a.timeout_ms
+        );
+    }
+    let took = Duration::from_micros(progress.last_record_us.load(Ordering::Relaxed));
+    print_consumed(
+        start_ms,
+        took,
+        records,
+        progress.bytes.load(Ordering::Relaxed),
+    )?;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
