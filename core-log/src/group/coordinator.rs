@@ -771,6 +771,9 @@ struct Inner {
     offsets: OffsetStore,
     clock: SharedClock,
     groups: Mutex<HashMap<String, Group>>,
+    /// Notified after every call that can start a rebalance, so embedded members rejoin at
+    /// once instead of at their next heartbeat.
+    rebalance: tokio::sync::Notify,
     ids: AtomicU64,
     last_offset_expiry_ms: AtomicI64,
 }
@@ -785,6 +788,7 @@ impl GroupCoordinator {
                 offsets,
                 clock,
                 groups: Mutex::new(HashMap::new()),
+                rebalance: tokio::sync::Notify::new(),
                 ids: AtomicU64::new(0),
                 last_offset_expiry_ms: AtomicI64::new(now),
             }),
@@ -822,10 +826,26 @@ impl GroupCoordinator {
     /// right away for errors and for members that need no rebalance.
     pub fn join_group(&self, req: JoinGroupRequest) -> Pending<JoinResult> {
         let group_id = req.group_id.clone();
-        match self.join_inner(req) {
+        let pending = match self.join_inner(req) {
             Ok(p) => p,
             Err(e) => Pending::ready(&group_id, Err(e)),
-        }
+        };
+        self.inner.rebalance.notify_waiters();
+        pending
+    }
+
+    /// A future completing at the next call that may have started a rebalance (a join, a
+    /// leave, an expiry). Create it before checking [`GroupCoordinator::rebalance_pending`].
+    pub fn rebalance_signal(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.rebalance.notified()
+    }
+
+    /// Whether a member of `group_id` at `generation` must rejoin now: the group is preparing
+    /// a rebalance or has moved to another generation. A cheap check, no heartbeat.
+    pub fn rebalance_pending(&self, group_id: &str, generation: i32) -> bool {
+        self.inner.groups.lock().get(group_id).is_some_and(|g| {
+            g.state == GroupState::PreparingRebalance || g.generation != generation
+        })
     }
 
     fn join_inner(&self, req: JoinGroupRequest) -> Result<Pending<JoinResult>> {
@@ -1158,7 +1178,7 @@ impl GroupCoordinator {
                 })
                 .collect();
         };
-        members
+        let results = members
             .iter()
             .map(|who| {
                 if group.state == GroupState::Dead {
@@ -1179,7 +1199,10 @@ impl GroupCoordinator {
                 group.member_removed(now, delay);
                 Ok(())
             })
-            .collect()
+            .collect();
+        drop(groups);
+        self.inner.rebalance.notify_waiters();
+        results
     }
 
     /// OffsetCommit: checks the member and generation as Kafka does, then commits and waits
@@ -1391,6 +1414,7 @@ impl GroupCoordinator {
                 .store(now, Ordering::Release);
             self.expire_offsets_with(&empty_since)?;
         }
+        self.inner.rebalance.notify_waiters();
         Ok(())
     }
 

@@ -433,8 +433,22 @@ impl Consumer for EmbeddedConsumer {
                 return Ok(Vec::new());
             }
             let until = now.checked_add(beat).map_or(deadline, |t| deadline.min(t));
-            if tokio::time::timeout_at(until, arrived).await.is_err() {
-                if until >= deadline {
+            let coordinator = self
+                .coordinator
+                .clone()
+                .filter(|_| self.membership.is_some());
+            let rebalance = async {
+                match &coordinator {
+                    Some(c) => c.rebalance_signal().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let woke = tokio::select! {
+                r = tokio::time::timeout_at(until, arrived) => r.is_ok(),
+                () = rebalance => false,
+            };
+            if !woke {
+                if tokio::time::Instant::now() >= deadline {
                     return Ok(Vec::new());
                 }
                 if self.membership.is_some() {

@@ -283,9 +283,19 @@ impl EmbeddedConsumer {
                         return Ok(());
                     };
                     m.phase = Phase::Stable;
-                    if now.saturating_sub(m.last_heartbeat_ms) < beat {
+                    let (generation, due) = (
+                        m.generation,
+                        now.saturating_sub(m.last_heartbeat_ms) >= beat,
+                    );
+                    // Heartbeat when due, or at once when the group is rebalancing (the
+                    // coordinator is in this process: no need to wait for the next beat).
+                    let (group_id, c) = self.group()?;
+                    if !due && !c.rebalance_pending(group_id, generation) {
                         return Ok(());
                     }
+                    let Some(m) = self.membership.as_mut() else {
+                        return Ok(());
+                    };
                     m.last_heartbeat_ms = now;
                     let (member, generation) = (m.member_id.clone(), m.generation);
                     let (group_id, c) = self.group()?;
