@@ -301,3 +301,52 @@ async fn reload_keeps_committed_transactional_offsets_and_drops_aborted_ones() {
         0
     );
 }
+
+#[tokio::test]
+async fn compaction_keeps_an_offset_that_an_aborted_transaction_overwrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_700_000_000_000);
+    let outside = ConsumerGroupMetadata::new(GROUP);
+    {
+        let c = client(dir.path(), &clock);
+        topics(&c, 1).await;
+        let groups = c.group_coordinator().unwrap();
+        c.log()
+            .alter_topic_config(
+                "__consumer_offsets",
+                [("segment.bytes", "200")],
+                Vec::<&str>::new(),
+            )
+            .unwrap();
+        let p = producer(&c);
+        p.init_transactions().await.unwrap();
+        let other = TopicPartition::new("other", 0);
+        for (tp, offset, commit) in [
+            (input(), 3, true),
+            (input(), 7, false),
+            (other.clone(), 1, true),
+            (other, 2, true),
+        ] {
+            p.begin_transaction().unwrap();
+            p.send_offsets_to_transaction(vec![(tp, offset)], &outside)
+                .await
+                .unwrap();
+            if commit {
+                p.commit_transaction().await.unwrap();
+            } else {
+                p.abort_transaction().await.unwrap();
+            }
+        }
+        let stats = c.log().run_cleaner_forced().unwrap();
+        assert!(stats.partitions_cleaned >= 1, "{stats:?}");
+        assert_eq!(committed(&c), Some(3));
+        drop((p, groups));
+        c.log().close().unwrap();
+    }
+    let c = client(dir.path(), &clock);
+    assert_eq!(
+        committed(&c),
+        Some(3),
+        "the aborted offset superseded nothing"
+    );
+}
