@@ -118,6 +118,34 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
+/// A consumer's place in its group, for a transactional producer committing offsets on its
+/// behalf (Kafka's `ConsumerGroupMetadata`, see
+/// [`embedded::EmbeddedProducer::send_offsets_to_transaction`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerGroupMetadata {
+    /// The group.
+    pub group_id: String,
+    /// The member's generation; -1 from outside the group.
+    pub generation_id: i32,
+    /// The member's id; empty from outside the group.
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// Metadata of `group_id` from outside the group (generation -1, no member): accepted only
+    /// while the group has no members.
+    pub fn new(group_id: impl Into<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
 /// A record read by a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {

@@ -1212,6 +1212,25 @@ impl GroupCoordinator {
         self.inner.offsets.commit(&req.group_id, req.offsets).await
     }
 
+    /// The group checks of Kafka's `TxnOffsetCommit`, as for an OffsetCommit: a stale
+    /// generation gives [`Error::IllegalGeneration`], an unknown member
+    /// [`Error::UnknownMemberId`] (the offsets themselves go in the producer's transaction).
+    pub fn check_txn_offset_commit(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> Result<()> {
+        self.check_commit(&OffsetCommitRequest {
+            group_id: group_id.to_owned(),
+            generation_id,
+            member_id: member_id.to_owned(),
+            group_instance_id: group_instance_id.map(str::to_owned),
+            offsets: Vec::new(),
+        })
+    }
+
     fn check_commit(&self, req: &OffsetCommitRequest) -> Result<()> {
         if req.group_id.is_empty() {
             return Err(Error::InvalidGroupId(req.group_id.clone()));

@@ -25,4 +25,5 @@ pub use coordinator::{
 };
 pub use offsets::{
     CONSUMER_OFFSETS_TOPIC, CommittedOffset, OffsetAndMetadata, OffsetStore, OffsetStoreConfig,
+    TxnOffsetRecord,
 };

@@ -5,6 +5,14 @@
 //! then applied to the in-memory map. Opening the store replays the topic; a tombstone (null
 //! value) removes an offset. Each entry remembers the log offset of the record that set it, so
 //! commits that race apply in log order whatever order their fsyncs finish in.
+//!
+//! Offsets committed inside a transaction (Kafka's `TxnOffsetCommit`, sent by a transactional
+//! producer's `send_offsets_to_transaction`) are transactional records of the producer in the
+//! group's partition. They stay pending, keyed by (partition, producer id), invisible to
+//! [`OffsetStore::fetch`], until the transaction's marker reaches that partition: a COMMIT
+//! applies them, an ABORT drops them. Replaying the topic follows the same rule, so after a
+//! crash offsets of a committed transaction are kept, those of an aborted one dropped, and
+//! those of a transaction still open stay pending until its marker is written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,7 +22,7 @@ use parking_lot::Mutex;
 
 use super::schema::{OffsetCommitValue, OffsetsKey, partition_for};
 use crate::log::{LogManager, Partition};
-use crate::record::{BatchBuilder, BatchIter, decode_records};
+use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, SharedClock, TopicPartition};
 
 /// Name of the internal topic of committed offsets.
@@ -104,6 +112,35 @@ struct Inner {
     partitions: i32,
     /// group -> partition -> offset.
     offsets: Mutex<HashMap<String, BTreeMap<TopicPartition, Entry>>>,
+    /// Offsets of open transactions, by (partition of `__consumer_offsets`, producer id).
+    pending: Mutex<PendingTxns>,
+}
+
+/// Offsets of open transactions, by (partition of `__consumer_offsets`, producer id).
+type PendingTxns = HashMap<(i32, i64), Vec<PendingOffset>>;
+
+/// One offset committed in a transaction not yet completed.
+#[derive(Debug, Clone)]
+struct PendingOffset {
+    producer_epoch: i16,
+    group: String,
+    tp: TopicPartition,
+    value: Option<CommittedOffset>,
+    log_offset: i64,
+}
+
+/// One offset-commit record to write in a transaction (see
+/// [`OffsetStore::txn_offset_commit_records`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetRecord {
+    /// The partition the offset is for.
+    pub tp: TopicPartition,
+    /// The record's key (OffsetCommitKey).
+    pub key: Bytes,
+    /// The record's value (OffsetCommitValue).
+    pub value: Bytes,
+    /// The offset as it will be committed.
+    pub committed: CommittedOffset,
 }
 
 impl OffsetStore {
@@ -139,6 +176,7 @@ impl OffsetStore {
                 config,
                 partitions,
                 offsets: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
             }),
         };
         store.load()?;
@@ -155,27 +193,62 @@ impl OffsetStore {
         partition_for(group, self.inner.partitions)
     }
 
-    /// Replays every partition of `__consumer_offsets` into the map.
+    /// Replays every partition of `__consumer_offsets` into the map, honouring transactions:
+    /// a transactional record is applied only when its producer's COMMIT marker follows it,
+    /// dropped on ABORT, and left pending when neither is in the log yet.
     fn load(&self) -> Result<()> {
         let parts = self.inner.log.partitions(CONSUMER_OFFSETS_TOPIC)?;
         let mut map = self.inner.offsets.lock();
+        let mut pending = self.inner.pending.lock();
         let mut loaded = 0usize;
         for p in parts.iter() {
+            let partition = p.topic_partition().partition;
             let mut at = p.log_start_offset();
             while at < p.log_end_offset() {
                 let data = p.read(at, LOAD_READ_BYTES)?;
                 let mut next = at;
                 for (h, range) in BatchIter::new(&data.records) {
                     next = next.max(h.next_offset());
+                    let records = decode_records(&data.records.slice(range), 64 << 20)?;
                     if h.is_control() {
+                        for r in records {
+                            let r = r?;
+                            let marker = r.key.as_deref().and_then(ControlRecord::parse);
+                            if let Some(marker) = marker {
+                                complete_pending(
+                                    &mut map,
+                                    &mut pending,
+                                    partition,
+                                    h.producer_id,
+                                    h.producer_epoch,
+                                    marker == ControlRecord::Commit,
+                                );
+                            }
+                        }
                         continue;
                     }
-                    for r in decode_records(&data.records.slice(range), 64 << 20)? {
+                    for r in records {
                         let r = r?;
                         if r.offset < at {
                             continue;
                         }
-                        apply_record(&mut map, &r.key, &r.value, r.offset);
+                        let Some((group, tp, value)) = decode_record(&r.key, &r.value, r.offset)
+                        else {
+                            continue;
+                        };
+                        if h.is_transactional() {
+                            pending.entry((partition, h.producer_id)).or_default().push(
+                                PendingOffset {
+                                    producer_epoch: h.producer_epoch,
+                                    group,
+                                    tp,
+                                    value,
+                                    log_offset: r.offset,
+                                },
+                            );
+                        } else {
+                            apply_entry(&mut map, &group, tp, value, r.offset);
+                        }
                         loaded += 1;
                     }
                 }
@@ -189,9 +262,107 @@ impl OffsetStore {
         tracing::info!(
             records = loaded,
             groups = map.len(),
+            pending_transactions = pending.len(),
             "consumer offsets loaded"
         );
         Ok(())
+    }
+
+    /// The offset-commit records (Kafka's OffsetCommitKey/Value, as [`OffsetStore::commit`]
+    /// writes them) of `offsets` for `group`, for a transactional producer to write to the
+    /// group's partition (Kafka's `TxnOffsetCommit`). Checks the group id and metadata sizes.
+    pub fn txn_offset_commit_records(
+        &self,
+        group: &str,
+        offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+    ) -> Result<Vec<TxnOffsetRecord>> {
+        if group.is_empty() {
+            return Err(Error::InvalidGroupId(group.to_owned()));
+        }
+        let max = self.inner.config.metadata_max_bytes;
+        let now = self.inner.clock.now_ms();
+        offsets
+            .into_iter()
+            .map(|(tp, o)| {
+                let size = o.metadata.as_deref().map_or(0, str::len);
+                if size > max {
+                    return Err(Error::OffsetMetadataTooLarge { size, max });
+                }
+                let committed = CommittedOffset {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.unwrap_or_default(),
+                    commit_timestamp: now,
+                };
+                let (key, value) = encode_commit(group, &tp, Some(&committed));
+                Ok(TxnOffsetRecord {
+                    tp,
+                    key: Bytes::from(key),
+                    value: Bytes::from(value.unwrap_or_default()),
+                    committed,
+                })
+            })
+            .collect()
+    }
+
+    /// Records offsets `producer_id`/`producer_epoch` wrote in its open transaction to
+    /// `partition` of `__consumer_offsets`, as `(partition consumed, offset, log offset of the
+    /// record)`: pending, not visible to [`OffsetStore::fetch`], until
+    /// [`OffsetStore::complete_transaction`] sees the transaction's marker.
+    pub fn add_pending(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+        offsets: Vec<(TopicPartition, CommittedOffset, i64)>,
+    ) {
+        let mut pending = self.inner.pending.lock();
+        let list = pending.entry((partition, producer_id)).or_default();
+        list.extend(
+            offsets
+                .into_iter()
+                .map(|(tp, committed, log_offset)| PendingOffset {
+                    producer_epoch,
+                    group: group.to_owned(),
+                    tp,
+                    value: Some(committed),
+                    log_offset,
+                }),
+        );
+    }
+
+    /// A transaction marker of `producer_id`/`producer_epoch` was written (and fsynced) to
+    /// `partition` of `__consumer_offsets`: on commit, the pending offsets of that epoch are
+    /// applied; every pending offset of the producer up to that epoch is then dropped.
+    pub fn complete_transaction(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) {
+        let mut map = self.inner.offsets.lock();
+        let mut pending = self.inner.pending.lock();
+        complete_pending(
+            &mut map,
+            &mut pending,
+            partition,
+            producer_id,
+            producer_epoch,
+            commit,
+        );
+    }
+
+    /// How many offsets of open transactions `group` has pending.
+    pub fn pending_count(&self, group: &str) -> usize {
+        self.inner
+            .pending
+            .lock()
+            .values()
+            .flatten()
+            .filter(|o| o.group == group)
+            .count()
     }
 
     /// Commits `offsets` for `group` in one batch and waits until it is fsynced. Generation
@@ -284,20 +455,7 @@ impl OffsetStore {
         let now = self.inner.clock.now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (tp, value) in &records {
-            let key = OffsetsKey::OffsetCommit {
-                group: group.to_owned(),
-                tp: tp.clone(),
-            }
-            .encode();
-            let value = value.as_ref().map(|c| {
-                OffsetCommitValue {
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch.unwrap_or(-1),
-                    metadata: c.metadata.clone(),
-                    commit_timestamp: c.commit_timestamp,
-                }
-                .encode()
-            });
+            let (key, value) = encode_commit(group, tp, value.as_ref());
             b.append(now, Some(&key), value.as_deref(), &[]);
         }
         if group_tombstone {
@@ -399,25 +557,79 @@ impl OffsetStore {
     }
 }
 
-/// Applies one record of `__consumer_offsets` read back from the log.
-fn apply_record(
+/// The key and value (`None`: a tombstone) of an offset-commit record.
+fn encode_commit(
+    group: &str,
+    tp: &TopicPartition,
+    value: Option<&CommittedOffset>,
+) -> (Vec<u8>, Option<Vec<u8>>) {
+    let key = OffsetsKey::OffsetCommit {
+        group: group.to_owned(),
+        tp: tp.clone(),
+    }
+    .encode();
+    let value = value.map(|c| {
+        OffsetCommitValue {
+            offset: c.offset,
+            leader_epoch: c.leader_epoch.unwrap_or(-1),
+            metadata: c.metadata.clone(),
+            commit_timestamp: c.commit_timestamp,
+        }
+        .encode()
+    });
+    (key, value)
+}
+
+/// Completes the pending offsets of `producer_id` in `partition` on its marker (see
+/// [`OffsetStore::complete_transaction`]).
+fn complete_pending(
     map: &mut HashMap<String, BTreeMap<TopicPartition, Entry>>,
+    pending: &mut PendingTxns,
+    partition: i32,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+) {
+    let Some(list) = pending.remove(&(partition, producer_id)) else {
+        return;
+    };
+    let (done, later): (Vec<_>, Vec<_>) = list
+        .into_iter()
+        .partition(|o| o.producer_epoch <= producer_epoch);
+    if !later.is_empty() {
+        pending.insert((partition, producer_id), later);
+    }
+    if !commit {
+        return;
+    }
+    for o in done {
+        if o.producer_epoch == producer_epoch {
+            apply_entry(map, &o.group, o.tp, o.value, o.log_offset);
+        }
+    }
+}
+
+/// Decodes one record of `__consumer_offsets` read back from the log: the group, partition and
+/// offset (`None`: a tombstone) of an offset commit, or `None` for other (or unreadable)
+/// records.
+#[allow(clippy::type_complexity)]
+fn decode_record(
     key: &Option<Bytes>,
     value: &Option<Bytes>,
     log_offset: i64,
-) {
-    let Some(key) = key else { return };
+) -> Option<(String, TopicPartition, Option<CommittedOffset>)> {
+    let key = key.as_ref()?;
     let key = match OffsetsKey::decode(key) {
         Ok(Some(k)) => k,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(e) => {
             tracing::warn!(log_offset, error = %e, "skipping an unreadable __consumer_offsets key");
-            return;
+            return None;
         }
     };
     let OffsetsKey::OffsetCommit { group, tp } = key else {
         // Group metadata: membership is not restored (members rejoin after a restart).
-        return;
+        return None;
     };
     let committed = match value {
         None => None,
@@ -430,11 +642,11 @@ fn apply_record(
             }),
             Err(e) => {
                 tracing::warn!(log_offset, error = %e, "skipping an unreadable offset commit");
-                return;
+                return None;
             }
         },
     };
-    apply_entry(map, &group, tp, committed, log_offset);
+    Some((group, tp, committed))
 }
 
 fn apply_entry(

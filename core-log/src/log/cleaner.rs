@@ -31,8 +31,12 @@
 //!   replaces Kafka's delete horizon (KIP-534, stamped in the batch at the first cleaning)
 //!   with a rule that gives consumers the same guarantee: a tombstone stays at least
 //!   `delete.retention.ms` after it was written, so a consumer reading that far behind sees it.
-//! - Control batches (transaction markers) are copied as they are. Records of aborted
-//!   transactions are treated like committed ones (there is no transaction index yet).
+//! - Control batches (transaction markers) are copied as they are. A transactional record
+//!   enters the offset map only when its producer's COMMIT marker follows it within the dirty
+//!   range, so records of aborted (or still open) transactions never supersede older records
+//!   (`__consumer_offsets` relies on it: an aborted offset commit must not erase the committed
+//!   one). They themselves are kept like any record until a later committed one supersedes
+//!   them; readers skip them through the markers.
 //!
 //! Memory: the offset map keeps whole keys (no hash collisions, unlike Kafka's MD5 digests) and
 //! counts `key length + 48` bytes per entry against `log.cleaner.dedupe.buffer.size`; when it
@@ -55,7 +59,7 @@ use super::files::FileCache;
 use super::partition::Partition;
 use super::segment::{SWAP_SUFFIX, Segment};
 use crate::config::TopicConfig;
-use crate::record::{self, BatchBuilder, BatchHeader, BatchIter, Record};
+use crate::record::{self, BatchBuilder, BatchHeader, BatchIter, ControlRecord, Record};
 use crate::{Error, Result, TimestampType};
 
 /// Kafka's default `log.cleaner.dedupe.buffer.size`: 128 MiB.
@@ -217,6 +221,9 @@ pub(crate) fn clean_partition(
         bytes: 0,
     };
     let mut map_end = dirty_start;
+    // Keys of transactions not completed yet, by producer id: an aborted (or still open)
+    // transaction's records must not make older records look superseded.
+    let mut open_txns: HashMap<i64, Vec<(Vec<u8>, i64)>> = HashMap::new();
     for i in dirty_start..cleanable_end {
         if stop() {
             return Ok(None);
@@ -224,12 +231,30 @@ pub(crate) fn clean_partition(
         let first = i == dirty_start;
         let complete = for_each_batch(&segs[i], files, |h, batch| {
             if h.is_control() {
+                // A transaction's records supersede older ones only once it committed.
+                let marker = record::decode_records(batch, MAX_UNCOMPRESSED)?
+                    .next()
+                    .transpose()?
+                    .and_then(|r| r.key.as_deref().and_then(ControlRecord::parse));
+                let keys = open_txns.remove(&h.producer_id).unwrap_or_default();
+                if marker == Some(ControlRecord::Commit) {
+                    for (k, offset) in keys {
+                        map.put(&k, offset);
+                    }
+                }
                 return Ok(true);
             }
             for r in record::decode_records(batch, MAX_UNCOMPRESSED)? {
                 let r = r?;
                 if let Some(k) = &r.key {
-                    map.put(k, r.offset);
+                    if h.is_transactional() {
+                        open_txns
+                            .entry(h.producer_id)
+                            .or_default()
+                            .push((k.to_vec(), r.offset));
+                    } else {
+                        map.put(k, r.offset);
+                    }
                 }
             }
             // Entries past the map end only make older records look superseded by records

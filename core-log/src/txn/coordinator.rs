@@ -12,6 +12,10 @@
 //! tick()                   -> Ongoing past transaction.timeout.ms: aborted with a bumped epoch
 //! ```
 //!
+//! A marker written to `__consumer_offsets` (a transaction with `send_offsets_to_transaction`)
+//! is also handed to the log's offset store, which applies or drops the transaction's pending
+//! offsets.
+//!
 //! Record key (TransactionLogKey v0): `version i16 = 0 | transactional id (i16 length, UTF-8)`.
 //! Record value (TransactionLogValue v0): `version i16 = 0 | producer id i64 | producer epoch
 //! i16 | transaction timeout ms i32 | state i8 | partitions (i32 count, per topic: topic string,
@@ -19,11 +23,12 @@
 //! value deletes the id. All calls are serialised by one lock.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::group::{CONSUMER_OFFSETS_TOPIC, GroupCoordinator};
 use crate::log::{LogManager, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, TopicPartition};
@@ -549,6 +554,9 @@ impl TransactionCoordinator {
             };
             p.append_marker(m.producer_id, m.producer_epoch, marker, 0)?;
             p.flush()?;
+            if &*tp.topic == CONSUMER_OFFSETS_TOPIC {
+                self.offsets_marker_written(tp.partition, &m, marker == ControlRecord::Commit);
+            }
         }
         m.state = done;
         m.partitions.clear();
@@ -560,6 +568,22 @@ impl TransactionCoordinator {
             "transaction completed"
         );
         self.write(txns, transactional_id, m)
+    }
+
+    /// Tells the log's offset store (if a group coordinator is open) that a marker reached
+    /// `partition` of `__consumer_offsets`, so the transaction's offsets are applied or
+    /// dropped. A store opened later replays the marker from the log instead; the slot's lock,
+    /// held while a store loads, orders the two.
+    fn offsets_marker_written(&self, partition: i32, m: &TransactionMetadata, commit: bool) {
+        let slot = self.log.group_coordinator_slot().lock();
+        let coordinator = slot
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .and_then(|any| any.downcast::<GroupCoordinator>().ok());
+        if let Some(c) = coordinator {
+            c.offsets()
+                .complete_transaction(partition, m.producer_id, m.producer_epoch, commit);
+        }
     }
 
     /// Appends the id's new state to `__transaction_state`, fsyncs it, then applies it.

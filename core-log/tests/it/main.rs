@@ -6,6 +6,7 @@ mod client;
 mod codec;
 mod compaction;
 mod consumer_group;
+mod eos;
 mod group;
 mod idempotence;
 mod log;

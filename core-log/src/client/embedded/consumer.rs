@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use super::group::Membership;
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
-use crate::client::{Consumer, ConsumerRecord, RebalanceListener, TopicPattern};
+use crate::client::{
+    Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceListener, TopicPattern,
+};
 use crate::group::{GroupCoordinator, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
 use crate::record::{BatchIter, ControlRecord, decode_records};
@@ -107,6 +109,18 @@ impl EmbeddedConsumer {
         tps.iter()
             .filter_map(|tp| self.consumed(tp).map(|o| (tp.clone(), o)))
             .collect()
+    }
+
+    /// This consumer's group, generation and member id, for
+    /// [`super::EmbeddedProducer::send_offsets_to_transaction`]; `None` without `group.id`.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let request = self.commit_request(Vec::new()).ok()?;
+        Some(ConsumerGroupMetadata {
+            group_id: request.group_id,
+            generation_id: request.generation_id,
+            member_id: request.member_id,
+            group_instance_id: request.group_instance_id,
+        })
     }
 
     /// The commit request of `offsets`, as this member of the group (or from outside it).

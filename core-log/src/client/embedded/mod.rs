@@ -92,47 +92,51 @@ impl EmbeddedClient {
     /// by a thread of the log (stopped when the log closes) calling
     /// [`GroupCoordinator::tick`], whatever runtime (if any) the caller uses.
     pub fn group_coordinator(&self) -> Result<Arc<GroupCoordinator>> {
-        let mut slot = self.log.group_coordinator_slot().lock();
-        if let Some(c) = slot
-            .as_ref()
-            .and_then(Weak::upgrade)
-            .and_then(|any| any.downcast::<GroupCoordinator>().ok())
-        {
-            return Ok(c);
-        }
-        let first = slot.is_none();
-        let offsets = OffsetStore::open(self.log.clone(), OffsetStoreConfig::default())?;
-        let config = GroupCoordinatorConfig {
-            initial_rebalance_delay_ms: 0,
-            ..GroupCoordinatorConfig::default()
-        };
-        let coordinator = Arc::new(GroupCoordinator::new(
-            offsets,
-            Arc::clone(self.log.clock()),
-            config,
-        ));
-        let any: Arc<dyn std::any::Any + Send + Sync> = coordinator.clone();
-        *slot = Some(Arc::downgrade(&any));
-        drop(slot);
-        if first {
-            // One ticker per log, for whichever coordinator is alive at each tick.
-            self.log
-                .spawn_periodic("sluice-group-ticker", TICK_EVERY, |log| {
-                    let current = log
-                        .group_coordinator_slot()
-                        .lock()
-                        .as_ref()
-                        .and_then(Weak::upgrade)
-                        .and_then(|any| any.downcast::<GroupCoordinator>().ok());
-                    if let Some(c) = current
-                        && let Err(e) = c.tick()
-                    {
-                        tracing::warn!(error = %crate::report(&e), "group coordinator tick failed");
-                    }
-                })?;
-        }
-        Ok(coordinator)
+        group_coordinator_of(&self.log)
     }
+}
+
+/// The group coordinator of `log` (see [`EmbeddedClient::group_coordinator`]).
+pub(crate) fn group_coordinator_of(log: &LogManager) -> Result<Arc<GroupCoordinator>> {
+    let mut slot = log.group_coordinator_slot().lock();
+    if let Some(c) = slot
+        .as_ref()
+        .and_then(Weak::upgrade)
+        .and_then(|any| any.downcast::<GroupCoordinator>().ok())
+    {
+        return Ok(c);
+    }
+    let first = slot.is_none();
+    let offsets = OffsetStore::open(log.clone(), OffsetStoreConfig::default())?;
+    let config = GroupCoordinatorConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupCoordinatorConfig::default()
+    };
+    let coordinator = Arc::new(GroupCoordinator::new(
+        offsets,
+        Arc::clone(log.clock()),
+        config,
+    ));
+    let any: Arc<dyn std::any::Any + Send + Sync> = coordinator.clone();
+    *slot = Some(Arc::downgrade(&any));
+    drop(slot);
+    if first {
+        // One ticker per log, for whichever coordinator is alive at each tick.
+        log.spawn_periodic("sluice-group-ticker", TICK_EVERY, |log| {
+            let current = log
+                .group_coordinator_slot()
+                .lock()
+                .as_ref()
+                .and_then(Weak::upgrade)
+                .and_then(|any| any.downcast::<GroupCoordinator>().ok());
+            if let Some(c) = current
+                && let Err(e) = c.tick()
+            {
+                tracing::warn!(error = %crate::report(&e), "group coordinator tick failed");
+            }
+        })?;
+    }
+    Ok(coordinator)
 }
 
 impl Client for EmbeddedClient {

@@ -25,7 +25,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::client::config::{Acks, ProducerConfig};
 use crate::client::partitioner::{StickyPartitioner, partition_for_key};
-use crate::client::{BatchDone, DeliveryFuture, Producer, ProducerRecord};
+use crate::client::{BatchDone, ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
+use crate::group::{CONSUMER_OFFSETS_TOPIC, OffsetAndMetadata};
 use crate::log::{LogManager, Partition};
 use crate::record::{BatchBuilder, HEADER_LEN, increment_sequence};
 use crate::txn::TransactionCoordinator;
@@ -250,6 +251,87 @@ impl EmbeddedProducer {
         }
         st.in_transaction = true;
         st.partitions.clear();
+        Ok(())
+    }
+
+    /// Kafka's `sendOffsetsToTransaction`: commits `offsets` (the next offset to consume of
+    /// each partition) for `group` as part of the open transaction, so a consume-transform-
+    /// produce loop is exactly once. The group's partition of `__consumer_offsets` joins the
+    /// transaction (AddOffsetsToTxn), then the offset-commit records go through this producer
+    /// as transactional records of that partition (TxnOffsetCommit), stamped and sequenced as
+    /// any other batch. They stay pending in the offset store (not returned by fetches) until
+    /// the transaction commits, and are dropped if it aborts.
+    ///
+    /// The group checks are an OffsetCommit's: a stale generation gives
+    /// [`Error::IllegalGeneration`], an unknown member [`Error::UnknownMemberId`]; metadata
+    /// from outside the group ([`ConsumerGroupMetadata::new`]) is accepted while the group
+    /// has no members.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        let txn = self.transactions()?;
+        if !txn.state.lock().in_transaction {
+            return Err(Error::InvalidTxnState("no transaction in progress".into()));
+        }
+        let (pid, epoch) = self
+            .producer_id_and_epoch()
+            .ok_or_else(|| Error::InvalidTxnState("call init_transactions first".into()))?;
+        let groups = super::group_coordinator_of(&self.shared.log)?;
+        groups.check_txn_offset_commit(
+            &group.group_id,
+            group.generation_id,
+            &group.member_id,
+            group.group_instance_id.as_deref(),
+        )?;
+        let store = groups.offsets();
+        let records = store.txn_offset_commit_records(
+            &group.group_id,
+            offsets
+                .into_iter()
+                .map(|(tp, o)| (tp, OffsetAndMetadata::new(o)))
+                .collect(),
+        )?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let partition = store.partition_for(&group.group_id);
+        let offsets_tp = TopicPartition::new(CONSUMER_OFFSETS_TOPIC, partition);
+        // AddOffsetsToTxn: the group's partition joins the transaction (the sender then finds
+        // it added).
+        {
+            let mut st = txn.state.lock();
+            if !st.partitions.contains(&offsets_tp) {
+                txn.coordinator.add_partitions(
+                    &txn.id,
+                    pid,
+                    epoch,
+                    std::slice::from_ref(&offsets_tp),
+                )?;
+                st.partitions.insert(offsets_tp.clone());
+            }
+        }
+        // TxnOffsetCommit: the records, in this producer's transaction.
+        let mut sent = Vec::with_capacity(records.len());
+        for r in records {
+            let record = ProducerRecord {
+                topic: Arc::clone(&offsets_tp.topic),
+                partition: Some(partition),
+                key: Some(r.key),
+                value: Some(r.value),
+                headers: Vec::new(),
+                timestamp: Some(r.committed.commit_timestamp),
+            };
+            sent.push((r.tp, r.committed, self.send(record).await?));
+        }
+        self.flush().await?;
+        let mut pending = Vec::with_capacity(sent.len());
+        for (tp, committed, delivery) in sent {
+            let meta = delivery.await?;
+            pending.push((tp, committed, meta.offset));
+        }
+        store.add_pending(partition, pid, epoch, &group.group_id, pending);
         Ok(())
     }
 
