@@ -534,3 +534,176 @@ mod model {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// kill -9 at any step of a transactional commit: after restart each transaction is all visible
+// to read_committed or none of it, and every commit that returned is visible.
+
+const TXN_CHILD_ENV: &str = "SLUICE_TXN_CRASH_CHILD";
+const TXN_CRASH_TEST: &str =
+    "transactions::kill_9_during_commits_leaves_each_transaction_all_or_nothing";
+const TXN_TOPIC: &str = "txn-out";
+const TXN_RECORDS: usize = 6;
+
+#[test]
+fn kill_9_during_commits_leaves_each_transaction_all_or_nothing() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    if let Ok(dir) = std::env::var(TXN_CHILD_ENV) {
+        txn_crash_child(std::path::Path::new(&dir));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut committed: Vec<String> = Vec::new();
+    // Kill after different numbers of commits, so the kill lands at different steps.
+    for (round, kill_after) in [3usize, 7, 12].into_iter().enumerate() {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", TXN_CRASH_TEST, "--nocapture", "--test-threads=1"])
+            .env(TXN_CHILD_ENV, dir.path())
+            .env("SLUICE_TXN_ROUND", round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = 0;
+        while seen < kill_after {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                panic!("round {round}: child stopped after {seen} commits");
+            };
+            if let Some(id) = line.strip_prefix("committed ") {
+                committed.push(id.to_owned());
+                seen += 1;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL, wherever the next transaction is
+        child.wait().unwrap();
+        reader.join().unwrap();
+        committed.extend(
+            rx.try_iter()
+                .filter_map(|l| l.strip_prefix("committed ").map(str::to_owned)),
+        );
+    }
+    // Reopen: loading the coordinator completes or aborts what the crash left open.
+    let log = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
+    let client = EmbeddedClient::new(log.clone());
+    client.transaction_coordinator().unwrap();
+    let mut by_txn: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for p in 0..3 {
+        let part = log.partition(&TopicPartition::new(TXN_TOPIC, p)).unwrap();
+        // Nothing is left open: the last stable offset reaches the log end.
+        assert_eq!(
+            part.last_stable_offset(),
+            part.log_end_offset(),
+            "partition {p}"
+        );
+        let mut consumer = client
+            .consumer(
+                ConsumerConfig::from_pairs([
+                    ("auto.offset.reset", "earliest"),
+                    ("isolation.level", "read_committed"),
+                ])
+                .unwrap(),
+            )
+            .unwrap();
+        consumer
+            .assign(vec![TopicPartition::new(TXN_TOPIC, p)])
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        for _ in 0..1000 {
+            let batch = rt
+                .block_on(consumer.poll(Duration::from_millis(50)))
+                .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+                let txn = v.split('/').next().unwrap().to_owned();
+                *by_txn.entry(txn).or_default() += 1;
+            }
+        }
+    }
+    for (txn, n) in &by_txn {
+        assert_eq!(*n, TXN_RECORDS, "transaction {txn} is partly visible");
+    }
+    for id in &committed {
+        assert_eq!(
+            by_txn.get(id),
+            Some(&TXN_RECORDS),
+            "acknowledged commit {id} lost"
+        );
+    }
+    // At most the one transaction in flight at each kill is visible without its ack.
+    assert!(
+        by_txn.len() <= committed.len() + 3,
+        "{} visible, {} acked",
+        by_txn.len(),
+        committed.len()
+    );
+}
+
+/// The child: transactions of TXN_RECORDS records over 3 partitions, committed one after
+/// another, printing `committed <round>-<n>` after each commit returns, until killed.
+fn txn_crash_child(dir: &std::path::Path) {
+    use std::io::Write;
+
+    use sluice_log::client::config::ProducerConfig;
+    use sluice_log::client::{Admin, NewTopic, Producer, ProducerRecord};
+
+    let round: usize = std::env::var("SLUICE_TXN_ROUND").unwrap().parse().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let log = LogManager::open(LogManagerConfig::new(dir)).unwrap();
+        let client = EmbeddedClient::new(log);
+        if round == 0 {
+            client
+                .admin()
+                .unwrap()
+                .create_topics(vec![NewTopic::new(TXN_TOPIC, 3)])
+                .await
+                .unwrap();
+        }
+        let p = client
+            .producer(
+                ProducerConfig::from_pairs([("transactional.id", "crash-app"), ("linger.ms", "0")])
+                    .unwrap(),
+            )
+            .unwrap();
+        p.init_transactions().await.unwrap();
+        for n in 0..100_000 {
+            let id = format!("{round}-{n}");
+            p.begin_transaction().unwrap();
+            for i in 0..TXN_RECORDS {
+                let rec =
+                    ProducerRecord::new(TXN_TOPIC, format!("{id}/{i}")).partition((i % 3) as i32);
+                p.send(rec).await.unwrap();
+            }
+            p.commit_transaction().await.unwrap();
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "committed {id}").unwrap();
+            out.flush().unwrap();
+        }
+    });
+}
