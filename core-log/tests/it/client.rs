@@ -481,3 +481,55 @@ async fn transactional_producer_commits_all_or_nothing_and_zombies_are_fenced() 
     );
     assert!(!read("read_committed").await.contains(&"zombie".to_owned()));
 }
+
+#[tokio::test]
+async fn the_consumer_reports_its_lag_as_kafkas_records_lag_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(0);
+    let c = client(dir.path(), &clock);
+    c.admin()
+        .unwrap()
+        .create_topics(vec![NewTopic::new("m", 2)])
+        .await
+        .unwrap();
+    // One 100-byte record per batch, so a 200-byte fetch takes only a few.
+    let p = producer(&c, &[("linger.ms", "0"), ("batch.size", "120")]);
+    for i in 0..30 {
+        p.send(ProducerRecord::new("m", format!("{i:0100}")).partition(i % 2))
+            .await
+            .unwrap();
+    }
+    p.flush().await.unwrap();
+    let mut consumer = c
+        .consumer(
+            ConsumerConfig::from_pairs([
+                ("auto.offset.reset", "earliest"),
+                ("max.partition.fetch.bytes", "200"),
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+    consumer
+        .assign(vec![
+            TopicPartition::new("m", 0),
+            TopicPartition::new("m", 1),
+        ])
+        .unwrap();
+    assert!(consumer.metrics().records_lag.is_empty(), "no fetch yet");
+    consumer.poll(Duration::from_millis(100)).await.unwrap();
+    let m = consumer.metrics();
+    assert_eq!(m.records_lag.len(), 2);
+    assert!(m.records_lag_max > 0 && m.records_lag_max < 15, "{m:?}");
+    let got = consume_all(&mut consumer, 30 - m.records_consumed_total as usize).await;
+    let m = consumer.metrics();
+    assert_eq!(
+        m.records_consumed_total,
+        30,
+        "{} more after the first poll",
+        got.len()
+    );
+    consumer.poll(Duration::from_millis(10)).await.unwrap();
+    let m = consumer.metrics();
+    assert_eq!(m.records_lag_max, 0, "{m:?}");
+    assert!(m.bytes_consumed_total > 0);
+}

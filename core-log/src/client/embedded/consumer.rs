@@ -26,6 +26,22 @@ use crate::{Error, Result, TopicPartition};
 pub(super) struct PartitionState {
     pub(super) position: Option<i64>,
     paused: bool,
+    /// Records between the position and the end a read may reach (high watermark, or the last
+    /// stable offset for `read_committed`), as of the last fetch: Kafka's `records-lag`.
+    lag: Option<i64>,
+}
+
+/// What a consumer measured, under the names of Kafka's consumer fetch metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerMetrics {
+    /// `records-lag` per assigned partition, as of its last fetch (absent before the first).
+    pub records_lag: BTreeMap<TopicPartition, i64>,
+    /// `records-lag-max`: the largest of those.
+    pub records_lag_max: i64,
+    /// `records-consumed-total`: records fetched so far.
+    pub records_consumed_total: u64,
+    /// `bytes-consumed-total`: bytes of record batches fetched so far.
+    pub bytes_consumed_total: u64,
 }
 
 /// A consumer of an embedded log: manual assignment, or a subscription through a consumer
@@ -44,6 +60,8 @@ pub struct EmbeddedConsumer {
     pub(super) listener: Option<Box<dyn RebalanceListener>>,
     /// Log clock time of the last auto-commit.
     pub(super) last_auto_commit_ms: i64,
+    records_consumed: u64,
+    bytes_consumed: u64,
 }
 
 impl std::fmt::Debug for EmbeddedConsumer {
@@ -73,6 +91,8 @@ impl EmbeddedConsumer {
             membership: None,
             listener: None,
             last_auto_commit_ms: now,
+            records_consumed: 0,
+            bytes_consumed: 0,
         }
     }
 
@@ -273,10 +293,17 @@ impl EmbeddedConsumer {
                 }
                 Err(e) => return Err(e),
             };
+            let end = if committed {
+                data.last_stable_offset
+            } else {
+                data.high_watermark
+            };
             if data.records.is_empty() {
+                self.state(tp)?.lag = Some((end - position).max(0));
                 continue;
             }
             budget = budget.saturating_sub(data.records.len());
+            self.bytes_consumed += data.records.len() as u64;
             let mut next = position;
             let topic: Arc<str> = Arc::clone(&tp.topic);
             let limit = self.config.fetch_max_bytes.max(64 << 20);
@@ -318,6 +345,7 @@ impl EmbeddedConsumer {
                     if r.offset < position {
                         continue;
                     }
+                    self.records_consumed += 1;
                     self.buffered.push_back(ConsumerRecord {
                         topic: Arc::clone(&topic),
                         partition: tp.partition,
@@ -332,9 +360,27 @@ impl EmbeddedConsumer {
                 }
                 next = next.max(h.next_offset());
             }
-            self.state(tp)?.position = Some(next);
+            let st = self.state(tp)?;
+            st.position = Some(next);
+            st.lag = Some((end - next).max(0));
         }
         Ok(got)
+    }
+
+    /// The consumer's fetch metrics (Kafka's `records-lag`, `records-lag-max`,
+    /// `records-consumed-total`, `bytes-consumed-total`).
+    pub fn metrics(&self) -> ConsumerMetrics {
+        let records_lag: BTreeMap<TopicPartition, i64> = self
+            .assignment
+            .iter()
+            .filter_map(|(tp, s)| s.lag.map(|l| (tp.clone(), l)))
+            .collect();
+        ConsumerMetrics {
+            records_lag_max: records_lag.values().copied().max().unwrap_or(0),
+            records_lag,
+            records_consumed_total: self.records_consumed,
+            bytes_consumed_total: self.bytes_consumed,
+        }
     }
 
     fn drain(&mut self) -> Vec<ConsumerRecord> {

@@ -7,7 +7,7 @@ mod group;
 mod producer;
 
 pub use admin::EmbeddedAdmin;
-pub use consumer::EmbeddedConsumer;
+pub use consumer::{ConsumerMetrics, EmbeddedConsumer};
 pub use producer::EmbeddedProducer;
 
 use std::sync::{Arc, Weak};
