@@ -220,7 +220,8 @@ async fn an_expired_session_hands_partitions_over() {
     let c = client(dir.path(), &clock);
     topic_with_records(&c, 2).await;
     let mut a = consumer(&c, "g", &[]);
-    let mut b = consumer(&c, "g", &[]);
+    // b stands for a crashed process: its heartbeat thread must not beat during the test.
+    let mut b = consumer(&c, "g", &[("heartbeat.interval.ms", "40000")]);
     a.subscribe(vec!["t".into()]).unwrap();
     b.subscribe(vec!["t".into()]).unwrap();
     let mut seen = Seen::new();
@@ -437,4 +438,70 @@ async fn every_client_of_a_log_shares_one_coordinator() {
     // Closing the log stops the ticker thread (close joins it) and returns.
     a.close().await.unwrap();
     c.log().close().unwrap();
+}
+
+#[tokio::test]
+async fn heartbeats_continue_between_polls_until_max_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 2).await;
+    let props = [
+        ("heartbeat.interval.ms", "10"),
+        ("session.timeout.ms", "6000"),
+        ("max.poll.interval.ms", "30000"),
+    ];
+    let mut a = consumer(&c, "g", &props);
+    let mut b = consumer(&c, "g", &props);
+    a.subscribe(vec!["t".into()]).unwrap();
+    b.subscribe(vec!["t".into()]).unwrap();
+    let mut seen = Seen::new();
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            break;
+        }
+    }
+    assert_eq!((a.assignment().len(), b.assignment().len()), (2, 2));
+    let coordinator = c.group_coordinator().unwrap();
+    // a is busy (no poll) for 20 s of log time, far past its 6 s session timeout, in 500 ms
+    // steps; its heartbeat thread keeps it in the group.
+    let a_before = a.assignment();
+    for _ in 0..40 {
+        clock.advance(500);
+        // Two heartbeat intervals of real time, for both heartbeat threads to beat.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        coordinator.tick().unwrap();
+        b.poll(Duration::from_millis(1)).await.unwrap();
+    }
+    let d = c.admin().unwrap().describe_group("g").await.unwrap();
+    assert_eq!(d.members.len(), 2, "a kept its membership by heartbeats");
+    assert_eq!(b.assignment().len(), 2);
+    // Past max.poll.interval.ms without a poll, a's thread leaves the group: b takes over.
+    for _ in 0..200 {
+        clock.advance(500);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        coordinator.tick().unwrap();
+        b.poll(Duration::from_millis(1)).await.unwrap();
+        if b.assignment().len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(b.assignment().len(), 4, "a left after max.poll.interval.ms");
+    // a polls again: its partitions were lost, it rejoins, and the group splits again.
+    let ea = Events::default();
+    a.set_rebalance_listener(Box::new(ea.clone()));
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a, &mut b], &mut seen).await;
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        ea.of("lost").len(),
+        1,
+        "a's partitions were lost, not revoked"
+    );
+    assert_eq!(ea.of("lost")[0].len(), a_before.len());
+    assert_eq!((a.assignment().len(), b.assignment().len()), (2, 2));
 }

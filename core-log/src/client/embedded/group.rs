@@ -45,6 +45,112 @@ pub(super) struct Membership {
     phase: Phase,
     /// Log clock time of the last heartbeat.
     last_heartbeat_ms: i64,
+    /// Heartbeats between polls; stops when the membership is dropped.
+    heartbeat: Heartbeat,
+}
+
+/// Kafka's heartbeat thread: while the member is Stable it heartbeats every
+/// `heartbeat.interval.ms` between polls, so processing that takes longer than
+/// `session.timeout.ms` keeps the membership; and when no `poll` came for
+/// `max.poll.interval.ms` it leaves the group, so the partitions go to live members. The next
+/// poll then rejoins (the partitions are lost, nothing is committed).
+#[derive(Debug)]
+struct Heartbeat {
+    shared: Arc<HeartbeatShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct HeartbeatShared {
+    state: parking_lot::Mutex<HeartbeatState>,
+    cond: parking_lot::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct HeartbeatState {
+    /// (member id, generation) while Stable.
+    stable: Option<(String, i32)>,
+    /// Log clock time of the last poll.
+    last_poll_ms: i64,
+    /// Set when the thread left the group after `max.poll.interval.ms` without a poll.
+    left_for_poll_timeout: bool,
+    stop: bool,
+}
+
+impl Heartbeat {
+    fn start(consumer: &EmbeddedConsumer) -> Result<Self> {
+        let shared = Arc::new(HeartbeatShared::default());
+        shared.state.lock().last_poll_ms = consumer.log.clock().now_ms();
+        let (group_id, c) = consumer.group()?;
+        let (group_id, c) = (group_id.to_owned(), Arc::clone(c));
+        let instance = consumer.config.group_instance_id.clone();
+        let clock = Arc::clone(consumer.log.clock());
+        let every = std::time::Duration::from_millis(consumer.config.heartbeat_interval_ms.max(1));
+        let max_poll = i64::try_from(consumer.config.max_poll_interval_ms).unwrap_or(i64::MAX);
+        let s = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("sluice-consumer-heartbeat".into())
+            .spawn(move || {
+                loop {
+                    let (member, generation) = {
+                        let mut st = s.state.lock();
+                        if !st.stop {
+                            s.cond.wait_for(&mut st, every);
+                        }
+                        if st.stop {
+                            return;
+                        }
+                        let Some((member, generation)) = st.stable.clone() else {
+                            continue;
+                        };
+                        if clock.now_ms().saturating_sub(st.last_poll_ms) > max_poll {
+                            tracing::warn!(group = %group_id, member = %member, "no poll for max.poll.interval.ms: leaving the group");
+                            st.stable = None;
+                            st.left_for_poll_timeout = true;
+                            drop(st);
+                            let who = MemberIdentity {
+                                member_id: member,
+                                group_instance_id: instance.clone(),
+                            };
+                            let _ = c.leave_group(&group_id, &[who]);
+                            continue;
+                        }
+                        (member, generation)
+                    };
+                    if let Err(e) = c.heartbeat(&group_id, generation, &member, instance.as_deref()) {
+                        // The next poll finds out and rejoins; stop beating for a stale member.
+                        tracing::debug!(error = %crate::report(&e), "background heartbeat refused");
+                        s.state.lock().stable = None;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("consumer heartbeat thread", e))?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn set_stable(&self, stable: Option<(String, i32)>) {
+        self.shared.state.lock().stable = stable;
+    }
+
+    /// Notes a poll; returns whether the thread left the group since the last one.
+    fn polled(&self, now_ms: i64) -> bool {
+        let mut st = self.shared.state.lock();
+        st.last_poll_ms = now_ms;
+        std::mem::take(&mut st.left_for_poll_timeout)
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.shared.state.lock().stop = true;
+        self.shared.cond.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Errors that mean "rejoin", not failure.
@@ -85,12 +191,14 @@ impl EmbeddedConsumer {
                 }
             }
             None => {
+                let heartbeat = Heartbeat::start(self)?;
                 self.membership = Some(Membership {
                     topics,
                     member_id: String::new(),
                     generation: -1,
                     phase: Phase::Join,
                     last_heartbeat_ms: self.log.clock().now_ms(),
+                    heartbeat,
                 })
             }
         }
@@ -207,6 +315,7 @@ impl EmbeddedConsumer {
             return Err(e);
         };
         m.phase = Phase::Join;
+        m.heartbeat.set_stable(None);
         match e {
             Error::MemberIdRequired { member_id, .. } => {
                 m.member_id = member_id;
@@ -265,6 +374,16 @@ impl EmbeddedConsumer {
     /// Runs the membership until the consumer is Stable in its group, or `deadline` passes.
     /// While it has partitions (cooperative rebalances keep them), it does not wait at all.
     pub(super) async fn drive_group(&mut self, deadline: Instant) -> Result<()> {
+        let now = self.log.clock().now_ms();
+        if let Some(m) = self.membership.as_ref()
+            && m.heartbeat.polled(now)
+        {
+            // The heartbeat thread left the group for us: rejoin as a new member.
+            self.on_group_error(Error::UnknownMemberId {
+                group_id: self.config.group_id.clone().unwrap_or_default(),
+                member_id: m.member_id.clone(),
+            })?;
+        }
         for _ in 0..16 {
             let Some(m) = self.membership.as_mut() else {
                 return Ok(());
@@ -370,6 +489,8 @@ impl EmbeddedConsumer {
                         if let Some(m) = self.membership.as_mut() {
                             m.phase = Phase::Stable;
                             m.last_heartbeat_ms = now;
+                            m.heartbeat
+                                .set_stable(Some((m.member_id.clone(), m.generation)));
                         }
                         self.apply_assignment(&sr.assignment).await?;
                     }
