@@ -505,3 +505,40 @@ async fn heartbeats_continue_between_polls_until_max_poll_interval() {
     assert_eq!(ea.of("lost")[0].len(), a_before.len());
     assert_eq!((a.assignment().len(), b.assignment().len()), (2, 2));
 }
+
+#[tokio::test]
+async fn a_pattern_subscription_picks_up_new_matching_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 1).await;
+    let mut a = consumer(&c, "g", &[]);
+    a.subscribe_pattern(TopicPattern::new("t*")).unwrap();
+    let mut seen = Seen::new();
+    for _ in 0..100 {
+        round(&clock, &mut [&mut a], &mut seen).await;
+        if a.assignment().len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(a.assignment().len(), 4);
+    c.admin()
+        .unwrap()
+        .create_topics(vec![NewTopic::new("t-new", 2), NewTopic::new("other", 1)])
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        // `round` moves the clock past the heartbeat interval, when the pattern is re-checked.
+        clock.advance(3_000);
+        round(&clock, &mut [&mut a], &mut seen).await;
+        if a.assignment().len() == 6 {
+            break;
+        }
+    }
+    let topics: BTreeSet<String> = a
+        .assignment()
+        .iter()
+        .map(|tp| tp.topic.to_string())
+        .collect();
+    assert_eq!(topics, BTreeSet::from(["t".to_owned(), "t-new".to_owned()]));
+}

@@ -47,6 +47,8 @@ pub(super) struct Membership {
     last_heartbeat_ms: i64,
     /// Heartbeats between polls; stops when the membership is dropped.
     heartbeat: Heartbeat,
+    /// For a pattern: the topics it matched at the last join (a new match rejoins).
+    matched: Vec<String>,
 }
 
 /// Kafka's heartbeat thread: while the member is Stable it heartbeats every
@@ -199,6 +201,7 @@ impl EmbeddedConsumer {
                     phase: Phase::Join,
                     last_heartbeat_ms: self.log.clock().now_ms(),
                     heartbeat,
+                    matched: Vec::new(),
                 })
             }
         }
@@ -406,6 +409,24 @@ impl EmbeddedConsumer {
                         m.generation,
                         now.saturating_sub(m.last_heartbeat_ms) >= beat,
                     );
+                    // A pattern that matches a new (or lost) topic rejoins, checked when a
+                    // heartbeat is due (Kafka checks on its metadata refresh).
+                    if due && let Topics::Pattern(p) = &m.topics {
+                        let p = p.clone();
+                        let now_matched = self.subscribed_topics(&Topics::Pattern(p));
+                        if let Some(m) = self.membership.as_mut()
+                            && now_matched != m.matched
+                        {
+                            tracing::info!(
+                                topics = now_matched.len(),
+                                "pattern subscription changed: rejoining"
+                            );
+                            m.matched = now_matched;
+                            m.phase = Phase::Join;
+                            m.heartbeat.set_stable(None);
+                            continue;
+                        }
+                    }
                     // Heartbeat when due, or at once when the group is rebalancing (the
                     // coordinator is in this process: no need to wait for the next beat).
                     let (group_id, c) = self.group()?;
@@ -491,6 +512,13 @@ impl EmbeddedConsumer {
                             m.last_heartbeat_ms = now;
                             m.heartbeat
                                 .set_stable(Some((m.member_id.clone(), m.generation)));
+                            if let Topics::Pattern(p) = &m.topics {
+                                let p = p.clone();
+                                let matched = self.subscribed_topics(&Topics::Pattern(p));
+                                if let Some(m) = self.membership.as_mut() {
+                                    m.matched = matched;
+                                }
+                            }
                         }
                         self.apply_assignment(&sr.assignment).await?;
                     }
