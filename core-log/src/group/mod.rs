@@ -14,7 +14,7 @@ mod assignor;
 mod consumer_protocol;
 mod coordinator;
 mod offsets;
-mod schema;
+pub(crate) mod schema;
 
 pub use assignor::{MemberSubscription, assign, assign_members, strategy_for_protocol};
 pub use consumer_protocol::{Assignment, Subscription};

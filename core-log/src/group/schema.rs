@@ -40,7 +40,8 @@ pub(crate) struct OffsetCommitValue {
     pub(crate) commit_timestamp: i64,
 }
 
-fn put_string(buf: &mut Vec<u8>, s: &str) {
+/// Appends an i16-length string (Kafka's STRING), cut at `i16::MAX` bytes.
+pub(crate) fn put_string(buf: &mut Vec<u8>, s: &str) {
     // Group ids, topics and metadata are bounded by the callers (metadata by
     // `offset.metadata.max.bytes`); a longer string is cut rather than mis-framed.
     let bytes = s.as_bytes();
@@ -179,6 +180,10 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
+    }
+
+    pub(crate) fn i8(&mut self) -> Result<i8> {
+        Ok(i8::from_be_bytes(self.array()?))
     }
 
     pub(crate) fn i16(&mut self) -> Result<i16> {

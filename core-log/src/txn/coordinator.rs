@@ -28,6 +28,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::group::schema::{Reader, put_string};
 use crate::group::{CONSUMER_OFFSETS_TOPIC, GroupCoordinator};
 use crate::log::{LogManager, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
@@ -134,7 +135,11 @@ pub fn encode_key(transactional_id: &str) -> Vec<u8> {
 
 /// Decodes a TransactionLogKey v0.
 pub fn decode_key(bytes: &[u8]) -> Result<String> {
-    let mut c = Cursor(bytes);
+    in_state_topic(key_fields(bytes))
+}
+
+fn key_fields(bytes: &[u8]) -> Result<String> {
+    let mut c = Reader::new(bytes);
     let version = c.i16()?;
     if version != VERSION {
         return Err(corrupt(format!("unknown key version {version}")));
@@ -169,7 +174,11 @@ pub fn encode_value(m: &TransactionMetadata) -> Vec<u8> {
 
 /// Decodes a TransactionLogValue v0.
 pub fn decode_value(bytes: &[u8]) -> Result<TransactionMetadata> {
-    let mut c = Cursor(bytes);
+    in_state_topic(value_fields(bytes))
+}
+
+fn value_fields(bytes: &[u8]) -> Result<TransactionMetadata> {
+    let mut c = Reader::new(bytes);
     let version = c.i16()?;
     if version != VERSION {
         return Err(corrupt(format!("unknown value version {version}")));
@@ -200,48 +209,18 @@ pub fn decode_value(bytes: &[u8]) -> Result<TransactionMetadata> {
     })
 }
 
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    let len = s.len().min(i16::MAX as usize);
-    out.extend_from_slice(&(len as i16).to_be_bytes());
-    out.extend_from_slice(&s.as_bytes()[..len]);
-}
-
 fn corrupt(what: String) -> Error {
-    Error::CorruptRecord(format!("{TRANSACTION_STATE_TOPIC}: {what}"))
+    Error::CorruptRecord(what)
 }
 
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or_else(|| corrupt("truncated record".into()))?;
-        self.0 = rest;
-        Ok(*head)
-    }
-    fn i8(&mut self) -> Result<i8> {
-        self.take().map(i8::from_be_bytes)
-    }
-    fn i16(&mut self) -> Result<i16> {
-        self.take().map(i16::from_be_bytes)
-    }
-    fn i32(&mut self) -> Result<i32> {
-        self.take().map(i32::from_be_bytes)
-    }
-    fn i64(&mut self) -> Result<i64> {
-        self.take().map(i64::from_be_bytes)
-    }
-    fn string(&mut self) -> Result<String> {
-        let len = usize::try_from(self.i16()?).map_err(|_| corrupt("null string".into()))?;
-        if self.0.len() < len {
-            return Err(corrupt("truncated string".into()));
+/// Names `__transaction_state` in a decoding error.
+fn in_state_topic<T>(r: Result<T>) -> Result<T> {
+    r.map_err(|e| match e {
+        Error::CorruptRecord(what) => {
+            Error::CorruptRecord(format!("{TRANSACTION_STATE_TOPIC}: {what}"))
         }
-        let (s, rest) = self.0.split_at(len);
-        self.0 = rest;
-        String::from_utf8(s.to_vec()).map_err(|_| corrupt("string is not UTF-8".into()))
-    }
+        other => other,
+    })
 }
 
 /// The transaction coordinator of one log (see the module docs).
