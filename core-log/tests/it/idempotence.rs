@@ -409,27 +409,9 @@ fn resent_batches_after_kill_9_are_duplicates() {
 }
 
 fn run_and_kill(dir: &Path) -> Vec<KillAck> {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", KILL_TEST, "--nocapture", "--test-threads=1"])
-        .env(KILL_CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let child = crate::child::spawn(KILL_TEST, &[(KILL_CHILD_ENV, dir.display().to_string())]);
     let parse = |line: &str| -> Option<KillAck> {
         let f: Vec<&str> = line.strip_prefix("ack ")?.split(' ').collect();
         Some((
@@ -444,18 +426,16 @@ fn run_and_kill(dir: &Path) -> Vec<KillAck> {
     let mut acks = Vec::new();
     while acks.len() < KILL_ACKS {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        match child.lines.recv_timeout(left) {
             Ok(line) => acks.extend(parse(&line)),
             Err(e) => {
-                let _ = child.kill();
+                child.kill();
                 panic!("child stopped acknowledging after {} acks: {e}", acks.len());
             }
         }
     }
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
-    reader.join().unwrap();
-    acks.extend(rx.try_iter().filter_map(|l| parse(&l)));
+    // Acks printed after the count was reached are acknowledged too.
+    acks.extend(child.kill().iter().filter_map(|l| parse(l)));
     acks
 }
 

@@ -622,36 +622,23 @@ fn kill_9_never_loses_an_acknowledged_batch() {
 /// Runs one child until it has acknowledged [`ACKS_PER_ROUND`] batches, kills it with SIGKILL,
 /// and returns what it acknowledged.
 fn run_and_kill_child(dir: &Path, round: u64) -> Vec<(i32, i64, String)> {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CRASH_TEST, "--nocapture", "--test-threads=1"])
-        .env(CRASH_CHILD_ENV, dir)
-        .env(CRASH_ROUND_ENV, round.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let child = crate::child::spawn(
+        CRASH_TEST,
+        &[
+            (CRASH_CHILD_ENV, dir.display().to_string()),
+            (CRASH_ROUND_ENV, round.to_string()),
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut acks = Vec::new();
     while acks.len() < ACKS_PER_ROUND {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = match rx.recv_timeout(left) {
+        let line = match child.lines.recv_timeout(left) {
             Ok(line) => line,
             Err(e) => {
-                let _ = child.kill();
+                child.kill();
                 panic!(
                     "round {round}: child stopped acknowledging after {} acks: {e}",
                     acks.len()
@@ -667,11 +654,8 @@ fn run_and_kill_child(dir: &Path, round: u64) -> Vec<(i32, i64, String)> {
         };
         acks.push((p.parse().unwrap(), base.parse().unwrap(), value.to_owned()));
     }
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
     // Acks printed after the count was reached are acknowledged too.
-    reader.join().unwrap();
-    for line in rx.try_iter() {
+    for line in child.kill() {
         if let Some(rest) = line.strip_prefix("ack ") {
             let f: Vec<&str> = rest.split(' ').collect();
             acks.push((

@@ -547,8 +547,6 @@ const TXN_RECORDS: usize = 6;
 
 #[test]
 fn kill_9_during_commits_leaves_each_transaction_all_or_nothing() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     use std::time::Instant;
 
     if let Ok(dir) = std::env::var(TXN_CHILD_ENV) {
@@ -559,30 +557,19 @@ fn kill_9_during_commits_leaves_each_transaction_all_or_nothing() {
     let mut committed: Vec<String> = Vec::new();
     // Kill after different numbers of commits, so the kill lands at different steps.
     for (round, kill_after) in [3usize, 7, 12].into_iter().enumerate() {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TXN_CRASH_TEST, "--nocapture", "--test-threads=1"])
-            .env(TXN_CHILD_ENV, dir.path())
-            .env("SLUICE_TXN_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let child = crate::child::spawn(
+            TXN_CRASH_TEST,
+            &[
+                (TXN_CHILD_ENV, dir.path().display().to_string()),
+                ("SLUICE_TXN_ROUND", round.to_string()),
+            ],
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = 0;
         while seen < kill_after {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = rx.recv_timeout(left) else {
-                let _ = child.kill();
+            let Ok(line) = child.lines.recv_timeout(left) else {
+                child.kill();
                 panic!("round {round}: child stopped after {seen} commits");
             };
             if let Some(id) = line.strip_prefix("committed ") {
@@ -590,11 +577,10 @@ fn kill_9_during_commits_leaves_each_transaction_all_or_nothing() {
                 seen += 1;
             }
         }
-        child.kill().unwrap(); // SIGKILL, wherever the next transaction is
-        child.wait().unwrap();
-        reader.join().unwrap();
+        // SIGKILL, wherever the next transaction is.
+        let rest = child.kill();
         committed.extend(
-            rx.try_iter()
+            rest.iter()
                 .filter_map(|l| l.strip_prefix("committed ").map(str::to_owned)),
         );
     }
