@@ -96,15 +96,6 @@ impl BatchBuilder {
         varint_len(body as i32) + body
     }
 
-    /// The timestamp delta the next record with `timestamp` would get.
-    pub fn timestamp_delta(&self, timestamp: i64) -> i64 {
-        if self.count == 0 {
-            0
-        } else {
-            timestamp.wrapping_sub(self.base_timestamp)
-        }
-    }
-
     /// Appends one record; returns its offset delta within the batch (one past the previous
     /// record's).
     pub fn append(

@@ -169,18 +169,29 @@ impl EmbeddedConsumer {
         })
     }
 
+    /// The commit request for `offsets` (the consumed positions if `None`) and the coordinator
+    /// to send it to; `None` when there is nothing to commit.
+    fn prepare_commit(
+        &self,
+        offsets: Option<Vec<(TopicPartition, i64)>>,
+    ) -> Result<Option<(OffsetCommitRequest, Arc<GroupCoordinator>)>> {
+        let offsets = offsets.unwrap_or_else(|| self.consumed_offsets(None));
+        if offsets.is_empty() {
+            return Ok(None);
+        }
+        let req = self.commit_request(offsets)?;
+        let (_, c) = self.group()?;
+        Ok(Some((req, Arc::clone(c))))
+    }
+
     /// Commits `offsets` (current positions if `None`) and waits.
     pub(super) async fn commit(
         &mut self,
         offsets: Option<Vec<(TopicPartition, i64)>>,
     ) -> Result<()> {
-        let offsets = offsets.unwrap_or_else(|| self.consumed_offsets(None));
-        if offsets.is_empty() {
+        let Some((req, c)) = self.prepare_commit(offsets)? else {
             return Ok(());
-        }
-        let req = self.commit_request(offsets)?;
-        let (_, c) = self.group()?;
-        let c = Arc::clone(c);
+        };
         c.commit_offsets(req).await?;
         self.last_auto_commit_ms = self.log.clock().now_ms();
         Ok(())
@@ -535,13 +546,9 @@ impl Consumer for EmbeddedConsumer {
     }
 
     fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
-        let offsets = offsets.unwrap_or_else(|| self.consumed_offsets(None));
-        if offsets.is_empty() {
+        let Some((req, c)) = self.prepare_commit(offsets)? else {
             return Ok(());
-        }
-        let req = self.commit_request(offsets)?;
-        let (_, c) = self.group()?;
-        let c = Arc::clone(c);
+        };
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::InvalidRequest("commit_async needs a tokio runtime".into()))?;
         rt.spawn(async move {
