@@ -159,23 +159,8 @@ fn sync_all(shared: &Shared, tps: &[TopicPartition]) -> HashMap<TopicPartition, 
         .iter()
         .filter_map(|tp| resolve(tp).map(|p| (tp.clone(), p)))
         .collect();
-    if parts.len() <= 1 {
-        return parts.into_iter().map(|(tp, p)| (tp, p.flush())).collect();
-    }
-    let chunk = parts.len().div_ceil(PARALLEL_SYNCS);
-    let out = Mutex::new(HashMap::with_capacity(parts.len()));
-    std::thread::scope(|s| {
-        for group in parts.chunks(chunk) {
-            let out = &out;
-            s.spawn(move || {
-                for (tp, p) in group {
-                    let r = p.flush();
-                    out.lock().insert(tp.clone(), r);
-                }
-            });
-        }
-    });
-    out.into_inner()
+    let results = super::parallel_map(&parts, PARALLEL_SYNCS, |(_, p)| p.flush());
+    parts.into_iter().map(|(tp, _)| tp).zip(results).collect()
 }
 
 impl Error {

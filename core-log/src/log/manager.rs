@@ -709,23 +709,15 @@ fn close_inner(inner: &Inner) -> Result<()> {
     if !inner.ctx.is_offline() {
         // fsyncs are I/O-bound: run them side by side (thousands of partitions close in
         // seconds, not minutes).
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..16.min(parts.len()) {
-                s.spawn(|| {
-                    while let Some(p) = parts.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if let Err(e) = p.flush() {
-                            *failed.lock() = Some(e);
-                        } else if let Err(e) = p.write_producer_snapshot() {
-                            // Costs only a longer replay at the next open.
-                            tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "producer state snapshot failed");
-                        }
-                    }
-                });
+        let flushed = super::parallel_map(&parts, 16, |p| {
+            p.flush()?;
+            if let Err(e) = p.write_producer_snapshot() {
+                // Costs only a longer replay at the next open.
+                tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "producer state snapshot failed");
             }
+            Ok(())
         });
-        if let Some(e) = failed.into_inner() {
+        if let Some(e) = flushed.into_iter().filter_map(Result::err).last() {
             result = Err(e);
         }
         if let Err(e) = write_checkpoints(&inner.dir, &parts) {
@@ -897,35 +889,25 @@ fn load_topics(
             ));
         }
     }
-    let results = Mutex::new(Vec::with_capacity(jobs.len()));
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((tp, path, config)) = jobs.get(i) else {
-                        return;
-                    };
-                    let r = loader::open_partition(
-                        path,
-                        tp.clone(),
-                        ctx,
-                        Arc::clone(config),
-                        recovery.get(tp).copied(),
-                        starts.get(tp).copied(),
-                    );
-                    results.lock().push((tp.clone(), r));
-                }
-            });
-        }
+    let opened = super::parallel_map(&jobs, threads, |(tp, path, config)| {
+        loader::open_partition(
+            path,
+            tp.clone(),
+            ctx,
+            Arc::clone(config),
+            recovery.get(tp).copied(),
+            starts.get(tp).copied(),
+        )
     });
+    let results: Vec<_> = jobs
+        .iter()
+        .map(|(tp, _, _)| tp.clone())
+        .zip(opened)
+        .collect();
     let mut by_topic: BTreeMap<String, Vec<Arc<Partition>>> = BTreeMap::new();
-    let mut results = results.into_inner();
-    results.sort_by(|a, b| a.0.cmp(&b.0));
     for (tp, r) in results {
         by_topic
             .entry(tp.topic.to_string())

@@ -62,3 +62,45 @@ impl LogContext {
         self.offline.load(Ordering::Acquire)
     }
 }
+
+/// Runs `f` over `items` on up to `threads` scoped threads (each takes the next item, so slow
+/// items do not hold up a whole share), returning the results in the order of `items`. Used for
+/// I/O-bound work across partitions: opening them, fsyncing them.
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if items.len() <= 1 || threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = parking_lot::Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(items.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { return };
+                    let r = f(item);
+                    results.lock().push((i, r));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner();
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parallel_map_keeps_the_order_of_its_items() {
+        let items: Vec<u64> = (0..200).collect();
+        for threads in [1, 3, 16] {
+            let out = super::parallel_map(&items, threads, |i| i * 2);
+            assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        }
+    }
+}
