@@ -17,6 +17,7 @@ macro_rules! outln {
     }};
 }
 
+mod broker;
 mod consume;
 mod groups;
 mod logtool;
@@ -64,6 +65,10 @@ struct Global {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the Kafka protocol (clients such as kcat, librdkafka, kafka-python, Java).
+    ///
+    /// Settings come from a server.properties file, then --override and the shorthand flags.
+    Broker(broker::BrokerArgs),
     /// Create, list, describe, alter and delete topics.
     ///
     /// kafka-topics' --create, --list, --describe, --alter and --delete are accepted in place of
@@ -85,7 +90,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(topics::rewrite_kafka_topics_args(std::env::args_os()));
-    init_logging();
+    init_logging(if matches!(cli.command, Command::Broker(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // Output cut short by the reader (`| head`) is not a failure.
@@ -103,9 +112,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -116,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         // The log tools read files directly: no client, no runtime.
         Command::Log(args) => logtool::run(args),
+        Command::Broker(args) => broker::run(args),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_time()
@@ -139,6 +149,7 @@ async fn dispatch<C: Client>(client: C, command: Command) -> anyhow::Result<()> 
         Command::Groups(args) => groups::run(client, args).await,
         Command::Perf(args) => perf::run(client, args).await,
         Command::Log(args) => logtool::run(args),
+        Command::Broker(_) => anyhow::bail!("sluice broker is not a client command"),
         Command::Transactions(_) => {
             anyhow::bail!("sluice transactions runs on the embedded log only")
         }

@@ -94,10 +94,31 @@ impl EmbeddedClient {
     pub fn group_coordinator(&self) -> Result<Arc<GroupCoordinator>> {
         group_coordinator_of(&self.log)
     }
+
+    /// As [`EmbeddedClient::group_coordinator`], creating the coordinator with `config` if
+    /// none is alive (a broker passes its `group.*` settings this way before serving anyone;
+    /// a live coordinator is returned as it is).
+    pub fn group_coordinator_with(
+        &self,
+        config: GroupCoordinatorConfig,
+    ) -> Result<Arc<GroupCoordinator>> {
+        group_coordinator_with(&self.log, config)
+    }
 }
 
 /// The group coordinator of `log` (see [`EmbeddedClient::group_coordinator`]).
 pub(crate) fn group_coordinator_of(log: &LogManager) -> Result<Arc<GroupCoordinator>> {
+    let config = GroupCoordinatorConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupCoordinatorConfig::default()
+    };
+    group_coordinator_with(log, config)
+}
+
+fn group_coordinator_with(
+    log: &LogManager,
+    config: GroupCoordinatorConfig,
+) -> Result<Arc<GroupCoordinator>> {
     let mut slot = log.group_coordinator_slot().lock();
     if let Some(c) = slot
         .as_ref()
@@ -108,10 +129,6 @@ pub(crate) fn group_coordinator_of(log: &LogManager) -> Result<Arc<GroupCoordina
     }
     let first = slot.is_none();
     let offsets = OffsetStore::open(log.clone(), OffsetStoreConfig::default())?;
-    let config = GroupCoordinatorConfig {
-        initial_rebalance_delay_ms: 0,
-        ..GroupCoordinatorConfig::default()
-    };
     let coordinator = Arc::new(GroupCoordinator::new(
         offsets,
         Arc::clone(log.clock()),

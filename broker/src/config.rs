@@ -1,0 +1,736 @@
+//! The broker's settings, in Kafka's `server.properties` form.
+//!
+//! Every key Sluice acts on is in [`SETTINGS`] with its default and meaning (`sluice broker
+//! --help` prints the table). Topic defaults are set with Kafka's broker-level synonyms
+//! (`log.retention.ms` for `retention.ms`, ...). Keys of a Kafka `server.properties` that have no
+//! meaning on one node without replication (`num.network.threads`, `process.roles`, ...) are
+//! accepted with a warning so an existing file works; any other key is an error naming it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sluice_log::config::TopicConfig;
+
+use crate::error::{BrokerError, Result};
+
+/// One listener: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The listener name, which is also its security protocol today (`PLAINTEXT`).
+    pub name: String,
+    /// Host to bind or advertise; empty binds every interface.
+    pub host: String,
+    /// Port; 0 binds an ephemeral port (the one bound is advertised).
+    pub port: u16,
+}
+
+impl Listener {
+    /// Parses `PLAINTEXT://127.0.0.1:9092` (also `PLAINTEXT://:9092` and `PLAINTEXT://[::1]:9092`).
+    pub fn parse(s: &str) -> Result<Listener> {
+        let bad = |why: &str| BrokerError::Config {
+            key: "listeners".into(),
+            message: format!(
+                "`{s}`: {why}; expected NAME://host:port, e.g. PLAINTEXT://127.0.0.1:9092"
+            ),
+        };
+        let (name, rest) = s.trim().split_once("://").ok_or_else(|| bad("no `://`"))?;
+        let name = name.to_ascii_uppercase();
+        if name != "PLAINTEXT" {
+            return Err(bad(
+                "only the PLAINTEXT security protocol is supported so far",
+            ));
+        }
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| bad("the port is not a number 0-65535"))?;
+        Ok(Listener { name, host, port })
+    }
+
+    fn parse_list(key: &str, value: &str) -> Result<Vec<Listener>> {
+        let list = value
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Listener::parse)
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| match e {
+                BrokerError::Config { message, .. } => BrokerError::Config {
+                    key: key.into(),
+                    message,
+                },
+                other => other,
+            })?;
+        match list.len() {
+            1 => Ok(list),
+            0 => Err(BrokerError::Config {
+                key: key.into(),
+                message: "no listener given".into(),
+            }),
+            _ => Err(BrokerError::Config {
+                key: key.into(),
+                message: "one listener is supported so far (TLS and SASL listeners come later)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+/// The broker's settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `listeners`: where to accept connections.
+    pub listener: Listener,
+    /// `advertised.listeners`: what Metadata tells clients (default: `listeners`, with the bound
+    /// port when that is 0).
+    pub advertised: Option<Listener>,
+    /// `log.dirs` / `log.dir`: the data directory.
+    pub log_dir: PathBuf,
+    /// `node.id`: this broker's id in Metadata.
+    pub node_id: i32,
+    /// `cluster.id` reported by Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// `auto.create.topics.enable`: create unknown topics on Metadata and Produce.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
+    pub num_partitions: i32,
+    /// `socket.request.max.bytes`: largest request frame accepted; a larger one closes the
+    /// connection.
+    pub socket_request_max_bytes: usize,
+    /// `connections.max.idle.ms`: idle connections are closed after this long.
+    pub connections_max_idle: Duration,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval: Duration,
+    /// `log.flush.offset.checkpoint.interval.ms`.
+    pub checkpoint_interval: Duration,
+    /// `log.cleaner.backoff.ms`.
+    pub cleaner_backoff: Duration,
+    /// Topic defaults, by topic-level key (from `log.*` synonyms, `message.max.bytes`, ...).
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Which synonym set each topic default (an index into the synonym table; lower is more
+    /// precise), so `log.retention.ms` wins over `log.retention.hours` in any order.
+    topic_defaults_source: BTreeMap<&'static str, usize>,
+}
+
+/// What a key does and its default, for `--help` and the error on an unknown key.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Kafka's name of the key.
+    pub key: &'static str,
+    /// The default, as it would be written in the file.
+    pub default: &'static str,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+const fn s(key: &'static str, default: &'static str, doc: &'static str) -> Setting {
+    Setting { key, default, doc }
+}
+
+/// Every broker-level key Sluice acts on.
+pub const SETTINGS: &[Setting] = &[
+    s(
+        "listeners",
+        "PLAINTEXT://127.0.0.1:9092",
+        "where to accept connections (one listener; port 0 binds any free port)",
+    ),
+    s(
+        "advertised.listeners",
+        "(listeners)",
+        "the address Metadata gives clients",
+    ),
+    s(
+        "log.dirs",
+        "./sluice-data",
+        "the data directory (one; `log.dir` is a synonym)",
+    ),
+    s("node.id", "1", "this broker's id"),
+    s(
+        "cluster.id",
+        "sluice-cluster",
+        "the cluster id reported to clients",
+    ),
+    s(
+        "auto.create.topics.enable",
+        "true",
+        "create a topic when a client first asks for it",
+    ),
+    s("num.partitions", "1", "partitions of an auto-created topic"),
+    s(
+        "message.max.bytes",
+        "1048588",
+        "largest record batch accepted (topic default of max.message.bytes)",
+    ),
+    s(
+        "socket.request.max.bytes",
+        "104857600",
+        "largest request frame; a larger one closes the connection",
+    ),
+    s(
+        "connections.max.idle.ms",
+        "600000",
+        "close connections idle this long",
+    ),
+    s(
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        "how long the first rebalance of an empty group waits for more members",
+    ),
+    s(
+        "group.min.session.timeout.ms",
+        "6000",
+        "smallest session.timeout.ms a consumer may ask for",
+    ),
+    s(
+        "group.max.session.timeout.ms",
+        "1800000",
+        "largest session.timeout.ms a consumer may ask for",
+    ),
+    s(
+        "transaction.max.timeout.ms",
+        "900000",
+        "largest transaction.timeout.ms a producer may ask for",
+    ),
+    s(
+        "log.retention.check.interval.ms",
+        "300000",
+        "how often retention runs",
+    ),
+    s(
+        "log.flush.offset.checkpoint.interval.ms",
+        "60000",
+        "how often recovery points are checkpointed",
+    ),
+    s(
+        "log.cleaner.backoff.ms",
+        "15000",
+        "pause between compaction passes",
+    ),
+    s(
+        "log.segment.bytes",
+        "1073741824",
+        "topic default: segment.bytes",
+    ),
+    s(
+        "log.roll.ms",
+        "(log.roll.hours)",
+        "topic default: segment.ms",
+    ),
+    s(
+        "log.roll.hours",
+        "168",
+        "topic default: segment.ms, in hours",
+    ),
+    s(
+        "log.retention.ms",
+        "(log.retention.minutes)",
+        "topic default: retention.ms",
+    ),
+    s(
+        "log.retention.minutes",
+        "(log.retention.hours)",
+        "topic default: retention.ms, in minutes",
+    ),
+    s(
+        "log.retention.hours",
+        "168",
+        "topic default: retention.ms, in hours",
+    ),
+    s(
+        "log.retention.bytes",
+        "-1",
+        "topic default: retention.bytes",
+    ),
+    s(
+        "log.cleanup.policy",
+        "delete",
+        "topic default: cleanup.policy",
+    ),
+    s(
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        "topic default: delete.retention.ms",
+    ),
+    s(
+        "log.cleaner.min.compaction.lag.ms",
+        "0",
+        "topic default: min.compaction.lag.ms",
+    ),
+    s(
+        "log.cleaner.max.compaction.lag.ms",
+        "9223372036854775807",
+        "topic default: max.compaction.lag.ms",
+    ),
+    s(
+        "log.cleaner.min.cleanable.ratio",
+        "0.5",
+        "topic default: min.cleanable.dirty.ratio",
+    ),
+    s(
+        "log.index.interval.bytes",
+        "4096",
+        "topic default: index.interval.bytes",
+    ),
+    s(
+        "log.index.size.max.bytes",
+        "10485760",
+        "topic default: segment.index.bytes",
+    ),
+    s(
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        "topic default: flush.messages",
+    ),
+    s("log.flush.interval.ms", "(none)", "topic default: flush.ms"),
+    s(
+        "log.message.timestamp.type",
+        "CreateTime",
+        "topic default: message.timestamp.type",
+    ),
+    s(
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        "topic default: message.timestamp.before.max.ms",
+    ),
+    s(
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+        "topic default: message.timestamp.after.max.ms",
+    ),
+    s(
+        "log.segment.delete.delay.ms",
+        "60000",
+        "topic default: file.delete.delay.ms",
+    ),
+    s("log.preallocate", "false", "topic default: preallocate"),
+    s(
+        "compression.type",
+        "producer",
+        "topic default: compression.type",
+    ),
+    s(
+        "min.insync.replicas",
+        "1",
+        "topic default: min.insync.replicas",
+    ),
+];
+
+/// Broker keys that set a topic default, with the topic key and a unit multiplier.
+const TOPIC_SYNONYMS: &[(&str, &str, i64)] = &[
+    ("message.max.bytes", "max.message.bytes", 1),
+    ("log.segment.bytes", "segment.bytes", 1),
+    ("log.roll.ms", "segment.ms", 1),
+    ("log.roll.hours", "segment.ms", 3_600_000),
+    ("log.retention.ms", "retention.ms", 1),
+    ("log.retention.minutes", "retention.ms", 60_000),
+    ("log.retention.hours", "retention.ms", 3_600_000),
+    ("log.retention.bytes", "retention.bytes", 1),
+    ("log.cleanup.policy", "cleanup.policy", 1),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms", 1),
+    (
+        "log.cleaner.min.compaction.lag.ms",
+        "min.compaction.lag.ms",
+        1,
+    ),
+    (
+        "log.cleaner.max.compaction.lag.ms",
+        "max.compaction.lag.ms",
+        1,
+    ),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+        1,
+    ),
+    ("log.index.interval.bytes", "index.interval.bytes", 1),
+    ("log.index.size.max.bytes", "segment.index.bytes", 1),
+    ("log.flush.interval.messages", "flush.messages", 1),
+    ("log.flush.interval.ms", "flush.ms", 1),
+    ("log.message.timestamp.type", "message.timestamp.type", 1),
+    (
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+        1,
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+        1,
+    ),
+    ("log.segment.delete.delay.ms", "file.delete.delay.ms", 1),
+    ("log.preallocate", "preallocate", 1),
+    ("compression.type", "compression.type", 1),
+    ("min.insync.replicas", "min.insync.replicas", 1),
+];
+
+/// Keys of Kafka's `server.properties` with no effect on one Sluice node (no separate network
+/// and I/O thread pools, no replication, no KRaft quorum). Accepted with a warning.
+const IGNORED: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.num.partitions",
+    "default.replication.factor",
+    "num.replica.fetchers",
+    "unclean.leader.election.enable",
+    "broker.id",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "delete.topic.enable",
+    "metadata.log.dir",
+];
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listener: Listener {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9092,
+            },
+            advertised: None,
+            log_dir: PathBuf::from("./sluice-data"),
+            node_id: 1,
+            cluster_id: "sluice-cluster".into(),
+            auto_create_topics: true,
+            num_partitions: 1,
+            socket_request_max_bytes: 104_857_600,
+            connections_max_idle: Duration::from_millis(600_000),
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            transaction_max_timeout_ms: 900_000,
+            retention_check_interval: Duration::from_millis(300_000),
+            checkpoint_interval: Duration::from_millis(60_000),
+            cleaner_backoff: Duration::from_millis(15_000),
+            topic_defaults: BTreeMap::new(),
+            topic_defaults_source: BTreeMap::new(),
+        }
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
+    value.trim().parse::<T>().map_err(|_| BrokerError::Config {
+        key: key.into(),
+        message: format!("`{value}` is not {what}"),
+    })
+}
+
+fn parse_ms(key: &str, value: &str) -> Result<Duration> {
+    let ms: u64 = parse_num(key, value, "a non-negative number of milliseconds")?;
+    Ok(Duration::from_millis(ms))
+}
+
+impl BrokerConfig {
+    /// Reads a `server.properties` text (`key=value` or `key: value` lines, `#`/`!` comments)
+    /// over the defaults.
+    pub fn from_properties(text: &str) -> Result<BrokerConfig> {
+        let mut config = BrokerConfig::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once(['=', ':']) else {
+                return Err(BrokerError::Config {
+                    key: line.into(),
+                    message: format!("line {}: expected key=value", n + 1),
+                });
+            };
+            config.set(k.trim(), v.trim())?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Sets one key, as a `server.properties` line or a `--override key=value` would.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "listeners" => {
+                self.listener = Listener::parse_list(key, value)?.remove(0);
+            }
+            "advertised.listeners" => {
+                self.advertised = Some(Listener::parse_list(key, value)?.remove(0));
+            }
+            "log.dirs" | "log.dir" => {
+                let dirs: Vec<&str> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .collect();
+                match dirs.as_slice() {
+                    [one] => self.log_dir = PathBuf::from(one),
+                    [] => {
+                        return Err(BrokerError::Config {
+                            key: key.into(),
+                            message: "no directory given".into(),
+                        });
+                    }
+                    _ => {
+                        return Err(BrokerError::Config {
+                            key: key.into(),
+                            message: "one data directory is supported so far".into(),
+                        });
+                    }
+                }
+            }
+            "node.id" => {
+                self.node_id = parse_num(key, value, "a node id (a non-negative 32-bit integer)")?
+            }
+            "cluster.id" => self.cluster_id = value.to_owned(),
+            "auto.create.topics.enable" => {
+                self.auto_create_topics = parse_num(key, value, "true or false")?;
+            }
+            "num.partitions" => {
+                self.num_partitions = parse_num(key, value, "a positive number of partitions")?
+            }
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes =
+                    parse_num(key, value, "a positive number of bytes")?;
+            }
+            "connections.max.idle.ms" => self.connections_max_idle = parse_ms(key, value)?,
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = parse_num(key, value, "milliseconds")?;
+            }
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms = parse_num(key, value, "milliseconds")?;
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms = parse_num(key, value, "milliseconds")?;
+            }
+            "transaction.max.timeout.ms" => {
+                self.transaction_max_timeout_ms = parse_num(key, value, "milliseconds")?;
+            }
+            "log.retention.check.interval.ms" => {
+                self.retention_check_interval = parse_ms(key, value)?
+            }
+            "log.flush.offset.checkpoint.interval.ms" => {
+                self.checkpoint_interval = parse_ms(key, value)?
+            }
+            "log.cleaner.backoff.ms" => self.cleaner_backoff = parse_ms(key, value)?,
+            _ => {
+                if let Some(&(_, topic_key, unit)) =
+                    TOPIC_SYNONYMS.iter().find(|(k, _, _)| *k == key)
+                {
+                    let value = if unit == 1 {
+                        value.to_owned()
+                    } else {
+                        let n: i64 = parse_num(key, value, "a whole number")?;
+                        n.checked_mul(unit)
+                            .ok_or_else(|| BrokerError::Config {
+                                key: key.into(),
+                                message: format!("`{value}` is too large"),
+                            })?
+                            .to_string()
+                    };
+                    // Kafka's precedence: ms over minutes over hours.
+                    let precise = |k: &str| TOPIC_SYNONYMS.iter().position(|(s, _, _)| *s == k);
+                    let this = precise(key);
+                    let set_by = self.topic_defaults_source.get(topic_key).copied();
+                    let wins = match (set_by, this) {
+                        (Some(prev), Some(this)) => this <= prev,
+                        _ => true,
+                    };
+                    if wins {
+                        // Validate now, so the error names the broker key.
+                        TopicConfig::from_pairs([(topic_key, value.as_str())]).map_err(|e| {
+                            BrokerError::Config {
+                                key: key.into(),
+                                message: sluice_log::report(&e).to_string(),
+                            }
+                        })?;
+                        self.topic_defaults.insert(topic_key.to_owned(), value);
+                        if let Some(this) = this {
+                            self.topic_defaults_source.insert(topic_key, this);
+                        }
+                    }
+                } else if IGNORED.contains(&key) {
+                    tracing::warn!(
+                        key,
+                        "setting has no effect on a single Sluice node; ignored"
+                    );
+                } else {
+                    return Err(BrokerError::Config {
+                        key: key.into(),
+                        message: unknown_key_message(key),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks values that only make sense together; called after a file and overrides are read.
+    pub fn validate(&self) -> Result<()> {
+        if self.node_id < 0 {
+            return Err(BrokerError::Config {
+                key: "node.id".into(),
+                message: format!("{} is negative", self.node_id),
+            });
+        }
+        if self.num_partitions < 1 {
+            return Err(BrokerError::Config {
+                key: "num.partitions".into(),
+                message: format!("{} is below 1", self.num_partitions),
+            });
+        }
+        if self.socket_request_max_bytes < 1024 {
+            return Err(BrokerError::Config {
+                key: "socket.request.max.bytes".into(),
+                message: "must be at least 1024".into(),
+            });
+        }
+        if let Some(a) = &self.advertised
+            && (a.host.is_empty() || a.port == 0)
+        {
+            return Err(BrokerError::Config {
+                key: "advertised.listeners".into(),
+                message: format!("`{a}` needs a host and a non-zero port"),
+            });
+        }
+        self.topic_defaults()?;
+        Ok(())
+    }
+
+    /// The topic defaults as a [`TopicConfig`].
+    pub fn topic_defaults(&self) -> Result<TopicConfig> {
+        TopicConfig::from_pairs(self.topic_defaults.iter()).map_err(|e| BrokerError::Config {
+            key: "log.*".into(),
+            message: sluice_log::report(&e).to_string(),
+        })
+    }
+
+    /// `--help`'s table of every setting.
+    pub fn help_table() -> String {
+        let width = SETTINGS.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        let mut out =
+            String::from("Settings (server.properties keys; also --override key=value):\n");
+        for s in SETTINGS {
+            out.push_str(&format!(
+                "  {:width$}  {}  [default: {}]\n",
+                s.key, s.doc, s.default
+            ));
+        }
+        out
+    }
+}
+
+fn unknown_key_message(key: &str) -> String {
+    let close = SETTINGS
+        .iter()
+        .map(|s| s.key)
+        .min_by_key(|k| edit_distance(k, key))
+        .filter(|k| edit_distance(k, key) <= 3);
+    match close {
+        Some(k) => {
+            format!("unknown setting; did you mean `{k}`? (`sluice broker --help` lists them all)")
+        }
+        None => "unknown setting (`sluice broker --help` lists them all)".into(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_kafka_style_file() {
+        let c = BrokerConfig::from_properties(
+            "# comment\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs=/tmp/x\nnode.id=3\n\
+             num.partitions=4\nlog.retention.hours=1\nmessage.max.bytes=2000\nnum.network.threads=3\n",
+        )
+        .expect("valid");
+        assert_eq!(c.listener.port, 0);
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(
+            c.topic_defaults.get("retention.ms").map(String::as_str),
+            Some("3600000")
+        );
+        assert_eq!(
+            c.topic_defaults
+                .get("max.message.bytes")
+                .map(String::as_str),
+            Some("2000")
+        );
+        let t = c.topic_defaults().expect("topic defaults");
+        assert_eq!(t.max_message_bytes, 2000);
+    }
+
+    #[test]
+    fn ms_wins_over_hours_in_any_order() {
+        let a = BrokerConfig::from_properties("log.retention.ms=5\nlog.retention.hours=1\n")
+            .expect("valid");
+        let b = BrokerConfig::from_properties("log.retention.hours=1\nlog.retention.ms=5\n")
+            .expect("valid");
+        assert_eq!(a.topic_defaults.get("retention.ms"), Some(&"5".to_owned()));
+        assert_eq!(b.topic_defaults.get("retention.ms"), Some(&"5".to_owned()));
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        let e = BrokerConfig::from_properties("listners=PLAINTEXT://:1\n").expect_err("typo");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("listners") && msg.contains("did you mean `listeners`"),
+            "{msg}"
+        );
+        let e = BrokerConfig::from_properties("num.partitions=zero\n").expect_err("bad value");
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = BrokerConfig::from_properties("log.cleanup.policy=shred\n").expect_err("bad value");
+        assert!(e.to_string().contains("log.cleanup.policy"), "{e}");
+        let e = BrokerConfig::from_properties("listeners=SSL://:9093\n").expect_err("ssl");
+        assert!(e.to_string().contains("PLAINTEXT"), "{e}");
+    }
+}

@@ -1,0 +1,136 @@
+//! One module per API: a function from a typed request to a typed response over the log and the
+//! coordinators. No handler touches a socket; the connection layer ([`crate::server`]) decodes,
+//! calls [`dispatch`], and writes what comes back in request order.
+//!
+//! A handler's effects happen when it is called, in request order; only waiting (for an fsync
+//! under acks=all, for data under a long-poll fetch, for a rebalance) is left to the returned
+//! [`Reply::Later`], which the connection awaits while it goes on reading the next requests.
+
+pub(crate) mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+pub(crate) mod fetch_session;
+mod find_coordinator;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Principal;
+use crate::state::BrokerState;
+
+/// Who sent a request and how; handlers that authorize (later: ACLs) look here.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The authenticated principal of the connection (`User:ANONYMOUS` on PLAINTEXT).
+    pub principal: Arc<Principal>,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's address, as Kafka shows it (`/127.0.0.1`).
+    pub client_host: String,
+    /// The request's API version.
+    pub api_version: i16,
+}
+
+/// A response future; `Send` so the connection's writer task can await it.
+pub type LaterResponse = Pin<Box<dyn Future<Output = ResponseKind> + Send + 'static>>;
+
+/// What a handler gives back.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once per request; boxing would allocate per request"
+)]
+pub enum Reply {
+    /// The response, ready.
+    Now(ResponseKind),
+    /// The effects are done; the response comes when this resolves.
+    Later(LaterResponse),
+    /// No response at all (Produce with acks=0).
+    None,
+    /// Close the connection, for the logged reason.
+    Close(String),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Now(r) => f.debug_tuple("Now").field(r).finish(),
+            Reply::Later(_) => f.write_str("Later(..)"),
+            Reply::None => f.write_str("None"),
+            Reply::Close(why) => f.debug_tuple("Close").field(why).finish(),
+        }
+    }
+}
+
+/// The versions served of each API: the newest current clients negotiate, short of versions
+/// that address topics only by id (Produce v13, Fetch v13+, OffsetCommit/OffsetFetch v10), so
+/// topic ids are never advertised as usable. Only what is fully implemented is listed;
+/// ApiVersions advertises exactly this table.
+pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+];
+
+/// The versions of `key` this broker serves, if any.
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Runs the handler of `request`.
+pub async fn dispatch(
+    state: &Arc<BrokerState>,
+    ctx: &RequestContext,
+    request: RequestKind,
+) -> Reply {
+    use RequestKind as R;
+    use ResponseKind as W;
+    match request {
+        R::ApiVersions(r) => Reply::Now(W::ApiVersions(api_versions::handle(ctx, &r))),
+        R::Metadata(r) => Reply::Now(W::Metadata(metadata::handle(state, ctx, r).await)),
+        R::Produce(r) => produce::handle(state, ctx, r),
+        R::Fetch(r) => fetch::handle(state, ctx, r),
+        R::ListOffsets(r) => Reply::Now(W::ListOffsets(list_offsets::handle(state, ctx, r))),
+        R::FindCoordinator(r) => {
+            Reply::Now(W::FindCoordinator(find_coordinator::handle(state, ctx, r)))
+        }
+        R::CreateTopics(r) => Reply::Now(W::CreateTopics(create_topics::handle(state, ctx, r))),
+        R::DeleteTopics(r) => Reply::Now(W::DeleteTopics(delete_topics::handle(state, ctx, r))),
+        other => {
+            // The codec lets through only what SUPPORTED lists, and every listed API has an
+            // arm above; reaching here is a bug in that table.
+            Reply::Close(format!(
+                "no handler for {:?}",
+                std::mem::discriminant(&other)
+            ))
+        }
+    }
+}
+
+/// The error code and message of a log error, for a response.
+pub(crate) fn error_of(e: &sluice_log::Error) -> (i16, Option<StrBytes>) {
+    (
+        e.error_code(),
+        Some(StrBytes::from_string(sluice_log::report(e).to_string())),
+    )
+}
+
+/// A `StrBytes` of an owned string.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

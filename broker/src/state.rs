@@ -1,0 +1,59 @@
+//! What every handler works over: the log, the coordinators, the settings.
+
+use std::sync::Arc;
+
+use sluice_log::client::embedded::EmbeddedClient;
+use sluice_log::group::GroupCoordinator;
+use sluice_log::log::LogManager;
+use sluice_log::txn::TransactionCoordinator;
+
+use crate::config::{BrokerConfig, Listener};
+use crate::handlers::fetch_session::FetchSessions;
+
+/// The broker's shared state.
+#[derive(Debug)]
+pub struct BrokerState {
+    /// The settings it was started with.
+    pub config: BrokerConfig,
+    /// The address Metadata and FindCoordinator give clients.
+    pub advertised: Listener,
+    /// The log.
+    pub log: LogManager,
+    /// The group coordinator (shared with embedded clients of the same log).
+    pub groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator (shared likewise).
+    pub txns: Arc<TransactionCoordinator>,
+    /// An embedded client of the log, for what the client interface already does well.
+    pub client: EmbeddedClient,
+    /// Incremental fetch sessions (KIP-227).
+    pub(crate) fetch_sessions: FetchSessions,
+}
+
+impl BrokerState {
+    /// Creates `topic` with the broker's defaults if `auto.create.topics.enable` allows it and
+    /// the name is a valid, non-internal one. Returns whether the topic exists afterwards.
+    pub fn auto_create(&self, topic: &str) -> sluice_log::Result<bool> {
+        if self.log.partition_count(topic).is_ok() {
+            return Ok(true);
+        }
+        if !self.config.auto_create_topics || topic.starts_with("__") {
+            return Ok(false);
+        }
+        match self.log.create_topic(
+            topic,
+            self.config.num_partitions,
+            std::iter::empty::<(&str, &str)>(),
+        ) {
+            Ok(()) => {
+                tracing::info!(
+                    topic,
+                    partitions = self.config.num_partitions,
+                    "auto-created topic"
+                );
+                Ok(true)
+            }
+            Err(sluice_log::Error::TopicExists(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}
