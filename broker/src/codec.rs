@@ -75,10 +75,9 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded> {
     let body = RequestKind::decode(key, &mut frame, api_version)
         .map_err(|e| BrokerError::Malformed(format!("{key:?} v{api_version} body: {e:#}")))?;
     if frame.has_remaining() {
-        return Err(BrokerError::Malformed(format!(
-            "{key:?} v{api_version}: {} bytes left over after the body",
-            frame.remaining()
-        )));
+        // Kafka ignores bytes after the body, and some clients send them (librdkafka 2.16's
+        // Metadata v12 carries 3): tolerate them as Kafka does.
+        tracing::trace!(api = ?key, version = api_version, left = frame.remaining(), "bytes after the request body");
     }
     Ok(Decoded::Request(Box::new(Request {
         api_key: key,

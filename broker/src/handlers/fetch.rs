@@ -16,6 +16,7 @@ use super::{Reply, RequestContext, sb};
 use crate::state::BrokerState;
 
 const READ_COMMITTED: i8 = 1;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 pub(crate) fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, req: FetchRequest) -> Reply {
     let version = ctx.api_version;
@@ -198,6 +199,25 @@ fn read_partition(
                 .with_records(None);
         }
     };
+    // Kafka's OFFSET_OUT_OF_RANGE: before the log start or past the log end.
+    if sp.fetch_offset < partition.log_start_offset()
+        || sp.fetch_offset > partition.log_end_offset()
+    {
+        return base
+            .with_error_code(OFFSET_OUT_OF_RANGE)
+            .with_high_watermark(partition.high_watermark())
+            .with_last_stable_offset(if plan.version >= 4 {
+                partition.last_stable_offset()
+            } else {
+                -1
+            })
+            .with_log_start_offset(if plan.version >= 5 {
+                partition.log_start_offset()
+            } else {
+                -1
+            })
+            .with_records(None);
+    }
     let remaining = plan.max_bytes.saturating_sub(so_far);
     let limit = usize::try_from(sp.max_bytes).unwrap_or(0).min(remaining);
     let read = if limit == 0 {
