@@ -1,0 +1,10 @@
+//! The integration tests of `sluice-broker`: a live broker on loopback, spoken to over raw
+//! frames built with `kafka-protocol`, one module per area.
+
+#![allow(clippy::unwrap_used, reason = "tests panic on failure")]
+#![allow(unreachable_pub, reason = "helpers shared between the test modules")]
+
+mod protocol;
+mod robustness;
+mod shutdown;
+mod wire;
