@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, integration, end-to-end and doc tests of every crate.
-# Installs what the tests need on a fresh Debian machine (today: nothing beyond the Rust
-# toolchain; the streams, connect and broker crates add their packages here).
+# The whole test suite: unit, integration, end-to-end and doc tests of every crate, then real
+# Kafka clients against `sluice broker` (scripts/conformance.sh).
+# Installs what the tests need on a fresh Debian machine: kcat (librdkafka's CLI) for the
+# broker's end-to-end tests; python3-venv for the conformance harness's client venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 need=()
-for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+for pkg in kcat "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
 cargo test --workspace --locked --no-fail-fast
+bash scripts/conformance.sh

@@ -12,7 +12,7 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The `sluice` binary of this build. Cargo builds only library targets of dependencies, so the
 /// binary is built here, once, into the target directory these tests run from.
-fn sluice_bin() -> &'static Path {
+pub(crate) fn sluice_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");

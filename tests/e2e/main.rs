@@ -1,2 +1,3 @@
 //! Cross-crate end-to-end tests: the `sluice` binary and the example pipeline.
+mod broker;
 mod cli;

@@ -94,7 +94,21 @@ pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: ProduceRequ
         );
     }
     if acks == 0 {
-        return Reply::None;
+        // The client waits for no answer, so an error can only be told by closing the
+        // connection (Kafka does the same): it then refreshes metadata and sees the problem.
+        let failed = topics
+            .iter()
+            .flat_map(|t| t.partition_responses.iter().map(move |p| (t, p)))
+            .find(|(_, p)| p.error_code != 0);
+        return match failed {
+            Some((t, p)) => Reply::Close(format!(
+                "acks=0 produce to {}-{} failed with error {}",
+                t.name.as_str(),
+                p.index,
+                p.error_code
+            )),
+            None => Reply::None,
+        };
     }
     let response = ProduceResponse::default().with_responses(topics);
     if pending.is_empty() {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Real Kafka clients (kafka-python, librdkafka via confluent-kafka) against `sluice broker`:
+# the shared conformance harness, all cases. Starts a broker on a free loopback port over a
+# fresh data directory, runs the harness, stops the broker with SIGTERM (it must exit 0).
+#   bash scripts/conformance.sh [harness args, e.g. --only fetch,transactions]
+# The harness is found at $SLUICE_KAFKA_CONFORMANCE, else ../shared/conformance/kafka beside
+# the checkout; its client venv is created on first use (PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+harness="${SLUICE_KAFKA_CONFORMANCE:-}"
+if [ -z "$harness" ]; then
+  for d in ../shared/conformance/kafka /work/shared/conformance/kafka; do
+    if [ -x "$d/run.sh" ]; then harness="$d"; break; fi
+  done
+fi
+if [ -z "$harness" ] || [ ! -x "$harness/run.sh" ]; then
+  echo "conformance: harness not found (set SLUICE_KAFKA_CONFORMANCE to its directory)" >&2
+  exit 1
+fi
+cargo build --quiet --locked -p sluice
+bin="$CARGO_TARGET_DIR/debug/sluice"
+data="$(mktemp -d)"
+log="$data.broker.log"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+RUST_LOG=info "$bin" broker --listeners "PLAINTEXT://127.0.0.1:$port" --log-dirs "$data" \
+  --override group.initial.rebalance.delay.ms=0 >"$log" 2>&1 &
+pid=$!
+cleanup() { kill -9 "$pid" 2>/dev/null || true; rm -rf "$data"; }
+trap cleanup EXIT
+for _ in $(seq 1 200); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+status=0
+"$harness/run.sh" --bootstrap "127.0.0.1:$port" "$@" || status=$?
+kill -TERM "$pid"
+for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then
+  echo "conformance: the broker did not stop within 40 s of SIGTERM" >&2; status=1
+else
+  wait "$pid" || { echo "conformance: the broker exited non-zero after SIGTERM" >&2; status=1; }
+fi
+if [ "$status" -ne 0 ]; then
+  echo "== broker log (last 50 lines)"; tail -n 50 "$log"
+fi
+rm -f "$log"
+exit "$status"
