@@ -12,9 +12,15 @@ mod delete_topics;
 mod fetch;
 pub(crate) mod fetch_session;
 mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod sync_group;
+#[cfg(test)]
+pub(crate) mod test_util;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -82,6 +88,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
 ];
 
 /// The versions of `key` this broker serves, if any.
@@ -111,6 +121,10 @@ pub async fn dispatch(
         }
         R::CreateTopics(r) => Reply::Now(W::CreateTopics(create_topics::handle(state, ctx, r))),
         R::DeleteTopics(r) => Reply::Now(W::DeleteTopics(delete_topics::handle(state, ctx, r))),
+        R::JoinGroup(r) => join_group::handle(state, ctx, r),
+        R::SyncGroup(r) => sync_group::handle(state, ctx, r),
+        R::Heartbeat(r) => Reply::Now(W::Heartbeat(heartbeat::handle(state, ctx, r))),
+        R::LeaveGroup(r) => Reply::Now(W::LeaveGroup(leave_group::handle(state, ctx, r))),
         other => {
             // The codec lets through only what SUPPORTED lists, and every listed API has an
             // arm above; reaching here is a bug in that table.
@@ -134,3 +148,6 @@ pub(crate) fn error_of(e: &sluice_log::Error) -> (i16, Option<StrBytes>) {
 pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
+
+/// Kafka's INVALID_GROUP_ID: an empty group id where a group is needed.
+pub(crate) const INVALID_GROUP_ID: i16 = 24;
