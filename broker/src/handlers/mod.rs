@@ -8,13 +8,16 @@
 
 pub(crate) mod api_versions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
+mod describe_groups;
 mod fetch;
 pub(crate) mod fetch_session;
 mod find_coordinator;
 mod heartbeat;
 mod join_group;
 mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
@@ -99,6 +102,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The versions of `key` this broker serves, if any.
@@ -135,6 +141,11 @@ pub async fn dispatch(
         R::OffsetCommit(r) => offset_commit::handle(state, ctx, r),
         R::OffsetFetch(r) => Reply::Now(W::OffsetFetch(offset_fetch::handle(state, ctx, r))),
         R::OffsetDelete(r) => offset_delete::handle(state, ctx, r),
+        R::ListGroups(r) => Reply::Now(W::ListGroups(list_groups::handle(state, ctx, r))),
+        R::DescribeGroups(r) => {
+            Reply::Now(W::DescribeGroups(describe_groups::handle(state, ctx, r)))
+        }
+        R::DeleteGroups(r) => delete_groups::handle(state, ctx, r),
         other => {
             // The codec lets through only what SUPPORTED lists, and every listed API has an
             // arm above; reaching here is a bug in that table.
@@ -203,6 +214,14 @@ pub(crate) fn start<T: 'static>(future: impl Future<Output = T> + Send + 'static
 }
 
 impl<T: Send + 'static> Started<T> {
+    /// The result, waiting for it if need be.
+    pub(crate) async fn finish(self) -> T {
+        match self {
+            Started::Done(v) => v,
+            Started::Waiting(f) => f.await,
+        }
+    }
+
     /// The reply: `Now` if it finished, else `Later`, with `respond` making the response.
     pub(crate) fn reply(self, respond: impl FnOnce(T) -> ResponseKind + Send + 'static) -> Reply {
         match self {
