@@ -8,17 +8,30 @@
 
 pub(crate) mod api_versions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
+mod describe_groups;
 mod fetch;
 pub(crate) mod fetch_session;
 mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
+#[cfg(test)]
+pub(crate) mod test_util;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -82,6 +95,16 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The versions of `key` this broker serves, if any.
@@ -111,6 +134,18 @@ pub async fn dispatch(
         }
         R::CreateTopics(r) => Reply::Now(W::CreateTopics(create_topics::handle(state, ctx, r))),
         R::DeleteTopics(r) => Reply::Now(W::DeleteTopics(delete_topics::handle(state, ctx, r))),
+        R::JoinGroup(r) => join_group::handle(state, ctx, r),
+        R::SyncGroup(r) => sync_group::handle(state, ctx, r),
+        R::Heartbeat(r) => Reply::Now(W::Heartbeat(heartbeat::handle(state, ctx, r))),
+        R::LeaveGroup(r) => Reply::Now(W::LeaveGroup(leave_group::handle(state, ctx, r))),
+        R::OffsetCommit(r) => offset_commit::handle(state, ctx, r),
+        R::OffsetFetch(r) => Reply::Now(W::OffsetFetch(offset_fetch::handle(state, ctx, r))),
+        R::OffsetDelete(r) => offset_delete::handle(state, ctx, r),
+        R::ListGroups(r) => Reply::Now(W::ListGroups(list_groups::handle(state, ctx, r))),
+        R::DescribeGroups(r) => {
+            Reply::Now(W::DescribeGroups(describe_groups::handle(state, ctx, r)))
+        }
+        R::DeleteGroups(r) => delete_groups::handle(state, ctx, r),
         other => {
             // The codec lets through only what SUPPORTED lists, and every listed API has an
             // arm above; reaching here is a bug in that table.
@@ -133,4 +168,65 @@ pub(crate) fn error_of(e: &sluice_log::Error) -> (i16, Option<StrBytes>) {
 /// A `StrBytes` of an owned string.
 pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// Kafka's INVALID_GROUP_ID: an empty group id where a group is needed.
+pub(crate) const INVALID_GROUP_ID: i16 = 24;
+
+/// The error code Kafka's group coordinator answers for a failed write to
+/// `__consumer_offsets` (an offset commit, an offset or group deletion): a missing partition
+/// or a timeout is COORDINATOR_NOT_AVAILABLE, a storage error NOT_COORDINATOR (the client
+/// looks the coordinator up again and retries), a batch too large INVALID_COMMIT_OFFSET_SIZE;
+/// the coordinator's own errors (ILLEGAL_GENERATION, ...) are kept.
+pub(crate) fn offsets_write_error(e: &sluice_log::Error) -> i16 {
+    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    const NOT_COORDINATOR: i16 = 16;
+    const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
+    match e.error_code() {
+        3 | 7 => COORDINATOR_NOT_AVAILABLE,
+        56 => NOT_COORDINATOR,
+        10 => INVALID_COMMIT_OFFSET_SIZE,
+        code => code,
+    }
+}
+
+/// A future run up to its first wait when the handler is called (see [`start`]).
+pub(crate) enum Started<T> {
+    /// It finished without waiting.
+    Done(T),
+    /// The rest of it.
+    Waiting(Pin<Box<dyn Future<Output = T> + Send + 'static>>),
+}
+
+/// Polls `future` once, now: whatever it does before its first wait (the checks and the append
+/// of an offset commit, say) happens when the handler is called, so in request order, even
+/// though the connection awaits the rest later. The rest is polled again, with a real waker,
+/// when it is awaited.
+pub(crate) fn start<T: 'static>(future: impl Future<Output = T> + Send + 'static) -> Started<T> {
+    let mut future: Pin<Box<dyn Future<Output = T> + Send>> = Box::pin(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(v) => Started::Done(v),
+        Poll::Pending => Started::Waiting(future),
+    }
+}
+
+impl<T: Send + 'static> Started<T> {
+    /// The result, waiting for it if need be.
+    pub(crate) async fn finish(self) -> T {
+        match self {
+            Started::Done(v) => v,
+            Started::Waiting(f) => f.await,
+        }
+    }
+
+    /// The reply: `Now` if it finished, else `Later`, with `respond` making the response.
+    pub(crate) fn reply(self, respond: impl FnOnce(T) -> ResponseKind + Send + 'static) -> Reply {
+        match self {
+            Started::Done(v) => Reply::Now(respond(v)),
+            Started::Waiting(f) => Reply::Later(Box::pin(async move { respond(f.await) })),
+        }
+    }
 }

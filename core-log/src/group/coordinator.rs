@@ -165,6 +165,11 @@ pub struct JoinResult {
     /// The leader must not compute a new assignment (a static leader rejoined without a
     /// rebalance).
     pub skip_assignment: bool,
+    /// With `skip_assignment`: the member id the static leader had before it rejoined. Kafka
+    /// answers JoinGroup before v9 (which has no `skip_assignment`) with this id as the leader,
+    /// so the rejoined leader acts as a follower instead of computing an assignment the Stable
+    /// group would ignore.
+    pub replaced_member_id: Option<String>,
 }
 
 /// A SyncGroup request.
@@ -671,6 +676,7 @@ impl Group {
                         Vec::new()
                     },
                     skip_assignment: false,
+                    replaced_member_id: None,
                 }));
             }
         }
@@ -729,6 +735,7 @@ impl Group {
                 Vec::new()
             },
             skip_assignment: false,
+            replaced_member_id: None,
         }
     }
 }
@@ -1025,6 +1032,9 @@ impl GroupCoordinator {
             group.members.insert(new_id.clone(), member);
             let mut r = group.join_result_now(&new_id);
             r.skip_assignment = was_leader;
+            if was_leader {
+                r.replaced_member_id = Some(old_id);
+            }
             return Pending::ready(&group.id, Ok(r));
         }
         let (tx, pending) = Pending::waiting(&group.id);
@@ -1162,7 +1172,8 @@ impl GroupCoordinator {
     }
 
     /// LeaveGroup of one or more members; one result per member, in order. The group
-    /// rebalances without them.
+    /// rebalances without them. A member id handed out with MEMBER_ID_REQUIRED and not yet
+    /// joined with may leave too (a rebalance no longer waits for it), as in Kafka.
     pub fn leave_group(&self, group_id: &str, members: &[MemberIdentity]) -> Vec<Result<()>> {
         let now = self.now();
         let delay = self.initial_delay();
@@ -1192,6 +1203,12 @@ impl GroupCoordinator {
                         .ok_or_else(|| group.unknown_member(&who.member_id))?,
                     _ => who.member_id.clone(),
                 };
+                // A KIP-394 member that got its id but never joined with it.
+                if group.pending_members.remove(&id).is_some() {
+                    tracing::info!(group = %group_id, member = %id, "pending member left");
+                    group.try_complete_join(now);
+                    return Ok(());
+                }
                 group.member(&id, who.group_instance_id.as_deref())?;
                 let e = group.unknown_member(&id);
                 group.remove_member(&id, || err_clone(&e));

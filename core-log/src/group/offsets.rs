@@ -14,7 +14,7 @@
 //! crash offsets of a committed transaction are kept, those of an aborted one dropped, and
 //! those of a transaction still open stay pending until its marker is written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -363,6 +363,19 @@ impl OffsetStore {
             .flatten()
             .filter(|o| o.group == group)
             .count()
+    }
+
+    /// The partitions `group` has offsets pending for in open transactions (an OffsetFetch
+    /// with `require_stable` answers those UNSTABLE_OFFSET_COMMIT).
+    pub fn pending_partitions(&self, group: &str) -> BTreeSet<TopicPartition> {
+        self.inner
+            .pending
+            .lock()
+            .values()
+            .flatten()
+            .filter(|o| o.group == group)
+            .map(|o| o.tp.clone())
+            .collect()
     }
 
     /// Commits `offsets` for `group` in one batch and waits until it is fsynced. Generation
