@@ -6,15 +6,26 @@
 //! under acks=all, for data under a long-poll fetch, for a rebalance) is left to the returned
 //! [`Reply::Later`], which the connection awaits while it goes on reading the next requests.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 pub(crate) mod api_versions;
 mod create_topics;
 mod delete_topics;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 pub(crate) mod fetch_session;
 mod find_coordinator;
+mod init_producer_id;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod produce;
+mod txn_errors;
+mod txn_offset_commit;
+#[cfg(test)]
+pub(crate) mod txn_test_util;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -82,6 +93,14 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The versions of `key` this broker serves, if any.
@@ -111,6 +130,26 @@ pub async fn dispatch(
         }
         R::CreateTopics(r) => Reply::Now(W::CreateTopics(create_topics::handle(state, ctx, r))),
         R::DeleteTopics(r) => Reply::Now(W::DeleteTopics(delete_topics::handle(state, ctx, r))),
+        R::InitProducerId(r) => {
+            Reply::Now(W::InitProducerId(init_producer_id::handle(state, ctx, r)))
+        }
+        R::AddPartitionsToTxn(r) => Reply::Now(W::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(state, ctx, r),
+        )),
+        R::AddOffsetsToTxn(r) => Reply::Now(W::AddOffsetsToTxn(add_offsets_to_txn::handle(
+            state, ctx, r,
+        ))),
+        R::EndTxn(r) => Reply::Now(W::EndTxn(end_txn::handle(state, ctx, r))),
+        R::TxnOffsetCommit(r) => txn_offset_commit::handle(state, ctx, r),
+        R::DescribeProducers(r) => Reply::Now(W::DescribeProducers(describe_producers::handle(
+            state, ctx, r,
+        ))),
+        R::DescribeTransactions(r) => Reply::Now(W::DescribeTransactions(
+            describe_transactions::handle(state, ctx, r),
+        )),
+        R::ListTransactions(r) => Reply::Now(W::ListTransactions(list_transactions::handle(
+            state, ctx, r,
+        ))),
         other => {
             // The codec lets through only what SUPPORTED lists, and every listed API has an
             // arm above; reaching here is a bug in that table.
