@@ -8,19 +8,30 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_configs;
 pub(crate) mod api_versions;
+mod configs;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
 mod describe_producers;
 mod describe_transactions;
+#[cfg(test)]
+mod dispatch_tests;
 mod end_txn;
 mod fetch;
 pub(crate) mod fetch_session;
 mod find_coordinator;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod list_transactions;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 mod txn_errors;
 mod txn_offset_commit;
@@ -101,6 +112,14 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The versions of `key` this broker serves, if any.
@@ -150,6 +169,26 @@ pub async fn dispatch(
         R::ListTransactions(r) => Reply::Now(W::ListTransactions(list_transactions::handle(
             state, ctx, r,
         ))),
+        R::CreatePartitions(r) => Reply::Now(W::CreatePartitions(create_partitions::handle(
+            state, ctx, r,
+        ))),
+        R::DeleteRecords(r) => Reply::Now(W::DeleteRecords(delete_records::handle(state, ctx, r))),
+        R::DescribeConfigs(r) => {
+            Reply::Now(W::DescribeConfigs(describe_configs::handle(state, ctx, r)))
+        }
+        R::AlterConfigs(r) => Reply::Now(W::AlterConfigs(alter_configs::handle(state, ctx, r))),
+        R::IncrementalAlterConfigs(r) => Reply::Now(W::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(state, ctx, r),
+        )),
+        R::DescribeCluster(r) => {
+            Reply::Now(W::DescribeCluster(describe_cluster::handle(state, ctx, r)))
+        }
+        R::DescribeLogDirs(r) => {
+            Reply::Now(W::DescribeLogDirs(describe_log_dirs::handle(state, ctx, r)))
+        }
+        R::OffsetForLeaderEpoch(r) => Reply::Now(W::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(state, ctx, r),
+        )),
         other => {
             // The codec lets through only what SUPPORTED lists, and every listed API has an
             // arm above; reaching here is a bug in that table.
