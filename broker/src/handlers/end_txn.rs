@@ -104,7 +104,7 @@ mod tests {
         );
         assert_eq!(r.error_code, 0);
         let r = commit(
-            &b.state,
+            b,
             3,
             txn_offset_commit::tests::request("tx", pid, epoch, "g", &[("in", 0, offset)]),
         )

@@ -47,7 +47,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 static APPEND: Mutex<()> = Mutex::new(());
 
 pub(crate) fn handle(
-    state: &Arc<BrokerState>,
+    state: &BrokerState,
     ctx: &RequestContext,
     req: TxnOffsetCommitRequest,
 ) -> Reply {
@@ -275,6 +275,8 @@ pub(crate) mod tests {
     use crate::handlers::sb;
     use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes, resolve};
 
+    const ILLEGAL_GENERATION: i16 = 22;
+
     pub(crate) fn request(
         id: &str,
         pid: i64,
@@ -305,7 +307,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) async fn commit(
-        state: &Arc<BrokerState>,
+        state: &BrokerState,
         version: i16,
         req: TxnOffsetCommitRequest,
     ) -> TxnOffsetCommitResponse {
@@ -329,30 +331,30 @@ pub(crate) mod tests {
         let (pid, epoch) = b.txns.init_producer_id("tx", 60_000).expect("init");
         let offsets = [("in", 0, 5)];
         // No AddOffsetsToTxn yet.
-        let r = commit(&b.state, 3, request("tx", pid, epoch, "g", &offsets)).await;
+        let r = commit(&b, 3, request("tx", pid, epoch, "g", &offsets)).await;
         assert_eq!(codes(&r), [INVALID_TXN_STATE]);
         let tp = offsets_partition(&b, "g");
         b.txns
             .add_partitions("tx", pid, epoch, std::slice::from_ref(&tp))
             .expect("added");
-        let r = commit(&b.state, 3, request("tx", pid + 1, epoch, "g", &offsets)).await;
+        let r = commit(&b, 3, request("tx", pid + 1, epoch, "g", &offsets)).await;
         assert_eq!(codes(&r), [INVALID_PRODUCER_ID_MAPPING]);
-        let r = commit(&b.state, 3, request("tx", pid, epoch + 1, "g", &offsets)).await;
+        let r = commit(&b, 3, request("tx", pid, epoch + 1, "g", &offsets)).await;
         assert_eq!(codes(&r), [INVALID_PRODUCER_EPOCH]);
-        let r = commit(&b.state, 3, request("nope", pid, epoch, "g", &offsets)).await;
+        let r = commit(&b, 3, request("nope", pid, epoch, "g", &offsets)).await;
         assert_eq!(codes(&r), [INVALID_PRODUCER_ID_MAPPING]);
-        let r = commit(&b.state, 3, request("tx", pid, epoch, "", &offsets)).await;
+        let r = commit(&b, 3, request("tx", pid, epoch, "", &offsets)).await;
         assert_eq!(codes(&r), [INVALID_GROUP_ID]);
-        // A member the group does not know (v3 names it).
+        // A generation of a group the coordinator does not have (v3 names it).
         let r = commit(
-            &b.state,
+            &b,
             3,
             request("tx", pid, epoch, "g", &offsets)
                 .with_member_id(sb("ghost"))
                 .with_generation_id(4),
         )
         .await;
-        assert_ne!(codes(&r), [0]);
+        assert_eq!(codes(&r), [ILLEGAL_GENERATION]);
         // Unknown partitions and oversized metadata are refused one by one; the rest is
         // written, twice (the second batch continues the producer's sequence).
         let mut big = request(
@@ -363,12 +365,12 @@ pub(crate) mod tests {
             &[("in", 0, 6), ("gone", 0, 1), ("in", 0, 7)],
         );
         big.topics[2].partitions[0].committed_metadata = Some(sb("x".repeat(5000)));
-        let r = commit(&b.state, 3, big).await;
+        let r = commit(&b, 3, big).await;
         assert_eq!(
             codes(&r),
             [0, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE]
         );
-        let r = commit(&b.state, 3, request("tx", pid, epoch, "g", &[("in", 0, 8)])).await;
+        let r = commit(&b, 3, request("tx", pid, epoch, "g", &[("in", 0, 8)])).await;
         assert_eq!(codes(&r), [0]);
         // Pending until the transaction ends.
         assert_eq!(b.groups.offsets().pending_count("g"), 2);
@@ -376,6 +378,16 @@ pub(crate) mod tests {
             .groups
             .fetch_offsets("g", Some(&[TopicPartition::new("in", 0)]));
         assert_eq!(committed[0].1, None);
+        // v0-2 have no member or generation: not checked.
+        let r = commit(
+            &b,
+            2,
+            request("tx", pid, epoch, "g", &[("in", 0, 9)])
+                .with_member_id(sb("ghost"))
+                .with_generation_id(4),
+        )
+        .await;
+        assert_eq!(codes(&r), [0]);
     }
 
     #[tokio::test]
@@ -388,7 +400,7 @@ pub(crate) mod tests {
             .add_partitions("tx", pid, epoch, std::slice::from_ref(&tp))
             .expect("added");
         for v in 0..=3 {
-            let r = commit(&b.state, v, request("tx", pid, epoch, "g", &[("in", 0, 1)])).await;
+            let r = commit(&b, v, request("tx", pid, epoch, "g", &[("in", 0, 1)])).await;
             assert_eq!(codes(&r), [0]);
             encodes(&r, v);
         }
