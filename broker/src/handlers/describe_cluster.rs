@@ -1,6 +1,6 @@
 //! DescribeCluster: the cluster id, this broker as the only broker and the controller, and
-//! (when asked) the cluster operations allowed. A broker answers for the brokers endpoint only,
-//! as Kafka's brokers do.
+//! (when asked) the cluster operations allowed. A broker answers for the brokers endpoint only:
+//! asked for the controllers, it answers MISMATCHED_ENDPOINT_TYPE, as Kafka's brokers do.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -9,22 +9,33 @@ use super::metadata::CLUSTER_OPERATIONS;
 use super::{RequestContext, sb};
 use crate::state::BrokerState;
 
+const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 const BROKERS: i8 = 1;
+const CONTROLLERS: i8 = 2;
 
 pub(crate) fn handle(
     state: &BrokerState,
-    ctx: &RequestContext,
+    _ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let node = BrokerId(state.config.node_id);
-    if ctx.api_version >= 1 && req.endpoint_type != BROKERS {
+    // v0 has no endpoint type: it is the brokers'.
+    let refused = match req.endpoint_type {
+        BROKERS => None,
+        CONTROLLERS => Some((
+            MISMATCHED_ENDPOINT_TYPE,
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_owned(),
+        )),
+        other => Some((
+            UNSUPPORTED_ENDPOINT_TYPE,
+            format!("Unsupported endpoint type {other}"),
+        )),
+    };
+    if let Some((code, message)) = refused {
         return DescribeClusterResponse::default()
-            .with_error_code(UNSUPPORTED_ENDPOINT_TYPE)
-            .with_error_message(Some(sb(format!(
-                "The request was sent to an endpoint of type BROKER, but endpoint type {} was asked for",
-                req.endpoint_type
-            ))));
+            .with_error_code(code)
+            .with_error_message(Some(sb(message)));
     }
     let r = DescribeClusterResponse::default()
         .with_cluster_id(sb(state.config.cluster_id.clone()))
@@ -68,13 +79,18 @@ mod tests {
             assert_eq!(r.cluster_authorized_operations, CLUSTER_OPERATIONS);
             encodes(&r, v);
         }
-        let r = handle(
-            &b,
-            &ctx(1),
-            DescribeClusterRequest::default().with_endpoint_type(2),
-        );
-        assert_eq!(r.error_code, UNSUPPORTED_ENDPOINT_TYPE);
-        assert!(r.brokers.is_empty());
-        encodes(&r, 1);
+        for (endpoint, code) in [
+            (2, MISMATCHED_ENDPOINT_TYPE),
+            (7, UNSUPPORTED_ENDPOINT_TYPE),
+        ] {
+            let r = handle(
+                &b,
+                &ctx(1),
+                DescribeClusterRequest::default().with_endpoint_type(endpoint),
+            );
+            assert_eq!(r.error_code, code);
+            assert!(r.brokers.is_empty());
+            encodes(&r, 1);
+        }
     }
 }

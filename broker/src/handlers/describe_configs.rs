@@ -29,9 +29,10 @@ struct Want<'a> {
 }
 
 impl Want<'_> {
+    /// Kafka lists every key for a null list and for an empty one.
     fn includes(&self, key: &str) -> bool {
         self.keys
-            .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+            .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == key))
     }
 
     fn entry(
@@ -303,6 +304,15 @@ mod tests {
         assert_eq!(r.results[0].configs.len(), 1);
         assert!(r.results[0].configs[0].synonyms.is_empty());
         assert!(r.results[0].configs[0].documentation.is_none());
+        let r = handle(
+            &b,
+            &ctx(4),
+            DescribeConfigsRequest::default().with_resources(vec![resource(TOPIC, "t", Some(&[]))]),
+        );
+        assert_eq!(
+            r.results[0].configs.len(),
+            sluice_log::config::TopicConfig::known_keys().len()
+        );
     }
 
     #[test]
