@@ -12,6 +12,8 @@ pub(super) const BROKER: i8 = 4;
 
 pub(super) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub(super) const INVALID_TOPIC_EXCEPTION: i16 = 17;
+/// What the log's config errors are (for tests).
+#[cfg(test)]
 pub(super) const INVALID_CONFIG: i16 = 40;
 pub(super) const INVALID_REQUEST: i16 = 42;
 

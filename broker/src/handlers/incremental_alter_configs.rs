@@ -10,8 +10,7 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use sluice_log::config::TopicConfig;
 
 use super::configs::{
-    INVALID_CONFIG, INVALID_REQUEST, LIST, Resource, duplicate, resolve, static_broker_configs,
-    topic_key,
+    INVALID_REQUEST, LIST, Resource, duplicate, resolve, static_broker_configs, topic_key,
 };
 use super::{RequestContext, sb};
 use crate::state::BrokerState;
@@ -125,7 +124,7 @@ fn alter(
                 };
                 if topic_key(key).map(|(t, _)| t) != Some(LIST) {
                     return Err((
-                        INVALID_CONFIG,
+                        INVALID_REQUEST,
                         format!("Config value {verb} is not allowed for config key: {key}"),
                     ));
                 }
@@ -175,7 +174,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::handlers::configs::{BROKER, TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
+    use crate::handlers::configs::{BROKER, INVALID_CONFIG, TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
     use crate::handlers::txn_test_util::{broker, ctx, encodes};
 
     /// (key, operation, value).
@@ -305,7 +304,7 @@ mod tests {
             ),
             (
                 &[("retention.ms", APPEND, Some("5"))],
-                INVALID_CONFIG,
+                INVALID_REQUEST,
                 "retention.ms",
             ),
             (
