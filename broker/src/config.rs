@@ -382,7 +382,6 @@ const TOPIC_SYNONYMS: &[(&str, &str, i64)] = &[
     ("log.segment.delete.delay.ms", "file.delete.delay.ms", 1),
     ("log.preallocate", "preallocate", 1),
     ("compression.type", "compression.type", 1),
-    ("min.insync.replicas", "min.insync.replicas", 1),
 ];
 
 /// Keys of Kafka's `server.properties` with no effect on one Sluice node (no separate network
@@ -407,6 +406,7 @@ const IGNORED: &[&str] = &[
     "default.replication.factor",
     "num.replica.fetchers",
     "unclean.leader.election.enable",
+    "min.insync.replicas",
     "broker.id",
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
@@ -651,6 +651,119 @@ impl BrokerConfig {
     }
 }
 
+/// One broker setting as DescribeConfigs shows it.
+#[derive(Debug, Clone)]
+pub struct SettingValue {
+    /// The setting.
+    pub setting: &'static Setting,
+    /// The value in effect, as it would be written in the file; `None` for a key that is
+    /// unset and has no default of its own (`log.retention.ms` falls back to
+    /// `log.retention.minutes`, then `log.retention.hours`).
+    pub value: Option<String>,
+    /// Set (in the file or by an override) rather than left at its default.
+    pub is_set: bool,
+}
+
+/// The broker-level keys behind a topic-level key, for DescribeConfigs' synonyms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicKeySynonyms {
+    /// The broker key that set the topic default in this config, with its value as written.
+    pub set: Option<(&'static str, String)>,
+    /// The broker key whose default applies when none is set, with that default.
+    pub default: Option<(&'static str, &'static str)>,
+}
+
+/// A setting's own default, or `None` where the default is another key (`(log.roll.hours)`)
+/// or none at all (`(none)`).
+fn own_default(s: &Setting) -> Option<&'static str> {
+    (!s.default.starts_with('(')).then_some(s.default)
+}
+
+impl BrokerConfig {
+    /// Every setting of [`SETTINGS`] with the value in effect.
+    pub fn describe(&self) -> Vec<SettingValue> {
+        SETTINGS
+            .iter()
+            .map(|setting| {
+                let value = match self.own_value(setting.key) {
+                    Some(v) => v,
+                    None => match self.topic_synonym_value(setting.key) {
+                        Some(v) => Some(v),
+                        None => own_default(setting).map(str::to_owned),
+                    },
+                };
+                let is_set = value.as_deref() != own_default(setting);
+                SettingValue {
+                    setting,
+                    value,
+                    is_set,
+                }
+            })
+            .collect()
+    }
+
+    /// The value of a setting held in its own field (not a topic default), if it is one.
+    fn own_value(&self, key: &str) -> Option<Option<String>> {
+        let ms = |d: Duration| d.as_millis().to_string();
+        Some(match key {
+            "listeners" => Some(self.listener.to_string()),
+            "advertised.listeners" => self.advertised.as_ref().map(ToString::to_string),
+            "log.dirs" => Some(self.log_dir.display().to_string()),
+            "node.id" => Some(self.node_id.to_string()),
+            "cluster.id" => Some(self.cluster_id.clone()),
+            "auto.create.topics.enable" => Some(self.auto_create_topics.to_string()),
+            "num.partitions" => Some(self.num_partitions.to_string()),
+            "socket.request.max.bytes" => Some(self.socket_request_max_bytes.to_string()),
+            "connections.max.idle.ms" => Some(ms(self.connections_max_idle)),
+            "group.initial.rebalance.delay.ms" => {
+                Some(self.group_initial_rebalance_delay_ms.to_string())
+            }
+            "group.min.session.timeout.ms" => Some(self.group_min_session_timeout_ms.to_string()),
+            "group.max.session.timeout.ms" => Some(self.group_max_session_timeout_ms.to_string()),
+            "transaction.max.timeout.ms" => Some(self.transaction_max_timeout_ms.to_string()),
+            "log.retention.check.interval.ms" => Some(ms(self.retention_check_interval)),
+            "log.flush.offset.checkpoint.interval.ms" => Some(ms(self.checkpoint_interval)),
+            "log.cleaner.backoff.ms" => Some(ms(self.cleaner_backoff)),
+            _ => return None,
+        })
+    }
+
+    /// The value of a broker key that sets a topic default, as written, if this key (rather
+    /// than a synonym) set it.
+    fn topic_synonym_value(&self, key: &str) -> Option<String> {
+        let index = TOPIC_SYNONYMS.iter().position(|(k, _, _)| *k == key)?;
+        let (_, topic_key, unit) = TOPIC_SYNONYMS[index];
+        if self.topic_defaults_source.get(topic_key) != Some(&index) {
+            return None;
+        }
+        let value = self.topic_defaults.get(topic_key)?;
+        if unit == 1 {
+            return Some(value.clone());
+        }
+        value.parse::<i64>().ok().map(|v| (v / unit).to_string())
+    }
+
+    /// The broker keys behind `topic_key` (a topic-level key such as `retention.ms`).
+    pub fn topic_key_synonyms(&self, topic_key: &str) -> TopicKeySynonyms {
+        let keys: Vec<&'static str> = TOPIC_SYNONYMS
+            .iter()
+            .filter(|(_, t, _)| *t == topic_key)
+            .map(|(k, _, _)| *k)
+            .collect();
+        let set = keys
+            .iter()
+            .find_map(|k| self.topic_synonym_value(k).map(|v| (*k, v)));
+        let default = keys.iter().find_map(|k| {
+            SETTINGS
+                .iter()
+                .find(|s| s.key == *k)
+                .and_then(own_default)
+                .map(|d| (*k, d))
+        });
+        TopicKeySynonyms { set, default }
+    }
+}
+
 fn unknown_key_message(key: &str) -> String {
     let close = SETTINGS
         .iter()
@@ -716,6 +829,43 @@ mod tests {
             .expect("valid");
         assert_eq!(a.topic_defaults.get("retention.ms"), Some(&"5".to_owned()));
         assert_eq!(b.topic_defaults.get("retention.ms"), Some(&"5".to_owned()));
+    }
+
+    #[test]
+    fn describe_shows_every_setting_with_its_value() {
+        let d = BrokerConfig::default().describe();
+        assert_eq!(d.len(), SETTINGS.len());
+        for v in &d {
+            assert!(!v.is_set, "{} is at its default", v.setting.key);
+            assert_eq!(
+                v.value.as_deref(),
+                own_default(v.setting),
+                "{}",
+                v.setting.key
+            );
+        }
+        let c = BrokerConfig::from_properties(
+            "node.id=7\nlog.retention.hours=2\nlog.cleanup.policy=compact\n",
+        )
+        .expect("valid");
+        let d = c.describe();
+        let get = |k: &str| {
+            d.iter()
+                .find(|v| v.setting.key == k)
+                .map(|v| (v.value.clone(), v.is_set))
+                .expect("listed")
+        };
+        assert_eq!(get("node.id"), (Some("7".into()), true));
+        assert_eq!(get("log.retention.hours"), (Some("2".into()), true));
+        assert_eq!(get("log.retention.ms"), (None, false));
+        assert_eq!(get("log.cleanup.policy"), (Some("compact".into()), true));
+        assert_eq!(get("num.partitions"), (Some("1".into()), false));
+        let syn = c.topic_key_synonyms("retention.ms");
+        assert_eq!(syn.set, Some(("log.retention.hours", "2".into())));
+        assert_eq!(syn.default, Some(("log.retention.hours", "168")));
+        let syn = c.topic_key_synonyms("segment.bytes");
+        assert_eq!(syn.set, None);
+        assert_eq!(syn.default, Some(("log.segment.bytes", "1073741824")));
     }
 
     #[test]

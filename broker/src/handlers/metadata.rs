@@ -114,5 +114,5 @@ pub(crate) async fn handle(
 /// AclOperation codes 3-8, 10, 11 as bits).
 const TOPIC_OPERATIONS: i32 = 0b1101_1111_1000;
 /// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
-const CLUSTER_OPERATIONS: i32 =
+pub(crate) const CLUSTER_OPERATIONS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);

@@ -6,27 +6,49 @@
 //! under acks=all, for data under a long-poll fetch, for a rebalance) is left to the returned
 //! [`Reply::Later`], which the connection awaits while it goes on reading the next requests.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
+mod alter_configs;
 pub(crate) mod api_versions;
+mod configs;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod describe_producers;
+mod describe_transactions;
+#[cfg(test)]
+mod dispatch_tests;
+mod end_txn;
 mod fetch;
 pub(crate) mod fetch_session;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 #[cfg(test)]
 pub(crate) mod test_util;
+mod txn_errors;
+mod txn_offset_commit;
+#[cfg(test)]
+pub(crate) mod txn_test_util;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,6 +127,22 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The versions of `key` this broker serves, if any.
@@ -146,6 +184,46 @@ pub async fn dispatch(
             Reply::Now(W::DescribeGroups(describe_groups::handle(state, ctx, r)))
         }
         R::DeleteGroups(r) => delete_groups::handle(state, ctx, r),
+        R::InitProducerId(r) => {
+            Reply::Now(W::InitProducerId(init_producer_id::handle(state, ctx, r)))
+        }
+        R::AddPartitionsToTxn(r) => Reply::Now(W::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(state, ctx, r),
+        )),
+        R::AddOffsetsToTxn(r) => Reply::Now(W::AddOffsetsToTxn(add_offsets_to_txn::handle(
+            state, ctx, r,
+        ))),
+        R::EndTxn(r) => Reply::Now(W::EndTxn(end_txn::handle(state, ctx, r))),
+        R::TxnOffsetCommit(r) => txn_offset_commit::handle(state, ctx, r),
+        R::DescribeProducers(r) => Reply::Now(W::DescribeProducers(describe_producers::handle(
+            state, ctx, r,
+        ))),
+        R::DescribeTransactions(r) => Reply::Now(W::DescribeTransactions(
+            describe_transactions::handle(state, ctx, r),
+        )),
+        R::ListTransactions(r) => Reply::Now(W::ListTransactions(list_transactions::handle(
+            state, ctx, r,
+        ))),
+        R::CreatePartitions(r) => Reply::Now(W::CreatePartitions(create_partitions::handle(
+            state, ctx, r,
+        ))),
+        R::DeleteRecords(r) => Reply::Now(W::DeleteRecords(delete_records::handle(state, ctx, r))),
+        R::DescribeConfigs(r) => {
+            Reply::Now(W::DescribeConfigs(describe_configs::handle(state, ctx, r)))
+        }
+        R::AlterConfigs(r) => Reply::Now(W::AlterConfigs(alter_configs::handle(state, ctx, r))),
+        R::IncrementalAlterConfigs(r) => Reply::Now(W::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(state, ctx, r),
+        )),
+        R::DescribeCluster(r) => {
+            Reply::Now(W::DescribeCluster(describe_cluster::handle(state, ctx, r)))
+        }
+        R::DescribeLogDirs(r) => {
+            Reply::Now(W::DescribeLogDirs(describe_log_dirs::handle(state, ctx, r)))
+        }
+        R::OffsetForLeaderEpoch(r) => Reply::Now(W::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(state, ctx, r),
+        )),
         other => {
             // The codec lets through only what SUPPORTED lists, and every listed API has an
             // arm above; reaching here is a bug in that table.

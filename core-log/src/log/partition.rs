@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::LogContext;
-use super::producer_state::{ProducerStateManager, Verdict};
+use super::producer_state::{ProducerStateInfo, ProducerStateManager, Verdict};
 use super::segment::Segment;
 use super::txn_index::{self, AbortedTransaction, AbortedTxn};
 use crate::config::{TopicCompression, TopicConfig};
@@ -168,6 +168,13 @@ impl Partition {
     /// The open transactions as (producer id, first offset), oldest first.
     pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         self.writer.lock().producers.ongoing_transactions()
+    }
+
+    /// The producers this partition knows (idempotent and transactional), by producer id:
+    /// epoch, last sequence and timestamp, open transaction (Kafka's `DescribeProducers`).
+    pub fn producer_states(&self) -> Vec<ProducerStateInfo> {
+        let now = self.ctx.clock.now_ms();
+        self.writer.lock().producers.describe(now)
     }
 
     /// First offset held.

@@ -107,6 +107,21 @@ impl ProducerEntry {
     }
 }
 
+/// One producer as a partition knows it (what Kafka's `DescribeProducers` shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateInfo {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub producer_epoch: i16,
+    /// Last sequence number appended in this epoch, -1 if none (only markers since it began).
+    pub last_sequence: i32,
+    /// Largest timestamp of its last batch, -1 if none.
+    pub last_timestamp: i64,
+    /// First offset of its open transaction, if one is open.
+    pub current_txn_start_offset: Option<i64>,
+}
+
 /// What [`ProducerStateManager::check`] decided for a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -209,6 +224,24 @@ impl ProducerStateManager {
             self.ongoing.remove(&f);
         }
         first
+    }
+
+    /// Every producer not yet expired at `now`, by producer id.
+    pub(crate) fn describe(&self, now: i64) -> Vec<ProducerStateInfo> {
+        let mut out: Vec<ProducerStateInfo> = self
+            .producers
+            .iter()
+            .filter(|(_, e)| !self.is_expired(e, now))
+            .map(|(&producer_id, e)| ProducerStateInfo {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.last_seq().unwrap_or(-1),
+                last_timestamp: e.batches.back().map_or(-1, |b| b.max_timestamp),
+                current_txn_start_offset: e.txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// Producer ids known.

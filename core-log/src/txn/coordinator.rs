@@ -282,17 +282,52 @@ impl TransactionCoordinator {
     /// first time) and a bumped epoch. An open transaction of the previous epoch is aborted
     /// first, so that producer (a zombie) is fenced.
     pub fn init_producer_id(&self, transactional_id: &str, timeout_ms: i32) -> Result<(i64, i16)> {
+        self.init_producer_id_checked(
+            transactional_id,
+            timeout_ms,
+            MAX_TRANSACTION_TIMEOUT_MS,
+            None,
+        )
+    }
+
+    /// [`TransactionCoordinator::init_producer_id`] as a broker serves it: `timeout_ms` must be
+    /// in `[1, max_timeout_ms]` (`transaction.max.timeout.ms`), and a producer that names its
+    /// current producer id and epoch (`expected`, KIP-360) gets its epoch bumped only if they
+    /// are still the transactional id's: anything else means a newer producer took over, and
+    /// it is fenced ([`Error::ProducerFenced`]). A transactional id not known yet is
+    /// registered whatever `expected` says (the producer recovers from an expired id).
+    ///
+    /// Kafka also accepts a retry of a bump whose answer was lost (the previous epoch, which
+    /// it keeps in `__transaction_state` value v1); value v0 has no room for it, so such a
+    /// retry is fenced here.
+    pub fn init_producer_id_checked(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        max_timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16)> {
         if transactional_id.is_empty() {
             return Err(Error::InvalidRequest("empty transactional.id".into()));
         }
-        if !(1..=MAX_TRANSACTION_TIMEOUT_MS).contains(&timeout_ms) {
+        if !(1..=max_timeout_ms).contains(&timeout_ms) {
             return Err(Error::InvalidTransactionTimeout {
                 timeout_ms,
-                max_ms: MAX_TRANSACTION_TIMEOUT_MS,
+                max_ms: max_timeout_ms,
             });
         }
         let now = self.log.clock().now_ms();
         let mut txns = self.txns.lock();
+        if let (Some((producer_id, producer_epoch)), Some(m)) =
+            (expected, txns.get(transactional_id))
+            && (m.producer_id != producer_id || m.producer_epoch != producer_epoch)
+        {
+            return Err(Error::ProducerFenced {
+                transactional_id: transactional_id.to_owned(),
+                current: m.producer_epoch,
+                got: producer_epoch,
+            });
+        }
         let mut m = match txns.get(transactional_id).cloned() {
             None => {
                 let (producer_id, _) = self.log.init_producer_id()?;

@@ -359,6 +359,68 @@ mod coordinator {
     }
 
     #[test]
+    fn init_naming_the_current_epoch_bumps_it_and_anything_else_is_fenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        let (log, p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        // Unknown id: registered whatever the producer names.
+        let (pid, e0) = c
+            .init_producer_id_checked("tx", 60_000, 60_000, Some((999, 7)))
+            .unwrap();
+        c.add_partitions("tx", pid, e0, &[tp()]).unwrap();
+        p.append(txn_batch(pid, e0, 0, &["open"])).unwrap();
+        // KIP-360: the producer names its epoch; the open transaction is aborted, the epoch
+        // bumped.
+        let (same, e1) = c
+            .init_producer_id_checked("tx", 60_000, 60_000, Some((pid, e0)))
+            .unwrap();
+        assert_eq!(same, pid);
+        assert!(e1 > e0);
+        assert_eq!(p.last_stable_offset(), p.log_end_offset());
+        assert!(committed_values(&p, 0).is_empty());
+        // The old epoch, or another producer id, is fenced.
+        for stale in [(pid, e0), (pid + 1, e1)] {
+            assert!(matches!(
+                c.init_producer_id_checked("tx", 60_000, 60_000, Some(stale)),
+                Err(Error::ProducerFenced { .. })
+            ));
+        }
+        assert!(matches!(
+            c.init_producer_id_checked("tx", 60_001, 60_000, None),
+            Err(Error::InvalidTransactionTimeout {
+                timeout_ms: 60_001,
+                max_ms: 60_000
+            })
+        ));
+        assert_eq!(c.describe_transaction("tx").unwrap().producer_epoch, e1);
+    }
+
+    #[test]
+    fn partitions_describe_their_producers() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        let (log, p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let (pid, epoch) = c.init_producer_id("tx", 60_000).unwrap();
+        c.add_partitions("tx", pid, epoch, &[tp()]).unwrap();
+        p.append(plain_batch(&["x"])).unwrap();
+        let first = p.log_end_offset();
+        p.append(txn_batch(pid, epoch, 0, &["a", "b"])).unwrap();
+        let states = p.producer_states();
+        assert_eq!(states.len(), 1);
+        let s = &states[0];
+        assert_eq!(
+            (s.producer_id, s.producer_epoch, s.last_sequence),
+            (pid, epoch, 1)
+        );
+        assert_eq!(s.last_timestamp, NOW);
+        assert_eq!(s.current_txn_start_offset, Some(first));
+        c.end_transaction("tx", pid, epoch, true).unwrap();
+        assert_eq!(p.producer_states()[0].current_txn_start_offset, None);
+    }
+
+    #[test]
     fn transactions_open_past_their_timeout_are_aborted_by_tick() {
         let dir = tempfile::tempdir().unwrap();
         let clock = MockClock::new(NOW);
