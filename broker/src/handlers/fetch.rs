@@ -196,7 +196,7 @@ fn read_partition(
             return base
                 .with_error_code(e.error_code())
                 .with_high_watermark(-1)
-                .with_records(None);
+                .with_records(Some(bytes::Bytes::new()));
         }
     };
     // Kafka's OFFSET_OUT_OF_RANGE: before the log start or past the log end.
@@ -216,7 +216,7 @@ fn read_partition(
             } else {
                 -1
             })
-            .with_records(None);
+            .with_records(Some(bytes::Bytes::new()));
     }
     let remaining = plan.max_bytes.saturating_sub(so_far);
     let limit = usize::try_from(sp.max_bytes).unwrap_or(0).min(remaining);
@@ -260,6 +260,8 @@ fn read_partition(
         Ok(None) => data
             .with_aborted_transactions(plan.committed.then(Vec::new))
             .with_records(Some(bytes::Bytes::new())),
-        Err(e) => data.with_error_code(e.error_code()).with_records(None),
+        Err(e) => data
+            .with_error_code(e.error_code())
+            .with_records(Some(bytes::Bytes::new())),
     }
 }

@@ -191,6 +191,15 @@ async fn a_long_poll_fetch_returns_when_data_arrives() {
     // Past the log end: OFFSET_OUT_OF_RANGE.
     let r = consumer.call(12, &fetch("lp", 100, 0)).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 1);
+    // With empty records, not null: librdkafka rejects a null record set as a bad message
+    // and never sees the error.
+    assert_eq!(
+        r.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map(|r| r.len()),
+        Some(0)
+    );
     b.stop().await;
 }
 
