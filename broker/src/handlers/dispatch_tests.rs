@@ -96,7 +96,49 @@ fn requests() -> Vec<(ApiKey, RequestKind)> {
             ApiKey::OffsetForLeaderEpoch,
             R::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default()),
         ),
+        (ApiKey::JoinGroup, R::JoinGroup(JoinGroupRequest::default())),
+        (ApiKey::SyncGroup, R::SyncGroup(SyncGroupRequest::default())),
+        (ApiKey::Heartbeat, R::Heartbeat(HeartbeatRequest::default())),
+        (
+            ApiKey::LeaveGroup,
+            R::LeaveGroup(LeaveGroupRequest::default()),
+        ),
+        (
+            ApiKey::OffsetCommit,
+            R::OffsetCommit(OffsetCommitRequest::default()),
+        ),
+        (
+            ApiKey::OffsetFetch,
+            R::OffsetFetch(OffsetFetchRequest::default()),
+        ),
+        (
+            ApiKey::OffsetDelete,
+            R::OffsetDelete(OffsetDeleteRequest::default()),
+        ),
+        (
+            ApiKey::ListGroups,
+            R::ListGroups(ListGroupsRequest::default()),
+        ),
+        (
+            ApiKey::DescribeGroups,
+            R::DescribeGroups(DescribeGroupsRequest::default()),
+        ),
+        (
+            ApiKey::DeleteGroups,
+            R::DeleteGroups(DeleteGroupsRequest::default()),
+        ),
     ]
+}
+
+#[test]
+fn every_supported_api_is_in_the_table() {
+    let listed: Vec<ApiKey> = requests().into_iter().map(|(k, _)| k).collect();
+    for (key, _, _) in super::SUPPORTED {
+        assert!(
+            listed.contains(key),
+            "{key:?} is served but not exercised here"
+        );
+    }
 }
 
 #[tokio::test]
