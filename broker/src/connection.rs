@@ -42,7 +42,7 @@ pub(crate) async fn serve(
 ) {
     tracing::debug!(%peer, "connection opened");
     let (rd, wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let mut rd = BufReader::with_capacity(16 * 1024, rd);
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_loop(wr, rx, peer));
     let principal = Arc::new(Principal::anonymous());
@@ -169,7 +169,7 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Optio
 }
 
 async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
-    let mut w = BufWriter::with_capacity(64 * 1024, wr);
+    let mut w = BufWriter::with_capacity(16 * 1024, wr);
     while let Some(out) = rx.recv().await {
         let frame = match out {
             Outgoing::Frame(f) => f,
