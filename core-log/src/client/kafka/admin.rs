@@ -24,7 +24,7 @@ use rdkafka::error::RDKafkaErrorCode as Code;
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::Offset;
 
-use super::error::{Subject, from_code, from_kafka};
+use super::error::{Subject, code_of, from_code, from_kafka};
 use super::{CLIENT, KafkaClient, blocking, tpl_of};
 use crate::client::{
     Admin, ConfigEntry, ConsumerGroupDescription, ConsumerGroupMember, GroupListing, GroupState,
@@ -76,7 +76,7 @@ fn group_state(s: &str) -> GroupState {
 impl KafkaAdmin {
     pub(super) fn new(client: KafkaClient) -> Result<Self> {
         let admin: AdminClient<DefaultClientContext> = client
-            .lookup_config(None)?
+            .rd_config(&[], &[], &[])?
             .create()
             .map_err(|e| from_kafka("create admin client", e, Subject::none()))?;
         let lookup: BaseConsumer = client
@@ -454,10 +454,16 @@ impl Admin for KafkaAdmin {
                 }
                 None => Vec::new(),
             },
-            Err(e) if e.rdkafka_error_code() == Some(Code::UnsupportedFeature) => {
-                // A broker without DescribeConfigs (librdkafka's mock cluster): the topic is
-                // still described, without its configs.
-                tracing::warn!(topic = name, "the cluster does not describe topic configs");
+            Err(e)
+                if matches!(
+                    code_of(&e),
+                    Some(Code::UnsupportedFeature | Code::OperationTimedOut)
+                ) =>
+            {
+                // A cluster without DescribeConfigs, or without a controller to ask (as
+                // librdkafka's mock cluster): the partitions are still described, without the
+                // configs.
+                tracing::warn!(topic = name, error = %e, "topic configs are not available");
                 Vec::new()
             }
             Err(e) => return Err(from_kafka("describe_topic", e, Subject::topic(name))),
@@ -776,7 +782,7 @@ impl Admin for KafkaAdmin {
                     .map_err(|e| from_kafka("reset_offsets", e, Subject::group(&group)))?;
                 consumer
                     .commit(&tpl, CommitMode::Sync)
-                    .map_err(|e| match e.rdkafka_error_code() {
+                    .map_err(|e| match code_of(&e) {
                         Some(Code::UnknownMemberId | Code::IllegalGeneration) => {
                             Error::NonEmptyGroup(group.clone())
                         }

@@ -31,7 +31,7 @@ use rdkafka::message::{BorrowedMessage, Headers as _, Message as _, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientConfig, ClientContext};
 
-use super::error::{Subject, from_kafka};
+use super::error::{Subject, code_of, from_kafka};
 use super::{KafkaClient, block_here, blocking, tpl_of, tps_of};
 use crate::client::config::ConsumerConfig;
 use crate::client::{Consumer, ConsumerRecord, Header, RebalanceListener, TopicPattern};
@@ -93,7 +93,7 @@ impl ConsumerContext for ConsumerCtx {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(e) = result {
             // NoOffset: nothing was stored to commit, not a failure.
-            if e.rdkafka_error_code() != Some(Code::NoOffset) {
+            if code_of(&e) != Some(Code::NoOffset) {
                 tracing::warn!(error = %e, partitions = offsets.count(), "offset commit failed");
             }
         }
@@ -403,7 +403,7 @@ impl KafkaConsumer {
 
     /// What to do with an error from the queue: `Ok` to go on, `Err` to return it.
     fn consumption_error(&self, e: KafkaError) -> Result<()> {
-        let code = e.rdkafka_error_code();
+        let code = code_of(&e);
         let fatal = matches!(e, KafkaError::MessageConsumptionFatal(_));
         match code {
             Some(Code::PartitionEOF) => Ok(()),

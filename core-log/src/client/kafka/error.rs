@@ -85,6 +85,14 @@ fn retriable(code: Code) -> bool {
     )
 }
 
+/// The error code of an rdkafka error (rdkafka's own accessor leaves out admin errors).
+pub(super) fn code_of(err: &KafkaError) -> Option<Code> {
+    match err {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    }
+}
+
 /// An error code from `operation` on `subject`.
 pub(super) fn from_code(operation: &'static str, code: Code, subject: Subject<'_>) -> Error {
     from_code_message(operation, code, code.to_string(), subject)
@@ -196,7 +204,7 @@ pub(super) fn from_kafka(operation: &'static str, err: KafkaError, subject: Subj
             Error::InvalidRequest(format!("{operation}: a name or value holds a NUL byte"))
         }
         KafkaError::NoMessageReceived => Error::Timeout(format!("{operation}: no message")),
-        other => match other.rdkafka_error_code() {
+        other => match code_of(&other) {
             Some(code) => from_code(operation, code, subject),
             None => Error::Kafka {
                 operation,

@@ -164,16 +164,28 @@ impl KafkaClient {
         Ok(c)
     }
 
-    /// The config of a group-less consumer for metadata and offsets (admin, lookups).
+    /// The config of a consumer for metadata and offsets (admin, lookups): of `group`, which
+    /// it never joins, else of a group of its own.
     fn lookup_config(&self, group: Option<&str>) -> Result<ClientConfig> {
-        let mut mapped = vec![("enable.partition.eof", "false".to_owned())];
-        if let Some(g) = group {
-            mapped.push(("group.id", g.to_owned()));
-            mapped.push(("enable.auto.commit", "false".to_owned()));
-            mapped.push(("enable.auto.offset.store", "false".to_owned()));
-        }
+        let group = group.map_or_else(unjoined_group, str::to_owned);
+        let mapped = [
+            ("group.id", group),
+            ("enable.auto.commit", "false".to_owned()),
+            ("enable.auto.offset.store", "false".to_owned()),
+            ("enable.partition.eof", "false".to_owned()),
+        ];
         self.rd_config(&[], &mapped, &[])
     }
+}
+
+/// A group id no one else uses, for a consumer without `group.id`: librdkafka's consumer
+/// needs one even to assign partitions. Such a consumer never joins it nor commits to it
+/// (`subscribe` and commits are refused without a `group.id` of the config); it only asks it
+/// for committed offsets, finding none.
+fn unjoined_group() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("sluice-unjoined-{}-{n}", std::process::id())
 }
 
 impl Client for KafkaClient {
@@ -195,11 +207,13 @@ impl Client for KafkaClient {
     }
 
     fn consumer(&self, config: ConsumerConfig) -> Result<KafkaConsumer> {
-        let rd = self.rd_config(
-            &config.bootstrap_servers,
-            &config::consumer_properties(&config),
-            &self.settings.consumer,
-        )?;
+        let mut mapped = config::consumer_properties(&config);
+        if config.group_id.is_none() {
+            mapped.push(("group.id", unjoined_group()));
+            mapped.push(("enable.auto.commit", "false".to_owned()));
+            mapped.push(("enable.auto.offset.store", "false".to_owned()));
+        }
+        let rd = self.rd_config(&config.bootstrap_servers, &mapped, &self.settings.consumer)?;
         KafkaConsumer::new(self.clone(), rd, config)
     }
 }

@@ -19,7 +19,7 @@ use rdkafka::topic_partition_list::Offset;
 use rdkafka::util::Timeout;
 
 use super::delivery::Deliveries;
-use super::error::{Subject, from_code, from_kafka};
+use super::error::{Subject, code_of, from_code, from_kafka};
 use super::{KafkaClient, KafkaConsumer, block_here, blocking, tpl_of};
 use crate::client::config::ProducerConfig;
 use crate::client::{ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
@@ -154,7 +154,7 @@ impl KafkaProducer {
     }
 
     fn send_error(&self, record: &ProducerRecord, e: KafkaError) -> Error {
-        match e.rdkafka_error_code() {
+        match code_of(&e) {
             Some(Code::MessageSizeTooLarge | Code::InvalidMessageSize) => Error::RecordTooLarge {
                 size: record_size(record),
                 max: self.config.max_request_size,
