@@ -4,7 +4,7 @@
 //! |---|---|
 //! | create/delete topics, create partitions, delete records, delete groups | rdkafka's `AdminClient` |
 //! | alter configs | DescribeConfigs, then AlterConfigs with the topic's dynamic configs plus the changes (rdkafka has no IncrementalAlterConfigs) |
-//! | list topics, describe topic | Metadata, ListOffsets (earliest and latest), DescribeConfigs |
+//! | list topics, describe topic | Metadata, ListOffsets (earliest and latest), DescribeConfigs (without configs where the cluster cannot describe them in time); no sizes (DescribeLogDirs is not in rdkafka) |
 //! | list offsets | ListOffsets (`offsets_for_times`); the found record's timestamp by fetching it |
 //! | list/describe groups | ListGroups + DescribeGroups (`rd_kafka_list_groups`) |
 //! | lag, reset offsets | OffsetFetch and OffsetCommit of a consumer of the group that never joins it (generation -1, as kafka-consumer-groups), ListOffsets |

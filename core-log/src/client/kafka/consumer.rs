@@ -395,10 +395,15 @@ impl KafkaConsumer {
             value: m.payload().map(Bytes::copy_from_slice),
             headers,
         });
-        if self.positions.get(&tp) != Some(&(offset + 1)) {
-            self.positions.insert(tp.clone(), offset + 1);
+        match self.positions.get_mut(&tp) {
+            Some(p) => *p = offset + 1,
+            None => {
+                self.positions.insert(tp.clone(), offset + 1);
+            }
         }
-        self.unstored.insert(tp);
+        if self.config.enable_auto_commit {
+            self.unstored.insert(tp);
+        }
     }
 
     /// What to do with an error from the queue: `Ok` to go on, `Err` to return it.

@@ -19,10 +19,16 @@
 //! librdkafka's blocking calls (metadata, offsets, commits, transactions) run on Tokio's
 //! blocking threads; the `Client` methods and the consumer must be used inside a Tokio runtime.
 //!
-//! What the Kafka protocol or rdkafka cannot do is an [`Error::Unsupported`]: deleting a group's
-//! committed offsets (OffsetDelete is not wrapped by rdkafka), `OffsetSpec::MaxTimestamp`, and
-//! `send_offsets_to_transaction` with the metadata of a group member (librdkafka builds that
-//! only from the consumer itself: use [`KafkaProducer::send_consumer_offsets_to_transaction`]).
+//! A consumer without `group.id` still has one for librdkafka (which needs it even to assign
+//! partitions): a group id of its own that it never joins nor commits to.
+//!
+//! What rdkafka cannot do is an [`Error::Unsupported`]: deleting a group's committed offsets
+//! (OffsetDelete is not wrapped), `OffsetSpec::MaxTimestamp`, and `send_offsets_to_transaction`
+//! with the metadata of a group member (librdkafka builds that only from the consumer itself:
+//! use [`KafkaProducer::send_consumer_offsets_to_transaction`]). A topic's description has no
+//! sizes or segment counts (DescribeLogDirs is not wrapped either: they read 0), and a group
+//! member's `group.instance.id` is not reported. Without the `ssl` feature of rdkafka (not
+//! enabled: it needs OpenSSL) only plaintext listeners can be reached.
 
 mod admin;
 mod config;
