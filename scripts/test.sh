@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, integration, end-to-end and doc tests of every crate, then real
 # Kafka clients against `sluice broker` (scripts/conformance.sh).
-# Installs what the tests need on a fresh Debian machine: kcat (librdkafka's CLI) for the
-# broker's end-to-end tests; python3-venv for the conformance harness's client venv.
+# Installs what the tests need on a fresh Debian machine: gcc and make, which build librdkafka
+# from source for the Kafka-protocol client; kcat (librdkafka's CLI) for the broker's
+# end-to-end tests; python3-venv for the conformance harness's client venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 need=()
-for pkg in kcat "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+for pkg in gcc make kcat "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

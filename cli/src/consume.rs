@@ -47,7 +47,8 @@ pub(crate) struct ConsumeArgs {
     /// Shortcut for --format '%k\t%v'.
     #[arg(long)]
     print_key: bool,
-    /// Consumer config KEY=VALUE under Kafka's name (repeatable), e.g. max.poll.records=100.
+    /// Consumer config KEY=VALUE under Kafka's name (repeatable), e.g. max.poll.records=100;
+    /// with --bootstrap also librdkafka's properties, passed as they are.
     #[arg(long = "consumer-property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     consumer_properties: Vec<(String, String)>,
 }
@@ -200,6 +201,16 @@ fn to_json(r: &ConsumerRecord) -> serde_json::Value {
         "value": lossy(r.value.as_deref()),
         "headers": headers,
     })
+}
+
+impl ConsumeArgs {
+    /// The `--consumer-property` keys Sluice's consumer config does not know (librdkafka's).
+    pub(crate) fn raw_properties(&mut self) -> crate::RawProperties {
+        crate::RawProperties {
+            producer: Vec::new(),
+            consumer: crate::take_unknown(&mut self.consumer_properties, false),
+        }
+    }
 }
 
 pub(crate) async fn run<C: Client>(client: C, args: ConsumeArgs) -> anyhow::Result<()> {

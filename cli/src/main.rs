@@ -4,10 +4,13 @@
 //! main (clap) -> topics | produce | consume | groups | log | perf -> sluice_log::client::{Admin, Producer, Consumer}
 //! ```
 //!
-//! Every command that touches topics is written once over the [`Client`] trait; today the only
-//! backend is the embedded log under `--data-dir`. The `log` tools read segment files directly
-//! and never open (lock, recover) the data directory. **Not** a broker, and no logic of its own
-//! beyond parsing flags and formatting output.
+//! Every command that touches topics is written once over the [`Client`] trait and runs on
+//! either backend: the embedded log under `--data-dir`, or a Kafka cluster (or `sluice broker`)
+//! at `--bootstrap`, through the Kafka-protocol client. With `--bootstrap`, client properties
+//! Sluice's configs do not know (`--producer-props`, `--consumer-property`, ...) go to
+//! librdkafka as they are. The `log` tools read segment files directly and never open (lock,
+//! recover) the data directory. **Not** a broker, and no logic of its own beyond parsing flags
+//! and formatting output.
 
 /// `println!` that returns the write's `io::Result` instead of panicking on a closed pipe.
 macro_rules! outln {
@@ -32,7 +35,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use sluice_log::client::Client;
+use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::embedded::EmbeddedClient;
+use sluice_log::client::kafka::KafkaClient;
 use sluice_log::log::{LogManager, LogManagerConfig};
 
 /// Sluice: a Kafka-compatible streaming platform.
@@ -58,7 +63,8 @@ struct Global {
         display_order = 100
     )]
     data_dir: PathBuf,
-    /// Kafka-protocol bootstrap servers (not available yet: only the embedded log works).
+    /// Reach a Kafka cluster (or `sluice broker`) at these servers, HOST:PORT[,HOST:PORT...],
+    /// instead of the embedded log under --data-dir.
     #[arg(long, global = true, value_name = "HOST:PORT", display_order = 101)]
     bootstrap: Option<String>,
 }
@@ -84,7 +90,8 @@ enum Command {
     Log(logtool::LogArgs),
     /// Measure producer and consumer throughput and latency.
     Perf(perf::PerfArgs),
-    /// List and describe transactions, like kafka-transactions (embedded log only).
+    /// List and describe transactions, like kafka-transactions (embedded log only: the Kafka
+    /// client has no ListTransactions/DescribeTransactions).
     Transactions(transactions::TransactionsArgs),
 }
 
@@ -127,11 +134,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // The log tools read files directly: no client, no runtime.
         Command::Log(args) => logtool::run(args),
         Command::Broker(args) => broker::run(args),
-        command => {
+        mut command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_time()
                 .build()
                 .context("could not start the async runtime")?;
+            if let Some(servers) = &cli.global.bootstrap {
+                if let Command::Transactions(_) = command {
+                    bail!(
+                        "sluice transactions needs the embedded log (--data-dir): the Kafka client \
+                         has no ListTransactions/DescribeTransactions"
+                    );
+                }
+                let client = kafka_client(servers, &mut command)?;
+                return runtime.block_on(dispatch(client, command));
+            }
             let client = open_client(&cli.global)?;
             if let Command::Transactions(args) = command {
                 return transactions::run(&client, args);
@@ -157,12 +174,53 @@ async fn dispatch<C: Client>(client: C, command: Command) -> anyhow::Result<()> 
     }
 }
 
-fn open_client(global: &Global) -> anyhow::Result<EmbeddedClient> {
-    if let Some(servers) = &global.bootstrap {
-        bail!(
-            "--bootstrap {servers}: the Kafka-protocol client is not available yet; use --data-dir for the embedded log"
-        );
+/// The Kafka-protocol client of `servers`, taking from `command` the client properties
+/// Sluice's configs do not know, for librdkafka.
+fn kafka_client(servers: &str, command: &mut Command) -> anyhow::Result<KafkaClient> {
+    if servers.trim().is_empty() {
+        bail!("--bootstrap needs HOST:PORT");
     }
+    let mut client = KafkaClient::new(servers);
+    let raw = match command {
+        Command::Produce(a) => a.raw_properties(),
+        Command::Consume(a) => a.raw_properties(),
+        Command::Perf(a) => a.raw_properties(),
+        _ => RawProperties::default(),
+    };
+    for (k, v) in raw.producer {
+        tracing::debug!(key = %k, "passing a producer property to librdkafka as it is");
+        client = client.with_producer_property(k, v);
+    }
+    for (k, v) in raw.consumer {
+        tracing::debug!(key = %k, "passing a consumer property to librdkafka as it is");
+        client = client.with_consumer_property(k, v);
+    }
+    Ok(client)
+}
+
+/// Client properties Sluice's configs do not know: librdkafka's, for the Kafka client.
+#[derive(Debug, Default)]
+struct RawProperties {
+    producer: Vec<(String, String)>,
+    consumer: Vec<(String, String)>,
+}
+
+/// Removes from `props` the keys of neither `ProducerConfig` nor `ConsumerConfig`
+/// (`producer`: which one `props` are for), returning them.
+fn take_unknown(props: &mut Vec<(String, String)>, producer: bool) -> Vec<(String, String)> {
+    let known = if producer {
+        ProducerConfig::known_keys()
+    } else {
+        ConsumerConfig::known_keys()
+    };
+    let (raw, kept): (Vec<_>, Vec<_>) = std::mem::take(props)
+        .into_iter()
+        .partition(|(k, _)| !known.contains(&k.as_str()));
+    *props = kept;
+    raw
+}
+
+fn open_client(global: &Global) -> anyhow::Result<EmbeddedClient> {
     let log = LogManager::open(LogManagerConfig::new(&global.data_dir)).with_context(|| {
         format!(
             "could not open data directory {}",
@@ -193,6 +251,26 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_properties_are_taken_for_librdkafka() {
+        let mut props = vec![
+            ("linger.ms".to_owned(), "10".to_owned()),
+            ("queue.buffering.max.messages".to_owned(), "5".to_owned()),
+        ];
+        let raw = take_unknown(&mut props, true);
+        assert_eq!(props, [("linger.ms".to_owned(), "10".to_owned())]);
+        assert_eq!(
+            raw,
+            [("queue.buffering.max.messages".to_owned(), "5".to_owned())]
+        );
+        let mut props = vec![("linger.ms".to_owned(), "10".to_owned())];
+        assert_eq!(
+            take_unknown(&mut props, false).len(),
+            1,
+            "not a consumer key"
+        );
     }
 
     #[test]

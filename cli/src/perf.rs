@@ -21,6 +21,7 @@ use hdrhistogram::Histogram;
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
+use sluice_log::client::kafka::{KafkaClient, KafkaProducer};
 use sluice_log::client::{
     Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };
@@ -72,14 +73,15 @@ struct ProducePerf {
     /// Partitions of the topic if it has to be created.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
-    /// Producer configs KEY=VALUE under Kafka's names, e.g. linger.ms=10 batch.size=65536.
+    /// Producer configs KEY=VALUE under Kafka's names, e.g. linger.ms=10 batch.size=65536; with
+    /// --bootstrap also librdkafka's properties, passed as they are.
     #[arg(long = "producer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     producer_props: Vec<(String, String)>,
     /// Print the producer's effective configs and the run's counters at the end.
     #[arg(long)]
     print_metrics: bool,
     /// Send in transactions under this `transactional.id` (suffixed `-N` per producer when
-    /// there are several); embedded log only.
+    /// there are several).
     #[arg(long, requires = "transaction_duration_ms")]
     transactional_id: Option<String>,
     /// Commit the open transaction and begin the next every this many milliseconds.
@@ -99,7 +101,8 @@ struct ConsumePerf {
     /// Give up when no record arrives for this long.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     timeout_ms: u64,
-    /// Consumer configs KEY=VALUE under Kafka's names, e.g. max.poll.records=2000.
+    /// Consumer configs KEY=VALUE under Kafka's names, e.g. max.poll.records=2000; with
+    /// --bootstrap also librdkafka's properties, passed as they are.
     #[arg(long = "consumer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     consumer_props: Vec<(String, String)>,
     /// Read as this consumer group (subscribe; committed offsets, else the beginning) instead
@@ -112,15 +115,37 @@ struct ConsumePerf {
     consumers: u32,
 }
 
+impl PerfArgs {
+    /// The `--producer-props`/`--consumer-props` keys Sluice's configs do not know
+    /// (librdkafka's).
+    pub(crate) fn raw_properties(&mut self) -> crate::RawProperties {
+        match &mut self.command {
+            PerfCommand::Produce(a) => crate::RawProperties {
+                producer: crate::take_unknown(&mut a.producer_props, true),
+                consumer: Vec::new(),
+            },
+            PerfCommand::Consume(a) => crate::RawProperties {
+                producer: Vec::new(),
+                consumer: crate::take_unknown(&mut a.consumer_props, false),
+            },
+        }
+    }
+}
+
 pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<()> {
     match args.command {
         PerfCommand::Produce(a) if a.transactional_id.is_some() => {
-            // Transactions are a method of the embedded producer, not of the `Producer` trait.
-            let Some(embedded) = (&client as &dyn Any).downcast_ref::<EmbeddedClient>() else {
-                bail!("--transactional-id needs the embedded log (--data-dir)");
-            };
-            let embedded = embedded.clone();
-            produce(embedded.admin()?, |c| embedded.producer(c), a).await
+            // Transactions are methods of the producers, not of the `Producer` trait.
+            let any = &client as &dyn Any;
+            if let Some(embedded) = any.downcast_ref::<EmbeddedClient>() {
+                let embedded = embedded.clone();
+                produce(embedded.admin()?, |c| embedded.producer(c), a).await
+            } else if let Some(kafka) = any.downcast_ref::<KafkaClient>() {
+                let kafka = kafka.clone();
+                produce(kafka.admin()?, |c| kafka.producer(c), a).await
+            } else {
+                bail!("--transactional-id needs a client with transactions")
+            }
         }
         PerfCommand::Produce(a) => {
             produce(client.admin()?, |c| client.producer(c).map(Plain), a).await
@@ -156,6 +181,18 @@ impl PerfProducer for EmbeddedProducer {
     }
     fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
         EmbeddedProducer::commit_transaction(self)
+    }
+}
+
+impl PerfProducer for KafkaProducer {
+    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        KafkaProducer::init_transactions(self)
+    }
+    fn begin_transaction(&self) -> sluice_log::Result<()> {
+        KafkaProducer::begin_transaction(self)
+    }
+    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
+        KafkaProducer::commit_transaction(self)
     }
 }
 

@@ -37,7 +37,8 @@ pub(crate) struct ProduceArgs {
     /// Header KEY=VALUE added to every record (repeatable).
     #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     headers: Vec<(String, String)>,
-    /// Producer config KEY=VALUE under Kafka's name (repeatable), e.g. linger.ms=10.
+    /// Producer config KEY=VALUE under Kafka's name (repeatable), e.g. linger.ms=10; with
+    /// --bootstrap also librdkafka's properties, passed as they are.
     #[arg(long = "producer-property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     producer_properties: Vec<(String, String)>,
     /// Compression codec of the batches.
@@ -146,6 +147,16 @@ impl Outcomes {
 enum Event {
     Line(Option<std::io::Result<Bytes>>),
     Delivered(sluice_log::Result<RecordMetadata>),
+}
+
+impl ProduceArgs {
+    /// The `--producer-property` keys Sluice's producer config does not know (librdkafka's).
+    pub(crate) fn raw_properties(&mut self) -> crate::RawProperties {
+        crate::RawProperties {
+            producer: crate::take_unknown(&mut self.producer_properties, true),
+            consumer: Vec::new(),
+        }
+    }
 }
 
 pub(crate) async fn run<C: Client>(client: C, args: ProduceArgs) -> anyhow::Result<()> {

@@ -324,6 +324,29 @@ pub enum Error {
     /// (COORDINATOR_NOT_AVAILABLE): find the coordinator again and retry.
     #[error("the coordinator of group \"{0}\" is not available")]
     CoordinatorNotAvailable(String),
+    /// An error the Kafka-protocol client (librdkafka) reported that no variant above
+    /// describes, with Kafka's wire error code (positive) or librdkafka's local one (negative).
+    #[error("{operation}: {message}")]
+    Kafka {
+        /// What was being done, e.g. `describe_topic`.
+        operation: &'static str,
+        /// Kafka's error code (positive) or librdkafka's (negative).
+        code: i32,
+        /// The client's description.
+        message: String,
+        /// Whether the client says retrying can succeed.
+        retriable: bool,
+    },
+    /// An operation a client cannot perform.
+    #[error("{operation} is not supported by {client}: {reason}")]
+    Unsupported {
+        /// The operation, e.g. `delete_offsets`.
+        operation: &'static str,
+        /// The client, e.g. `the Kafka-protocol client`.
+        client: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// Offset metadata longer than `offset.metadata.max.bytes` (OFFSET_METADATA_TOO_LARGE).
     #[error("offset metadata of {size} bytes exceeds offset.metadata.max.bytes ({max})")]
     OffsetMetadataTooLarge {
@@ -349,7 +372,13 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         matches!(
             self,
-            Error::Timeout(_) | Error::BufferExhausted { .. } | Error::CoordinatorNotAvailable(_)
+            Error::Timeout(_)
+                | Error::BufferExhausted { .. }
+                | Error::CoordinatorNotAvailable(_)
+                | Error::Kafka {
+                    retriable: true,
+                    ..
+                }
         )
     }
 
@@ -390,11 +419,14 @@ impl Error {
             Error::MemberIdRequired { .. } => 79,
             Error::FencedInstanceId { .. } => 82,
             Error::Delivery(inner) => inner.error_code(),
+            // Kafka's codes as they are; librdkafka's local (negative) ones are not wire codes.
+            Error::Kafka { code, .. } => i16::try_from(*code).ok().filter(|c| *c > 0).unwrap_or(-1),
             Error::DirectoryLocked { .. }
             | Error::BufferExhausted { .. }
             | Error::Closed(_)
             | Error::NoOffsetForPartition { .. }
-            | Error::ProducerIdUnavailable(_) => -1,
+            | Error::ProducerIdUnavailable(_)
+            | Error::Unsupported { .. } => -1,
         }
     }
 }

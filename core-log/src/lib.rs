@@ -1,7 +1,7 @@
 //! Sluice's partitioned log: topics of partitions of segments, in Kafka's on-disk format.
 //!
 //! ```text
-//! client::{Admin, Producer, Consumer}      (one interface: embedded here, Kafka protocol later)
+//! client::{Admin, Producer, Consumer}      (one interface: embedded, or Kafka protocol: feature kafka)
 //!        |
 //! log::LogManager   topics -> partitions, configs, flusher (group commit), retention, cleaner
 //!        |

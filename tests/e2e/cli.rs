@@ -539,3 +539,145 @@ fn transactions_list_and_describe_show_what_the_coordinator_knows() {
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("nope"), "{missing:?}");
 }
+
+/// `--bootstrap` against librdkafka's mock cluster, in this process on loopback: produce,
+/// consume (by partition, and in a group), topics list and perf produce with a librdkafka
+/// property. (The mock has no controller, DescribeConfigs or group listing, so commands that
+/// describe topics or groups are left to the integration tests of the client.)
+#[test]
+fn produce_consume_and_perf_over_the_kafka_protocol() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("orders", 2, 1).expect("create topic");
+    let servers = mock.bootstrap_servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let kafka = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--bootstrap".to_owned(), servers.clone()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        all
+    };
+    let run = |args: &[&str], stdin: &str| {
+        let all = kafka(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        ok(dir, &refs, stdin)
+    };
+
+    assert!(run(&["topics", "list"], "").lines().any(|t| t == "orders"));
+    let sent = run(
+        &[
+            "produce",
+            "orders",
+            "--partition",
+            "1",
+            "--key-separator",
+            ":",
+            "--header",
+            "source=e2e",
+            "--verbose",
+            "--producer-property",
+            "acks=1",
+            "--producer-property",
+            "queue.buffering.max.ms=1",
+        ],
+        "k1:v1\nk2:v2\nk3:v3\n",
+    );
+    assert_eq!(sent, "orders-1@0\norders-1@1\norders-1@2\n");
+    let read = run(
+        &[
+            "consume",
+            "orders",
+            "--partition",
+            "1",
+            "--offset",
+            "earliest",
+            "--max-messages",
+            "3",
+            "--timeout-ms",
+            "20000",
+            "--format",
+            "%p@%o %k=%v [%h]",
+        ],
+        "",
+    );
+    assert_eq!(
+        read,
+        "1@0 k1=v1 [source=e2e]\n1@1 k2=v2 [source=e2e]\n1@2 k3=v3 [source=e2e]\n"
+    );
+    let in_group = [
+        "consume",
+        "orders",
+        "--group",
+        "readers",
+        "--from-beginning",
+        "--max-messages",
+        "2",
+        "--timeout-ms",
+        "20000",
+        // The mock makes a rejoining group wait out the last session timeout.
+        "--consumer-property",
+        "session.timeout.ms=6000",
+    ];
+    assert_eq!(run(&in_group, "").lines().count(), 2);
+    // The group committed what it printed: it resumes at the third record (not at the end,
+    // where a group without offsets starts without --from-beginning).
+    let rest = [
+        "consume",
+        "orders",
+        "--group",
+        "readers",
+        "--max-messages",
+        "1",
+        "--timeout-ms",
+        "20000",
+        "--consumer-property",
+        "session.timeout.ms=6000",
+        "--format",
+        "%v",
+    ];
+    assert_eq!(run(&rest, ""), "v3\n");
+
+    let produced = run(
+        &[
+            "perf",
+            "produce",
+            "--topic",
+            "orders",
+            "--num-records",
+            "20000",
+            "--record-size",
+            "100",
+            "--acks",
+            "1",
+            "--producer-props",
+            "linger.ms=5",
+            "queue.buffering.max.messages=50000",
+        ],
+        "",
+    );
+    let last = produced.lines().last().unwrap_or_default();
+    assert!(last.starts_with("20000 records sent, "), "{produced}");
+
+    // A librdkafka property that does not exist is refused, naming it.
+    let all = kafka(&[
+        "perf",
+        "produce",
+        "--topic",
+        "orders",
+        "--num-records",
+        "1",
+        "--record-size",
+        "1",
+        "--producer-props",
+        "no.such.property=1",
+    ]);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let o = sluice(dir, &refs, "");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("no.such.property"), "{o:?}");
+    // Transactions' listing needs the embedded log.
+    let all = kafka(&["transactions", "list"]);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let o = sluice(dir, &refs, "");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("embedded log"), "{o:?}");
+}

@@ -1,7 +1,7 @@
 //! The client interface everything above the log uses: [`Admin`], [`Producer`], [`Consumer`],
 //! in Kafka's vocabulary. [`embedded`] implements it in-process over a [`LogManager`](crate::log::LogManager); a
-//! Kafka-protocol implementation (against `sluice broker` or any Kafka cluster) implements the
-//! same traits, so streams, SQL and connectors run on either.
+//! Kafka-protocol implementation, `kafka` (feature `kafka`, against `sluice broker` or any Kafka
+//! cluster), implements the same traits, so streams, SQL and connectors run on either.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -27,6 +27,8 @@
 
 pub mod config;
 pub mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod partitioner;
 
 use std::future::Future;
@@ -182,6 +184,9 @@ enum DeliveryInner {
         partition: i32,
         timestamp: i64,
     },
+    /// A record of a Kafka producer: a cell of a shared chunk, no allocation per record.
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::PendingDelivery),
 }
 
 impl DeliveryFuture {
@@ -189,6 +194,13 @@ impl DeliveryFuture {
     pub fn new(f: impl Future<Output = Result<RecordMetadata>> + Send + 'static) -> Self {
         Self {
             inner: DeliveryInner::Boxed(Box::pin(f)),
+        }
+    }
+
+    #[cfg(feature = "kafka")]
+    pub(crate) fn kafka(pending: kafka::PendingDelivery) -> Self {
+        Self {
+            inner: DeliveryInner::Kafka(pending),
         }
     }
 
@@ -269,6 +281,8 @@ impl Future for DeliveryFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.inner {
             DeliveryInner::Boxed(f) => f.as_mut().poll(cx),
+            #[cfg(feature = "kafka")]
+            DeliveryInner::Kafka(p) => p.poll(cx),
             DeliveryInner::Batch {
                 done,
                 offset_delta,
