@@ -48,6 +48,37 @@ enum PerfCommand {
     Produce(ProducePerf),
     /// Read a topic from the beginning; report throughput.
     Consume(ConsumePerf),
+    /// Produce at a fixed rate while a consumer reads the same partition; report the time from
+    /// send to receipt of each record (kafka-e2e-latency, at a rate).
+    EndToEnd(EndToEndPerf),
+}
+
+#[derive(Debug, Args)]
+struct EndToEndPerf {
+    /// Topic to use (created with one partition if missing; read from its end).
+    #[arg(long)]
+    topic: String,
+    /// Records to send and receive.
+    #[arg(long)]
+    num_records: u64,
+    /// Bytes of each record's value (at least 8: the send time travels in it).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(8..))]
+    record_size: u64,
+    /// Records per second.
+    #[arg(long)]
+    throughput: f64,
+    /// Acknowledgements the producer waits for.
+    #[arg(long, value_parser = ["0", "1", "all", "-1"], default_value = "1")]
+    acks: String,
+    /// Producer configs KEY=VALUE (with --bootstrap also librdkafka's), e.g. linger.ms=0.
+    #[arg(long = "producer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
+    producer_props: Vec<(String, String)>,
+    /// Consumer configs KEY=VALUE (with --bootstrap also librdkafka's).
+    #[arg(long = "consumer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
+    consumer_props: Vec<(String, String)>,
+    /// Give up when no record arrives for this long.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +159,10 @@ impl PerfArgs {
                 producer: Vec::new(),
                 consumer: crate::take_unknown(&mut a.consumer_props, false),
             },
+            PerfCommand::EndToEnd(a) => crate::RawProperties {
+                producer: crate::take_unknown(&mut a.producer_props, true),
+                consumer: crate::take_unknown(&mut a.consumer_props, false),
+            },
         }
     }
 }
@@ -151,7 +186,110 @@ pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<
             produce(client.admin()?, |c| client.producer(c).map(Plain), a).await
         }
         PerfCommand::Consume(a) => consume(client, a).await,
+        PerfCommand::EndToEnd(a) => end_to_end(client, a).await,
     }
+}
+
+/// Sends `num_records` at `throughput` with the send time (µs since the run began) in the
+/// first 8 bytes of each value, while one consumer, positioned at the end beforehand, reads
+/// them back; the latency of a record is its receipt time minus its send time, both on this
+/// process's monotonic clock.
+async fn end_to_end<C: Client>(client: C, a: EndToEndPerf) -> anyhow::Result<()> {
+    if !(a.throughput > 0.0) {
+        bail!("--throughput must be positive");
+    }
+    let admin = client.admin()?;
+    if !admin.list_topics().await?.contains(&a.topic) {
+        admin
+            .create_topics(vec![NewTopic::new(a.topic.clone(), 1)])
+            .await?;
+    }
+    let tp = TopicPartition::new(a.topic.as_str(), 0);
+    let mut consumer = client.consumer(ConsumerConfig::from_pairs(
+        a.consumer_props.iter().map(|(k, v)| (k, v)),
+    )?)?;
+    consumer.assign(vec![tp.clone()])?;
+    consumer.seek_to_end(std::slice::from_ref(&tp)).await?;
+    // A first poll settles the position before anything is sent.
+    consumer.poll(Duration::from_millis(100)).await?;
+    let mut pairs = a.producer_props.clone();
+    pairs.push(("acks".into(), a.acks.clone()));
+    let producer = client.producer(ProducerConfig::from_pairs(pairs)?)?;
+    let start = Instant::now();
+    let topic: Arc<str> = Arc::from(a.topic.as_str());
+    let filler = payload(a.record_size as usize - 8);
+    let n = a.num_records;
+    let throttle = Throttle::new(Some(a.throughput));
+    let sender = async {
+        let mut deliveries: VecDeque<DeliveryFuture> = VecDeque::new();
+        for i in 0..n {
+            throttle.wait(i).await;
+            let mut value = Vec::with_capacity(a.record_size as usize);
+            value.extend_from_slice(&(start.elapsed().as_micros() as u64).to_be_bytes());
+            value.extend_from_slice(&filler);
+            deliveries.push_back(
+                producer
+                    .send(ProducerRecord::new(Arc::clone(&topic), value).partition(0))
+                    .await?,
+            );
+            while deliveries.len() > MAX_IN_FLIGHT {
+                if let Some(d) = deliveries.pop_front() {
+                    let _: RecordMetadata = d.await?;
+                }
+            }
+        }
+        for d in deliveries {
+            d.await?;
+        }
+        anyhow::Ok(())
+    };
+    let receiver = async {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+        let timeout = Duration::from_millis(a.timeout_ms);
+        let mut last = Instant::now();
+        while h.len() < n {
+            if last.elapsed() >= timeout {
+                eprintln!(
+                    "WARNING: stopped after {} of {n} records: none arrived for {} ms",
+                    h.len(),
+                    a.timeout_ms
+                );
+                break;
+            }
+            let batch = consumer.poll(Duration::from_millis(100)).await?;
+            let now = start.elapsed().as_micros() as u64;
+            for r in batch.iter() {
+                let sent = r
+                    .value
+                    .as_ref()
+                    .and_then(|v| v.get(..8))
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .context(
+                        "a record without the send time: is another producer writing this topic?",
+                    )?;
+                h.saturating_record(now.saturating_sub(sent).max(1));
+                last = Instant::now();
+            }
+        }
+        anyhow::Ok(h)
+    };
+    let (sent, h) = tokio::join!(sender, receiver);
+    sent?;
+    let h = h?;
+    let took = start.elapsed();
+    let q = |p: f64| ms(h.value_at_quantile(p) as f64);
+    outln!(
+        "{} records received at {:.0} records/s (target {:.0}); end-to-end latency ms: p50 {:.3}, p99 {:.3}, p99.9 {:.3}, max {:.3}",
+        h.len(),
+        h.len() as f64 / took.as_secs_f64(),
+        a.throughput,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        ms(h.max() as f64)
+    )?;
+    Ok(())
 }
 
 /// A producer as `perf produce` drives it: the `Producer` trait, and transactions where the
