@@ -38,8 +38,14 @@ pub(super) fn producer_properties(config: &ProducerConfig) -> Vec<(&'static str,
         .to_owned(),
     ));
     p.push(("linger.ms", config.linger_ms.min(MAX_LINGER_MS).to_string()));
+    // `batch.size` only when set: Java's 16 KiB default caps each partition's share of a
+    // request at 16 KiB, which under acks=all (one fsync per round of in-flight requests)
+    // holds a producer to a few MB/s; librdkafka's own default (1,000,000 bytes, bounded
+    // also by `batch.num.messages`) is what kcat and confluent-kafka users get.
     // librdkafka needs at least 1 byte; Kafka's 0 means "one record per batch".
-    p.push(("batch.size", config.batch_size.max(1).to_string()));
+    if !is_default(&config.describe(), "batch.size") {
+        p.push(("batch.size", config.batch_size.max(1).to_string()));
+    }
     p.push((
         "queue.buffering.max.kbytes",
         (config.buffer_memory / 1024).max(1).to_string(),
@@ -182,7 +188,6 @@ mod tests {
         for (key, value) in [
             ("acks", "all"),
             ("linger.ms", "5"),
-            ("batch.size", "16384"),
             ("queue.buffering.max.kbytes", "32768"),
             ("compression.type", "none"),
             ("message.max.bytes", "1048576"),
@@ -193,6 +198,11 @@ mod tests {
         ] {
             assert_eq!(get(&p, key), Some(value), "{key}");
         }
+        // librdkafka's own batch.size unless one is set.
+        assert_eq!(get(&p, "batch.size"), None);
+        let mut c = ProducerConfig::default();
+        c.set("batch.size", "65536").unwrap();
+        assert_eq!(get(&producer_properties(&c), "batch.size"), Some("65536"));
         assert_eq!(get(&p, "transactional.id"), None);
         assert_eq!(get(&p, "client.id"), None);
     }
