@@ -195,7 +195,7 @@ pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<
 /// them back; the latency of a record is its receipt time minus its send time, both on this
 /// process's monotonic clock.
 async fn end_to_end<C: Client>(client: C, a: EndToEndPerf) -> anyhow::Result<()> {
-    if !(a.throughput > 0.0) {
+    if a.throughput.is_nan() || a.throughput <= 0.0 {
         bail!("--throughput must be positive");
     }
     let admin = client.admin()?;
