@@ -1,3 +1,4 @@
 //! Cross-crate end-to-end tests: the `sluice` binary and the example pipeline.
 mod broker;
 mod cli;
+mod kafka_client;

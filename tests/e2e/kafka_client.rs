@@ -1,0 +1,253 @@
+//! Sluice's Kafka-protocol client (`client::kafka`, librdkafka) against `sluice broker` in this
+//! process: a consumer group of two members rebalancing, and transactions committed and aborted
+//! as read_committed consumers see them.
+
+use std::time::{Duration, Instant};
+
+use sluice_broker::{Broker, BrokerConfig};
+use sluice_log::TopicPartition;
+use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
+use sluice_log::client::kafka::{KafkaClient, KafkaConsumer, KafkaProducer};
+use sluice_log::client::{
+    Admin, Client, Consumer, ConsumerRecord, NewTopic, Producer, ProducerRecord,
+};
+use tokio::sync::oneshot;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Running {
+    client: KafkaClient,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<sluice_broker::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn broker() -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = BrokerConfig::default();
+    config
+        .set("listeners", "PLAINTEXT://127.0.0.1:0")
+        .expect("listeners");
+    config
+        .set("log.dirs", dir.path().to_str().expect("utf-8 path"))
+        .expect("log.dirs");
+    config
+        .set("group.initial.rebalance.delay.ms", "0")
+        .expect("delay");
+    let broker = Broker::bind(config).await.expect("bind");
+    let client = KafkaClient::new(broker.local_addr().to_string());
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(broker.run(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        client,
+        stop: Some(tx),
+        task,
+        _dir: dir,
+    }
+}
+
+impl Running {
+    async fn stop(mut self) {
+        let _ = self.stop.take().expect("running").send(());
+        tokio::time::timeout(Duration::from_secs(40), &mut self.task)
+            .await
+            .expect("broker stops")
+            .expect("broker task")
+            .expect("broker run");
+    }
+}
+
+fn producer(c: &KafkaClient, props: &[(&str, &str)]) -> KafkaProducer {
+    c.producer(ProducerConfig::from_pairs(props.iter().copied()).expect("producer config"))
+        .expect("producer")
+}
+
+fn consumer(c: &KafkaClient, props: &[(&str, &str)]) -> KafkaConsumer {
+    c.consumer(ConsumerConfig::from_pairs(props.iter().copied()).expect("consumer config"))
+        .expect("consumer")
+}
+
+/// Polls until `want` records arrived or the deadline passed.
+async fn consume(c: &mut KafkaConsumer, want: usize) -> Vec<ConsumerRecord> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < want && start.elapsed() < DEADLINE {
+        out.extend(c.poll(Duration::from_millis(200)).await.expect("poll"));
+    }
+    out
+}
+
+fn values(records: &[ConsumerRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rdkafka_consumers_share_a_topic_and_rebalance_when_one_leaves() {
+    let b = broker().await;
+    b.client
+        .admin()
+        .expect("admin")
+        .create_topics(vec![NewTopic::new("jobs", 4)])
+        .await
+        .expect("create");
+    let group = [
+        ("group.id", "workers"),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "200"),
+        ("partition.assignment.strategy", "range"),
+    ];
+    let mut a = consumer(&b.client, &group);
+    let mut c = consumer(&b.client, &group);
+    a.subscribe(vec!["jobs".into()]).expect("subscribe a");
+    c.subscribe(vec!["jobs".into()]).expect("subscribe c");
+    // Both poll until the group settles with two partitions each.
+    let start = Instant::now();
+    while (a.assignment().len(), c.assignment().len()) != (2, 2) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no 2+2 split: {:?} / {:?}",
+            a.assignment(),
+            c.assignment()
+        );
+        a.poll(Duration::from_millis(100)).await.expect("poll a");
+        c.poll(Duration::from_millis(100)).await.expect("poll c");
+    }
+    let mut all: Vec<TopicPartition> = a.assignment().into_iter().chain(c.assignment()).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..4)
+            .map(|p| TopicPartition::new("jobs", p))
+            .collect::<Vec<_>>()
+    );
+    // Records to every partition reach the member that owns it.
+    let p = producer(&b.client, &[("linger.ms", "0")]);
+    for i in 0..40 {
+        p.send(ProducerRecord::new("jobs", format!("job-{i}")).partition(i % 4))
+            .await
+            .expect("send")
+            .await
+            .expect("delivered");
+    }
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.len() < 40 && start.elapsed() < DEADLINE {
+        got.extend(a.poll(Duration::from_millis(100)).await.expect("poll a"));
+        got.extend(c.poll(Duration::from_millis(100)).await.expect("poll c"));
+    }
+    assert_eq!(got.len(), 40);
+    // One member leaves (LeaveGroup): the other takes all four partitions.
+    c.close().await.expect("close c");
+    let start = Instant::now();
+    while a.assignment().len() != 4 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the remaining member never got all 4: {:?}",
+            a.assignment()
+        );
+        a.poll(Duration::from_millis(100)).await.expect("poll a");
+    }
+    a.close().await.expect("close a");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_round_trip_commits_and_aborts() {
+    let b = broker().await;
+    b.client
+        .admin()
+        .expect("admin")
+        .create_topics(vec![NewTopic::new("ledger", 1)])
+        .await
+        .expect("create");
+    let p = producer(
+        &b.client,
+        &[("transactional.id", "ledger-writer"), ("linger.ms", "0")],
+    );
+    p.init_transactions().await.expect("init");
+    p.begin_transaction().expect("begin");
+    for v in ["a1", "a2"] {
+        p.send(ProducerRecord::new("ledger", v))
+            .await
+            .expect("send");
+    }
+    p.commit_transaction().await.expect("commit");
+    p.begin_transaction().expect("begin");
+    p.send(ProducerRecord::new("ledger", "aborted"))
+        .await
+        .expect("send");
+    p.flush().await.expect("flush");
+    p.abort_transaction().await.expect("abort");
+    p.begin_transaction().expect("begin");
+    p.send(ProducerRecord::new("ledger", "b1"))
+        .await
+        .expect("send");
+    p.commit_transaction().await.expect("commit");
+
+    let tp = TopicPartition::new("ledger", 0);
+    let mut committed = consumer(
+        &b.client,
+        &[
+            ("isolation.level", "read_committed"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    );
+    committed.assign(vec![tp.clone()]).expect("assign");
+    committed
+        .seek_to_beginning(&[tp.clone()])
+        .await
+        .expect("seek");
+    assert_eq!(
+        values(&consume(&mut committed, 3).await),
+        ["a1", "a2", "b1"]
+    );
+    let mut uncommitted = consumer(
+        &b.client,
+        &[
+            ("isolation.level", "read_uncommitted"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    );
+    uncommitted.assign(vec![tp.clone()]).expect("assign");
+    uncommitted.seek_to_beginning(&[tp]).await.expect("seek");
+    assert_eq!(
+        values(&consume(&mut uncommitted, 4).await),
+        ["a1", "a2", "aborted", "b1"]
+    );
+    // A second producer with the same transactional.id fences the first.
+    let zombie_killer = producer(&b.client, &[("transactional.id", "ledger-writer")]);
+    zombie_killer.init_transactions().await.expect("init again");
+    // The first one finds out at its next contact with the broker (an empty transaction
+    // never reaches it, so this one carries a record).
+    let fenced = async {
+        p.begin_transaction()?;
+        p.send(ProducerRecord::new("ledger", "zombie"))
+            .await?
+            .await?;
+        p.commit_transaction().await
+    }
+    .await;
+    assert!(fenced.is_err(), "the first producer is fenced");
+    let mut check = consumer(
+        &b.client,
+        &[
+            ("isolation.level", "read_committed"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    );
+    let tp = TopicPartition::new("ledger", 0);
+    check.assign(vec![tp.clone()]).expect("assign");
+    check.seek_to_beginning(&[tp]).await.expect("seek");
+    assert_eq!(
+        values(&consume(&mut check, 3).await),
+        ["a1", "a2", "b1"],
+        "the committed records, in order, after fencing"
+    );
+    b.stop().await;
+}
