@@ -200,7 +200,7 @@ async fn a_transactional_round_trip_commits_and_aborts() {
     );
     committed.assign(vec![tp.clone()]).expect("assign");
     committed
-        .seek_to_beginning(&[tp.clone()])
+        .seek_to_beginning(std::slice::from_ref(&tp))
         .await
         .expect("seek");
     assert_eq!(
