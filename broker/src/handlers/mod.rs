@@ -1,5 +1,5 @@
 //! One module per API: a function from a typed request to a typed response over the log and the
-//! coordinators. No handler touches a socket; the connection layer ([`crate::server`]) decodes,
+//! coordinators. No handler touches a socket; the connection layer (`connection.rs`) decodes,
 //! calls [`dispatch`], and writes what comes back in request order.
 //!
 //! A handler's effects happen when it is called, in request order; only waiting (for an fsync
