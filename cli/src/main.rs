@@ -100,7 +100,10 @@ fn main() -> ExitCode {
     init_logging(if matches!(cli.command, Command::Broker(_)) {
         "info"
     } else {
-        "warn"
+        // librdkafka logs every failed connection attempt as an error; a client command ends
+        // with one line naming the failure (and the last connection error) instead.
+        // RUST_LOG=librdkafka=debug shows them.
+        "warn,librdkafka=off,rdkafka::client=off"
     });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

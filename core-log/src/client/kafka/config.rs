@@ -13,6 +13,9 @@ use crate::client::config::{
 /// librdkafka's largest `linger.ms`.
 const MAX_LINGER_MS: u64 = 900_000;
 
+/// How long librdkafka pauses fetching a partition whose prefetch queue is full.
+const FETCH_QUEUE_BACKOFF_MS: u32 = 10;
+
 /// librdkafka bounds its queue by message count as well as by bytes (`buffer.memory`); Kafka
 /// only by bytes. This count is high enough that `buffer.memory` is what binds for records of
 /// 32 bytes or more.
@@ -150,6 +153,12 @@ pub(super) fn consumer_properties(config: &ConsumerConfig) -> Vec<(&'static str,
         .to_owned(),
     ));
     p.push(("check.crcs", config.check_crcs.to_string()));
+    // librdkafka prefetches until `queued.min.messages` wait in its queue, then pauses
+    // fetching for `fetch.queue.backoff.ms` (1 s by default) even if the application drains
+    // the queue at once: a fast consumer then idles most of each second (154k records/s
+    // against sluice broker, 955k with 10 ms). Java's fetcher has no such pause; 10 ms keeps
+    // the prefetch bound without the stall.
+    p.push(("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string()));
     p
 }
 
@@ -262,6 +271,7 @@ mod tests {
         assert_eq!(get(&p, "auto.offset.reset"), Some("error"));
         assert_eq!(get(&p, "isolation.level"), Some("read_committed"));
         assert_eq!(get(&p, "fetch.wait.max.ms"), Some("100"));
+        assert_eq!(get(&p, "fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(get(&p, "partition.assignment.strategy"), Some("range"));
     }
 
