@@ -5,9 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_log::client::embedded::EmbeddedClient;
-use sluice_log::group::GroupCoordinatorConfig;
-use sluice_log::log::{LogManager, LogManagerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -15,7 +12,6 @@ use tokio::task::JoinSet;
 use crate::config::{BrokerConfig, Listener};
 use crate::connection;
 use crate::error::{BrokerError, Result};
-use crate::handlers::fetch_session::FetchSessions;
 use crate::state::BrokerState;
 
 /// How long a shutdown waits for in-flight requests (a long-poll fetch, an acks=all produce)
@@ -33,26 +29,13 @@ pub struct Broker {
 impl Broker {
     /// Opens (recovering) the log and binds the listener.
     pub async fn bind(config: BrokerConfig) -> Result<Broker> {
-        config.validate()?;
-        let mut log_config = LogManagerConfig::new(&config.log_dir);
-        log_config.defaults = config.topic_defaults()?;
-        log_config.retention_check_interval = config.retention_check_interval;
-        log_config.checkpoint_interval = config.checkpoint_interval;
-        log_config.cleaner_interval = config.cleaner_backoff;
-        let log = tokio::task::spawn_blocking(move || LogManager::open(log_config))
+        let mut state = tokio::task::spawn_blocking(move || BrokerState::open(config))
             .await
             .map_err(|e| BrokerError::Io {
                 what: "opening the log".into(),
                 source: std::io::Error::other(e),
             })??;
-        let client = EmbeddedClient::new(log.clone());
-        let groups = client.group_coordinator_with(GroupCoordinatorConfig {
-            min_session_timeout_ms: config.group_min_session_timeout_ms,
-            max_session_timeout_ms: config.group_max_session_timeout_ms,
-            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-            ..GroupCoordinatorConfig::default()
-        })?;
-        let txns = client.transaction_coordinator()?;
+        let config = &state.config;
         let bind_host = if config.listener.host.is_empty() {
             "0.0.0.0"
         } else {
@@ -68,43 +51,31 @@ impl Broker {
             what: "reading the bound address".into(),
             source,
         })?;
-        let advertised = match &config.advertised {
-            Some(a) => a.clone(),
-            None => {
-                let host = match config.listener.host.as_str() {
-                    "" | "0.0.0.0" | "::" => {
-                        tracing::warn!(
-                            "listening on every interface without advertised.listeners: clients are told 127.0.0.1"
-                        );
-                        "127.0.0.1".to_owned()
-                    }
-                    h => h.to_owned(),
-                };
-                Listener {
-                    name: config.listener.name.clone(),
-                    host,
-                    port: local_addr.port(),
+        if config.advertised.is_none() {
+            let host = match config.listener.host.as_str() {
+                "" | "0.0.0.0" | "::" => {
+                    tracing::warn!(
+                        "listening on every interface without advertised.listeners: clients are told 127.0.0.1"
+                    );
+                    "127.0.0.1".to_owned()
                 }
-            }
-        };
+                h => h.to_owned(),
+            };
+            state.advertised = Listener {
+                name: config.listener.name.clone(),
+                host,
+                port: local_addr.port(),
+            };
+        }
         tracing::info!(
             listening = %local_addr,
-            advertised = %advertised,
-            data_dir = %config.log_dir.display(),
-            node_id = config.node_id,
+            advertised = %state.advertised,
+            data_dir = %state.config.log_dir.display(),
+            node_id = state.config.node_id,
             "sluice broker started"
         );
-        let state = Arc::new(BrokerState {
-            config,
-            advertised,
-            log,
-            groups,
-            txns,
-            client,
-            fetch_sessions: FetchSessions::default(),
-        });
         Ok(Broker {
-            state,
+            state: Arc::new(state),
             listener,
             local_addr,
         })

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use sluice_log::client::embedded::EmbeddedClient;
-use sluice_log::group::GroupCoordinator;
-use sluice_log::log::LogManager;
+use sluice_log::group::{GroupCoordinator, GroupCoordinatorConfig};
+use sluice_log::log::{LogManager, LogManagerConfig};
 use sluice_log::txn::TransactionCoordinator;
 
 use crate::config::{BrokerConfig, Listener};
+use crate::error::Result;
 use crate::handlers::fetch_session::FetchSessions;
 
 /// The broker's shared state.
@@ -30,6 +31,40 @@ pub struct BrokerState {
 }
 
 impl BrokerState {
+    /// Opens (recovering) the log of `config` and its coordinators. Blocks on the log's I/O.
+    /// `advertised` is `advertised.listeners`, else `listeners` as configured; a listener on
+    /// port 0 is advertised with the port it bound (see `Broker::bind`).
+    pub fn open(config: BrokerConfig) -> Result<BrokerState> {
+        config.validate()?;
+        let mut log_config = LogManagerConfig::new(&config.log_dir);
+        log_config.defaults = config.topic_defaults()?;
+        log_config.retention_check_interval = config.retention_check_interval;
+        log_config.checkpoint_interval = config.checkpoint_interval;
+        log_config.cleaner_interval = config.cleaner_backoff;
+        let log = LogManager::open(log_config)?;
+        let client = EmbeddedClient::new(log.clone());
+        let groups = client.group_coordinator_with(GroupCoordinatorConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            ..GroupCoordinatorConfig::default()
+        })?;
+        let txns = client.transaction_coordinator()?;
+        let advertised = config
+            .advertised
+            .clone()
+            .unwrap_or_else(|| config.listener.clone());
+        Ok(BrokerState {
+            config,
+            advertised,
+            log,
+            groups,
+            txns,
+            client,
+            fetch_sessions: FetchSessions::default(),
+        })
+    }
+
     /// Creates `topic` with the broker's defaults if `auto.create.topics.enable` allows it and
     /// the name is a valid, non-internal one. Returns whether the topic exists afterwards.
     pub fn auto_create(&self, topic: &str) -> sluice_log::Result<bool> {

@@ -52,8 +52,8 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::handlers::sb;
+    use crate::handlers::test_util::{ctx, encodes, test_state};
     use crate::handlers::txn_errors::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
-    use crate::handlers::txn_test_util::{broker, ctx, encodes};
 
     pub(crate) fn request(id: &str, pid: i64, epoch: i16, group: &str) -> AddOffsetsToTxnRequest {
         AddOffsetsToTxnRequest::default()
@@ -65,7 +65,7 @@ pub(crate) mod tests {
 
     #[test]
     fn adds_the_groups_offsets_partition() {
-        let b = broker();
+        let b = test_state();
         let (pid, epoch) = b.txns.init_producer_id("tx", 60_000).expect("init");
         let r = handle(&b, &ctx(3), request("tx", pid, epoch, "g"));
         assert_eq!(r.error_code, 0);

@@ -95,10 +95,10 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::handlers::sb;
+    use crate::handlers::test_util::{create_topic, ctx, encodes, test_state};
     use crate::handlers::txn_errors::{
         INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
     };
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes};
 
     pub(crate) fn request(
         id: &str,
@@ -135,7 +135,7 @@ pub(crate) mod tests {
 
     #[test]
     fn adds_partitions_and_answers_per_partition() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 2);
         let (pid, epoch) = b.txns.init_producer_id("tx", 60_000).expect("init");
         let r = handle(&b, &ctx(3), request("tx", pid, epoch, &[("t", &[0, 1])]));
@@ -176,7 +176,7 @@ pub(crate) mod tests {
 
     #[test]
     fn every_version_encodes() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 1);
         let (pid, epoch) = b.txns.init_producer_id("tx", 60_000).expect("init");
         for v in 0..=3 {

@@ -128,7 +128,7 @@ mod tests {
 
     use super::*;
     use crate::handlers::configs::{BROKER, INVALID_CONFIG, TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
-    use crate::handlers::txn_test_util::{broker, ctx, encodes};
+    use crate::handlers::test_util::{ctx, encodes, test_state};
 
     fn resource(t: i8, name: &str, configs: &[(&str, Option<&str>)]) -> AlterConfigsResource {
         AlterConfigsResource::default()
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn replaces_every_override_or_nothing() {
-        let b = broker();
+        let b = test_state();
         b.log
             .create_topic(
                 "t",

@@ -137,7 +137,7 @@ mod tests {
     use kafka_protocol::messages::{BrokerId, TopicName};
 
     use super::*;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, test_state};
 
     fn topic(name: &str, count: i32) -> CreatePartitionsTopic {
         CreatePartitionsTopic::default()
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn grows_never_shrinks_and_validates_assignments() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 2);
         // validate_only changes nothing.
         let r = handle(&b, &ctx(3), request(vec![topic("t", 4)], true));

@@ -78,7 +78,7 @@ mod tests {
 
     use super::*;
     use crate::handlers::sb;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes, plain_batch};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, plain_batch, test_state};
 
     fn request(topic: &str, offsets: &[(i32, i64)]) -> DeleteRecordsRequest {
         DeleteRecordsRequest::default().with_topics(vec![
@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn moves_the_log_start_within_the_log() {
-        let b = broker();
+        let b = test_state();
         b.log
             .create_topic("t", 2, [("segment.bytes", "100")])
             .expect("topic");

@@ -57,11 +57,11 @@ pub(crate) fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::txn_test_util::{broker, ctx, encodes};
+    use crate::handlers::test_util::{ctx, encodes, test_state};
 
     #[test]
     fn describes_the_one_broker() {
-        let b = broker();
+        let b = test_state();
         for v in 0..=1 {
             let r = handle(&b, &ctx(v), DescribeClusterRequest::default());
             encodes(&r, v);

@@ -183,7 +183,7 @@ mod tests {
         BROKER, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, LIST, LONG, TOPIC,
         UNKNOWN_TOPIC_OR_PARTITION,
     };
-    use crate::handlers::txn_test_util::{broker_with, ctx, encodes};
+    use crate::handlers::test_util::{broker_with, ctx, encodes};
 
     fn resource(t: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResource {
         DescribeConfigsResource::default()
@@ -219,7 +219,7 @@ mod tests {
             .collect()
     }
 
-    fn configured() -> crate::handlers::txn_test_util::TestBroker {
+    fn configured() -> crate::handlers::test_util::TestBroker {
         let config =
             BrokerConfig::from_properties("log.retention.hours=2\nnode.id=3\n").expect("config");
         let b = broker_with(config);

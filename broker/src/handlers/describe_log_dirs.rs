@@ -91,11 +91,11 @@ mod tests {
     use sluice_log::TopicPartition;
 
     use super::*;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes, plain_batch};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, plain_batch, test_state};
 
     #[test]
     fn lists_partition_sizes_and_the_volume() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 2);
         let p = b.log.partition(&TopicPartition::new("t", 1)).expect("p");
         p.append(plain_batch(&["hello", "world"]))

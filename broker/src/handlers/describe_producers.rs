@@ -72,11 +72,11 @@ mod tests {
 
     use super::*;
     use crate::handlers::sb;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes, txn_batch};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, test_state, txn_batch};
 
     #[test]
     fn shows_each_partitions_producers_and_open_transactions() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 2);
         let (pid, epoch) = b.txns.init_producer_id("tx", 60_000).expect("init");
         let tp = TopicPartition::new("t", 1);

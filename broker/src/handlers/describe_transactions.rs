@@ -62,11 +62,11 @@ mod tests {
     use sluice_log::TopicPartition;
 
     use super::*;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, test_state};
 
     #[test]
     fn describes_known_ids_and_refuses_unknown_ones() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 3);
         let (pid, epoch) = b.txns.init_producer_id("tx", 45_000).expect("init");
         let tps = [TopicPartition::new("t", 2), TopicPartition::new("t", 0)];

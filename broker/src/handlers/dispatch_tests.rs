@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use kafka_protocol::messages::*;
 
-use super::txn_test_util::{broker, ctx, resolve};
+use super::test_util::{ctx, response, test_state};
 use super::{Reply, dispatch, supported_versions};
 
 /// A default request of each API served.
@@ -143,7 +143,7 @@ fn every_supported_api_is_in_the_table() {
 
 #[tokio::test]
 async fn every_api_is_dispatched_and_answers_at_every_version() {
-    let b = broker();
+    let b = test_state();
     for (key, request) in requests() {
         let (min, max) =
             supported_versions(key).unwrap_or_else(|| panic!("{key:?} is not in SUPPORTED"));
@@ -153,7 +153,7 @@ async fn every_api_is_dispatched_and_answers_at_every_version() {
                 // Produce with acks=0 (the default) has no answer.
                 Reply::None if key == ApiKey::Produce => continue,
                 Reply::Close(why) => panic!("{key:?} v{v}: closed: {why}"),
-                other => resolve(other).await,
+                other => response(other).await,
             };
             let mut buf = BytesMut::new();
             if let Err(e) = response.encode(&mut buf, v) {

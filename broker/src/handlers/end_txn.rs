@@ -43,11 +43,12 @@ mod tests {
     use sluice_log::TopicPartition;
 
     use super::*;
+    use crate::handlers::test_util::{
+        TestBroker, committed_values, create_topic, ctx, encodes, plain_batch, test_state,
+        txn_batch,
+    };
     use crate::handlers::txn_errors::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
     use crate::handlers::txn_offset_commit::tests::{codes, commit};
-    use crate::handlers::txn_test_util::{
-        TestBroker, broker, committed_values, create_topic, ctx, encodes, plain_batch, txn_batch,
-    };
     use crate::handlers::{
         add_offsets_to_txn, add_partitions_to_txn, init_producer_id, sb, txn_offset_commit,
     };
@@ -120,7 +121,7 @@ mod tests {
     }
 
     fn setup() -> TestBroker {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "in", 1);
         create_topic(&b, "out", 1);
         b.log
@@ -229,7 +230,7 @@ mod tests {
 
     #[test]
     fn ending_nothing_is_refused_and_every_version_encodes() {
-        let b = broker();
+        let b = test_state();
         let (pid, epoch) = init(&b, "tx");
         for v in 0..=3 {
             let r = handle(&b, &ctx(v), end("tx", pid, epoch, true));

@@ -175,7 +175,7 @@ mod tests {
 
     use super::*;
     use crate::handlers::configs::{BROKER, INVALID_CONFIG, TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
-    use crate::handlers::txn_test_util::{broker, ctx, encodes};
+    use crate::handlers::test_util::{ctx, encodes, test_state};
 
     /// (key, operation, value).
     type Op<'a> = (&'a str, i8, Option<&'a str>);
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn set_delete_append_and_subtract() {
-        let b = broker();
+        let b = test_state();
         b.log
             .create_topic("t", 1, [("retention.ms", "1000")])
             .expect("topic");

@@ -72,8 +72,8 @@ mod tests {
     use super::*;
     use crate::config::BrokerConfig;
     use crate::handlers::sb;
+    use crate::handlers::test_util::{broker_with, ctx, encodes, test_state};
     use crate::handlers::txn_errors::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
-    use crate::handlers::txn_test_util::{broker, broker_with, ctx, encodes};
 
     const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn idempotent_producers_get_fresh_ids_and_transactional_ids_keep_theirs() {
-        let b = broker();
+        let b = test_state();
         let a = handle(&b, &ctx(0), idempotent());
         let c = handle(&b, &ctx(5), idempotent());
         assert_eq!((a.error_code, a.producer_epoch), (0, 0));
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn kip_360_bumps_the_named_epoch_and_fences_a_stale_one() {
-        let b = broker();
+        let b = test_state();
         let first = handle(&b, &ctx(4), txn_req("tx", 60_000));
         let bump = |pid: i64, epoch: i16, version: i16| {
             handle(
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_version_encodes() {
-        let b = broker();
+        let b = test_state();
         for v in 0..=5 {
             encodes(&handle(&b, &ctx(v), txn_req("tx", 60_000)), v);
             encodes(&handle(&b, &ctx(v), txn_req("tx", 0)), v);

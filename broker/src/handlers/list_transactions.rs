@@ -72,7 +72,7 @@ mod tests {
     use sluice_log::TopicPartition;
 
     use super::*;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, test_state};
 
     fn ids(r: &ListTransactionsResponse) -> Vec<String> {
         let mut v: Vec<String> = r
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn filters_by_state_producer_and_duration() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 1);
         let (open_pid, epoch) = b.txns.init_producer_id("open", 60_000).expect("init");
         b.txns

@@ -47,8 +47,6 @@ mod sync_group;
 pub(crate) mod test_util;
 mod txn_errors;
 mod txn_offset_commit;
-#[cfg(test)]
-pub(crate) mod txn_test_util;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -74,7 +74,7 @@ mod tests {
 
     use super::*;
     use crate::handlers::sb;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes, plain_batch};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, plain_batch, test_state};
 
     fn ask(topic: &str, partition: i32, current: i32, epoch: i32) -> OffsetForLeaderEpochRequest {
         OffsetForLeaderEpochRequest::default().with_topics(vec![
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn epoch_zero_ends_at_the_log_end() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "t", 1);
         let p = b.log.partition(&TopicPartition::new("t", 0)).expect("p");
         p.append(plain_batch(&["a", "b", "c"])).expect("appended");

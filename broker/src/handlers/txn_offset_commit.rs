@@ -273,7 +273,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::handlers::sb;
-    use crate::handlers::txn_test_util::{broker, create_topic, ctx, encodes, resolve};
+    use crate::handlers::test_util::{create_topic, ctx, encodes, response, test_state};
 
     const ILLEGAL_GENERATION: i16 = 22;
 
@@ -311,7 +311,7 @@ pub(crate) mod tests {
         version: i16,
         req: TxnOffsetCommitRequest,
     ) -> TxnOffsetCommitResponse {
-        match resolve(handle(state, &ctx(version), req)).await {
+        match response(handle(state, &ctx(version), req)).await {
             ResponseKind::TxnOffsetCommit(r) => r,
             other => panic!("unexpected {other:?}"),
         }
@@ -326,7 +326,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn offsets_need_the_groups_partition_in_the_open_transaction() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "in", 1);
         let (pid, epoch) = b.txns.init_producer_id("tx", 60_000).expect("init");
         let offsets = [("in", 0, 5)];
@@ -392,7 +392,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn every_version_encodes() {
-        let b = broker();
+        let b = test_state();
         create_topic(&b, "in", 1);
         let (pid, epoch) = b.txns.init_producer_id("tx", 60_000).expect("init");
         let tp = offsets_partition(&b, "g");
