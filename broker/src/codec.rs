@@ -13,7 +13,7 @@ use crate::error::{BrokerError, Result};
 use crate::handlers::supported_versions;
 
 /// Kafka's UNSUPPORTED_VERSION.
-pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const UNSUPPORTED_VERSION: i16 = kafka_protocol::ResponseError::UnsupportedVersion.code();
 
 /// A decoded request.
 #[derive(Debug)]

@@ -6,7 +6,8 @@ use sluice_log::TopicPartition;
 use sluice_log::group::CONSUMER_OFFSETS_TOPIC;
 
 use super::RequestContext;
-use super::txn_errors::{INVALID_REQUEST, coordinator_error};
+use super::txn_errors::coordinator_error;
+use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
 /// The first version whose clients know PRODUCER_FENCED.
@@ -51,9 +52,9 @@ pub(crate) mod tests {
     use kafka_protocol::messages::{GroupId, ProducerId, TransactionalId};
 
     use super::*;
+    use crate::handlers::codes::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
     use crate::handlers::sb;
     use crate::handlers::test_util::{ctx, encodes, test_state};
-    use crate::handlers::txn_errors::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
 
     pub(crate) fn request(id: &str, pid: i64, epoch: i16, group: &str) -> AddOffsetsToTxnRequest {
         AddOffsetsToTxnRequest::default()

@@ -10,11 +10,12 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use sluice_log::TopicPartition;
 
 use super::RequestContext;
-use super::txn_errors::{INVALID_REQUEST, coordinator_error};
+use super::txn_errors::coordinator_error;
+use crate::handlers::codes::{
+    INVALID_REQUEST, OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::state::BrokerState;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OPERATION_NOT_ATTEMPTED: i16 = 55;
 /// The first version whose clients know PRODUCER_FENCED.
 const FENCED_SINCE: i16 = 2;
 
@@ -94,11 +95,11 @@ pub(crate) mod tests {
     use kafka_protocol::messages::{ProducerId, TopicName, TransactionalId};
 
     use super::*;
-    use crate::handlers::sb;
-    use crate::handlers::test_util::{create_topic, ctx, encodes, test_state};
-    use crate::handlers::txn_errors::{
+    use crate::handlers::codes::{
         INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
     };
+    use crate::handlers::sb;
+    use crate::handlers::test_util::{create_topic, ctx, encodes, test_state};
 
     pub(crate) fn request(
         id: &str,

@@ -7,8 +7,9 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use sluice_log::config::TopicConfig;
 
-use super::configs::{INVALID_REQUEST, Resource, duplicate, resolve, static_broker_configs};
+use super::configs::{Resource, duplicate, resolve, static_broker_configs};
 use super::{RequestContext, sb};
+use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
 pub(crate) fn handle(
@@ -127,7 +128,8 @@ mod tests {
     use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 
     use super::*;
-    use crate::handlers::configs::{BROKER, INVALID_CONFIG, TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
+    use crate::handlers::codes::{INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION};
+    use crate::handlers::configs::{BROKER, TOPIC};
     use crate::handlers::test_util::{ctx, encodes, test_state};
 
     fn resource(t: i8, name: &str, configs: &[(&str, Option<&str>)]) -> AlterConfigsResource {

@@ -4,18 +4,14 @@
 
 use sluice_log::config::TopicConfig;
 
+use crate::handlers::codes::{
+    INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::state::BrokerState;
 
 /// Kafka's ConfigResource types served.
 pub(super) const TOPIC: i8 = 2;
 pub(super) const BROKER: i8 = 4;
-
-pub(super) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-pub(super) const INVALID_TOPIC_EXCEPTION: i16 = 17;
-/// What the log's config errors are (for tests).
-#[cfg(test)]
-pub(super) const INVALID_CONFIG: i16 = 40;
-pub(super) const INVALID_REQUEST: i16 = 42;
 
 /// Kafka's ConfigSource codes.
 pub(super) const DYNAMIC_TOPIC_CONFIG: i8 = 1;

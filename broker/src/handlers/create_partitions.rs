@@ -9,12 +9,10 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::{RequestContext, error_of, sb};
+use crate::handlers::codes::{
+    INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::state::BrokerState;
-
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_PARTITIONS: i16 = 37;
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const INVALID_REQUEST: i16 = 42;
 
 pub(crate) fn handle(
     state: &BrokerState,

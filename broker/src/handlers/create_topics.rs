@@ -7,11 +7,11 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use sluice_log::config::TopicConfig;
 
 use super::{RequestContext, error_of, sb};
+use crate::handlers::codes::{
+    INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, INVALID_TOPIC_EXCEPTION,
+};
 use crate::state::BrokerState;
 
-const INVALID_REPLICATION_FACTOR: i16 = 38;
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
 /// Kafka's ConfigSource: a topic override, or the broker's default.
 const TOPIC_CONFIG: i8 = 1;
 const DEFAULT_CONFIG: i8 = 5;

@@ -70,13 +70,11 @@ pub(crate) fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handlers::codes::{GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP};
     use crate::handlers::join_group::tests::{join, join_request};
     use crate::handlers::offset_commit::tests::{commit, commit_request};
     use crate::handlers::sb;
     use crate::handlers::test_util::{ctx, encodes, response, test_state};
-
-    const NON_EMPTY_GROUP: i16 = 68;
-    const GROUP_ID_NOT_FOUND: i16 = 69;
 
     async fn delete(state: &BrokerState, version: i16, groups: &[&str]) -> Vec<(String, i16)> {
         let req = DeleteGroupsRequest::default()

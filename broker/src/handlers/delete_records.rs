@@ -10,10 +10,8 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use sluice_log::TopicPartition;
 
 use super::RequestContext;
+use crate::handlers::codes::{INVALID_TOPIC_EXCEPTION, POLICY_VIOLATION};
 use crate::state::BrokerState;
-
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
-const POLICY_VIOLATION: i16 = 44;
 
 pub(crate) fn handle(
     state: &BrokerState,

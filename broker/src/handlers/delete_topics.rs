@@ -4,10 +4,8 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
 use super::{RequestContext, error_of, sb};
+use crate::handlers::codes::{TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID};
 use crate::state::BrokerState;
-
-const UNKNOWN_TOPIC_ID: i16 = 100;
-const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 
 pub(crate) fn handle(
     state: &BrokerState,

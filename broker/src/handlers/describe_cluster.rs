@@ -7,10 +7,9 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 
 use super::metadata::CLUSTER_OPERATIONS;
 use super::{RequestContext, sb};
+use crate::handlers::codes::{MISMATCHED_ENDPOINT_TYPE, UNSUPPORTED_ENDPOINT_TYPE};
 use crate::state::BrokerState;
 
-const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
-const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 const BROKERS: i8 = 1;
 const CONTROLLERS: i8 = 2;
 

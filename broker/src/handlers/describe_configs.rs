@@ -179,10 +179,10 @@ mod tests {
 
     use super::*;
     use crate::config::BrokerConfig;
-    use crate::handlers::configs::{
-        BROKER, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, LIST, LONG, TOPIC,
-        UNKNOWN_TOPIC_OR_PARTITION,
+    use crate::handlers::codes::{
+        INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_OR_PARTITION,
     };
+    use crate::handlers::configs::{BROKER, LIST, LONG, TOPIC};
     use crate::handlers::test_util::{broker_with, ctx, encodes};
 
     fn resource(t: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResource {

@@ -7,9 +7,8 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
 use super::{RequestContext, sb};
+use crate::handlers::codes::KAFKA_STORAGE_ERROR;
 use crate::state::BrokerState;
-
-const KAFKA_STORAGE_ERROR: i16 = 56;
 
 pub(crate) fn handle(
     state: &BrokerState,

@@ -7,10 +7,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{RequestContext, sb};
+use crate::handlers::codes::{INVALID_REQUEST, TRANSACTIONAL_ID_NOT_FOUND};
 use crate::state::BrokerState;
-
-const INVALID_REQUEST: i16 = 42;
-const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 pub(crate) fn handle(
     state: &BrokerState,

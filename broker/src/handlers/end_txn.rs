@@ -6,7 +6,8 @@
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::RequestContext;
-use super::txn_errors::{INVALID_REQUEST, coordinator_error};
+use super::txn_errors::coordinator_error;
+use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
 /// The first version whose clients know PRODUCER_FENCED.
@@ -43,17 +44,15 @@ mod tests {
     use sluice_log::TopicPartition;
 
     use super::*;
+    use crate::handlers::codes::{INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, PRODUCER_FENCED};
     use crate::handlers::test_util::{
         TestBroker, committed_values, create_topic, ctx, encodes, plain_batch, test_state,
         txn_batch,
     };
-    use crate::handlers::txn_errors::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
     use crate::handlers::txn_offset_commit::tests::{codes, commit};
     use crate::handlers::{
         add_offsets_to_txn, add_partitions_to_txn, init_producer_id, sb, txn_offset_commit,
     };
-
-    const INVALID_TXN_STATE: i16 = 48;
 
     fn end(id: &str, pid: i64, epoch: i16, commit: bool) -> EndTxnRequest {
         EndTxnRequest::default()

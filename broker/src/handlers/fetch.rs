@@ -13,10 +13,10 @@ use sluice_log::TopicPartition;
 
 use super::fetch_session::{Resolved, SessionPartition};
 use super::{Reply, RequestContext, sb};
+use crate::handlers::codes::OFFSET_OUT_OF_RANGE;
 use crate::state::BrokerState;
 
 const READ_COMMITTED: i8 = 1;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 pub(crate) fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, req: FetchRequest) -> Reply {
     let version = ctx.api_version;

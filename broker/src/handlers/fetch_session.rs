@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use parking_lot::Mutex;
 use sluice_log::TopicPartition;
 
+use crate::handlers::codes::{FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH};
+
 /// Kafka's `max.incremental.fetch.session.cache.slots`.
 const MAX_SESSIONS: usize = 1000;
-
-pub(crate) const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-pub(crate) const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 
 /// One partition of a session: what the client asks for, and what it was last told.
 #[derive(Debug, Clone, PartialEq, Eq)]

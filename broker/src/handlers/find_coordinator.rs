@@ -4,10 +4,8 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::{RequestContext, sb};
+use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
-
-/// Kafka's INVALID_REQUEST, for an unknown key type.
-const INVALID_REQUEST: i16 = 42;
 
 pub(crate) fn handle(
     state: &BrokerState,

@@ -4,7 +4,8 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{INVALID_GROUP_ID, RequestContext};
+use super::RequestContext;
+use crate::handlers::codes::INVALID_GROUP_ID;
 use crate::state::BrokerState;
 
 pub(crate) fn handle(
@@ -33,16 +34,14 @@ pub(crate) mod tests {
     use kafka_protocol::messages::GroupId;
 
     use super::*;
+    use crate::handlers::codes::{
+        ILLEGAL_GENERATION, MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+    };
     use crate::handlers::join_group::tests::{join, join_request};
     use crate::handlers::join_group::{self};
     use crate::handlers::sync_group::tests::{finish_sync, start_sync, sync_request};
     use crate::handlers::test_util::{ctx, encodes, response, test_state};
     use crate::handlers::{Reply, sb};
-
-    const ILLEGAL_GENERATION: i16 = 22;
-    const UNKNOWN_MEMBER_ID: i16 = 25;
-    const REBALANCE_IN_PROGRESS: i16 = 27;
-    const MEMBER_ID_REQUIRED: i16 = 79;
 
     pub(crate) fn beat(
         state: &BrokerState,

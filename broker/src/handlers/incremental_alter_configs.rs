@@ -9,10 +9,9 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use sluice_log::config::TopicConfig;
 
-use super::configs::{
-    INVALID_REQUEST, LIST, Resource, duplicate, resolve, static_broker_configs, topic_key,
-};
+use super::configs::{LIST, Resource, duplicate, resolve, static_broker_configs, topic_key};
 use super::{RequestContext, sb};
+use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
 const SET: i8 = 0;
@@ -174,7 +173,8 @@ mod tests {
     };
 
     use super::*;
-    use crate::handlers::configs::{BROKER, INVALID_CONFIG, TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
+    use crate::handlers::codes::{INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION};
+    use crate::handlers::configs::{BROKER, TOPIC};
     use crate::handlers::test_util::{ctx, encodes, test_state};
 
     /// (key, operation, value).

@@ -8,7 +8,8 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::RequestContext;
-use super::txn_errors::{INVALID_REQUEST, coordinator_error};
+use super::txn_errors::coordinator_error;
+use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
 /// The first version whose clients know PRODUCER_FENCED.
@@ -71,11 +72,11 @@ mod tests {
 
     use super::*;
     use crate::config::BrokerConfig;
+    use crate::handlers::codes::{
+        INVALID_PRODUCER_EPOCH, INVALID_TRANSACTION_TIMEOUT, PRODUCER_FENCED,
+    };
     use crate::handlers::sb;
     use crate::handlers::test_util::{broker_with, ctx, encodes, test_state};
-    use crate::handlers::txn_errors::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
-
-    const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 
     fn idempotent() -> InitProducerIdRequest {
         InitProducerIdRequest::default().with_transactional_id(None)

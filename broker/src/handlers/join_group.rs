@@ -12,7 +12,8 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, ResponseKind
 use kafka_protocol::protocol::StrBytes;
 use sluice_log::group::{self, JoinResult};
 
-use super::{INVALID_GROUP_ID, Reply, RequestContext, sb};
+use super::{Reply, RequestContext, sb};
+use crate::handlers::codes::INVALID_GROUP_ID;
 use crate::state::BrokerState;
 
 pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: JoinGroupRequest) -> Reply {
@@ -123,9 +124,8 @@ pub(crate) mod tests {
     use kafka_protocol::messages::{GroupId, JoinGroupRequest, ResponseKind};
 
     use super::*;
+    use crate::handlers::codes::MEMBER_ID_REQUIRED;
     use crate::handlers::test_util::{ctx, encodes, response as wait, test_state};
-
-    const MEMBER_ID_REQUIRED: i16 = 79;
 
     pub(crate) fn join_request(group: &str, member: &str, topics: &[&str]) -> JoinGroupRequest {
         let sub = sluice_log::group::Subscription::new(topics.iter().copied()).encode();

@@ -10,7 +10,8 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_log::group::MemberIdentity;
 
-use super::{INVALID_GROUP_ID, RequestContext};
+use super::RequestContext;
+use crate::handlers::codes::INVALID_GROUP_ID;
 use crate::state::BrokerState;
 
 pub(crate) fn handle(
@@ -75,13 +76,11 @@ mod tests {
     use kafka_protocol::messages::{GroupId, ResponseKind};
 
     use super::*;
+    use crate::handlers::codes::{REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
     use crate::handlers::heartbeat::tests::beat;
     use crate::handlers::join_group::tests::{join, join_request};
     use crate::handlers::test_util::{ctx, encodes, response, test_state};
     use crate::handlers::{join_group, sb};
-
-    const UNKNOWN_MEMBER_ID: i16 = 25;
-    const REBALANCE_IN_PROGRESS: i16 = 27;
 
     fn leave(state: &BrokerState, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
         let r = handle(state, &ctx(version), req);

@@ -10,6 +10,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 pub(crate) mod api_versions;
+pub(crate) mod codes;
 mod configs;
 mod create_partitions;
 mod create_topics;
@@ -57,6 +58,9 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Principal;
+use crate::handlers::codes::{
+    COORDINATOR_NOT_AVAILABLE, INVALID_COMMIT_OFFSET_SIZE, NOT_COORDINATOR,
+};
 use crate::state::BrokerState;
 
 /// Who sent a request and how; handlers that authorize (later: ACLs) look here.
@@ -246,18 +250,12 @@ pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
-/// Kafka's INVALID_GROUP_ID: an empty group id where a group is needed.
-pub(crate) const INVALID_GROUP_ID: i16 = 24;
-
 /// The error code Kafka's group coordinator answers for a failed write to
 /// `__consumer_offsets` (an offset commit, an offset or group deletion): a missing partition
 /// or a timeout is COORDINATOR_NOT_AVAILABLE, a storage error NOT_COORDINATOR (the client
 /// looks the coordinator up again and retries), a batch too large INVALID_COMMIT_OFFSET_SIZE;
 /// the coordinator's own errors (ILLEGAL_GENERATION, ...) are kept.
 pub(crate) fn offsets_write_error(e: &sluice_log::Error) -> i16 {
-    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    const NOT_COORDINATOR: i16 = 16;
-    const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
     match e.error_code() {
         3 | 7 => COORDINATOR_NOT_AVAILABLE,
         56 => NOT_COORDINATOR,

@@ -24,10 +24,8 @@ use sluice_log::group::{self, OffsetAndMetadata};
 use sluice_log::{Error, TopicPartition};
 
 use super::{Reply, RequestContext, offsets_write_error, start};
+use crate::handlers::codes::{OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::state::BrokerState;
-
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 
 /// A partition's fate, known now or decided by the commit.
 #[derive(Clone, Copy)]
@@ -137,14 +135,11 @@ pub(crate) mod tests {
     use kafka_protocol::messages::{GroupId, TopicName};
 
     use super::*;
+    use crate::handlers::codes::{ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
     use crate::handlers::join_group::tests::{join, join_request};
     use crate::handlers::sb;
     use crate::handlers::sync_group::tests::sync;
     use crate::handlers::test_util::{ctx, encodes, response, test_state};
-
-    const ILLEGAL_GENERATION: i16 = 22;
-    const UNKNOWN_MEMBER_ID: i16 = 25;
-    const REBALANCE_IN_PROGRESS: i16 = 27;
 
     /// A commit of `(topic, partition, offset, metadata)`.
     pub(crate) fn commit_request(

@@ -17,12 +17,11 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, Respon
 use sluice_log::TopicPartition;
 use sluice_log::group::{GroupDescription, GroupState, Subscription};
 
-use super::{INVALID_GROUP_ID, Reply, RequestContext, offsets_write_error, start};
+use super::{Reply, RequestContext, offsets_write_error, start};
+use crate::handlers::codes::{
+    GROUP_SUBSCRIBED_TO_TOPIC, INVALID_GROUP_ID, NON_EMPTY_GROUP, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::state::BrokerState;
-
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const NON_EMPTY_GROUP: i16 = 68;
-const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 
 pub(crate) fn handle(
     state: &BrokerState,
@@ -155,13 +154,12 @@ mod tests {
     use kafka_protocol::messages::{GroupId, TopicName};
 
     use super::*;
+    use crate::handlers::codes::GROUP_ID_NOT_FOUND;
     use crate::handlers::join_group::tests::{join, join_request};
     use crate::handlers::offset_commit::tests::{commit, commit_request};
     use crate::handlers::sb;
     use crate::handlers::sync_group::tests::sync;
     use crate::handlers::test_util::{ctx, encodes, response, test_state};
-
-    const GROUP_ID_NOT_FOUND: i16 = 69;
 
     fn delete_request(group: &str, partitions: &[(&str, i32)]) -> OffsetDeleteRequest {
         let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();

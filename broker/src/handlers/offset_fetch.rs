@@ -17,9 +17,8 @@ use sluice_log::TopicPartition;
 use sluice_log::group::CommittedOffset;
 
 use super::{RequestContext, sb};
+use crate::handlers::codes::UNSTABLE_OFFSET_COMMIT;
 use crate::state::BrokerState;
-
-const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
 /// One partition's answer.
 struct Fetched {

@@ -12,10 +12,9 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use sluice_log::TopicPartition;
 
 use super::RequestContext;
+use crate::handlers::codes::{FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH};
 use crate::state::BrokerState;
 
-const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
 /// The leader epoch of every partition.
 const LEADER_EPOCH: i32 = 0;
 const UNDEFINED: i32 = -1;

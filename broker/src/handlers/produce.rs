@@ -11,11 +11,8 @@ use sluice_log::TopicPartition;
 use sluice_log::log::Partition;
 
 use super::{Reply, RequestContext, sb};
+use crate::handlers::codes::{CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, REQUEST_TIMED_OUT};
 use crate::state::BrokerState;
-
-const INVALID_REQUIRED_ACKS: i16 = 21;
-const CORRUPT_MESSAGE: i16 = 2;
-const REQUEST_TIMED_OUT: i16 = 7;
 
 /// One partition's outcome, before durability.
 struct Appended {

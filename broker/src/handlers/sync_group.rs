@@ -9,10 +9,9 @@ use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse
 use kafka_protocol::protocol::StrBytes;
 use sluice_log::group;
 
-use super::{INVALID_GROUP_ID, Reply, RequestContext, sb};
+use super::{Reply, RequestContext, sb};
+use crate::handlers::codes::{INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID};
 use crate::state::BrokerState;
-
-const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 
 pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: SyncGroupRequest) -> Reply {
     let version = ctx.api_version;

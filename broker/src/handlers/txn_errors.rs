@@ -2,10 +2,9 @@
 
 use sluice_log::Error;
 
-pub(super) const INVALID_REQUEST: i16 = 42;
-pub(super) const INVALID_PRODUCER_EPOCH: i16 = 47;
-pub(super) const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
-pub(super) const PRODUCER_FENCED: i16 = 90;
+use crate::handlers::codes::{
+    INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
+};
 
 /// The code and message of a coordinator error for a request of `version`. A transactional id
 /// the coordinator does not know is INVALID_PRODUCER_ID_MAPPING (as Kafka answers

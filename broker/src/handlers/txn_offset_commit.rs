@@ -26,19 +26,14 @@ use sluice_log::txn::TransactionState;
 use sluice_log::{Compression, Error, TopicPartition};
 
 use super::add_offsets_to_txn::offsets_partition;
-use super::txn_errors::{INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING};
 use super::{Reply, RequestContext};
+use crate::handlers::codes::{
+    COORDINATOR_NOT_AVAILABLE, INVALID_COMMIT_OFFSET_SIZE, INVALID_GROUP_ID,
+    INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR,
+    MESSAGE_TOO_LARGE, NOT_COORDINATOR, OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::state::BrokerState;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
-const MESSAGE_TOO_LARGE: i16 = 10;
-const INVALID_GROUP_ID: i16 = 24;
-const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
-const INVALID_TXN_STATE: i16 = 48;
-const KAFKA_STORAGE_ERROR: i16 = 56;
 /// Kafka's `offsets.commit.timeout.ms`: how long the answer waits for the fsync.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -272,10 +267,9 @@ pub(crate) mod tests {
     use kafka_protocol::messages::{GroupId, ProducerId, TopicName, TransactionalId};
 
     use super::*;
+    use crate::handlers::codes::ILLEGAL_GENERATION;
     use crate::handlers::sb;
     use crate::handlers::test_util::{create_topic, ctx, encodes, response, test_state};
-
-    const ILLEGAL_GENERATION: i16 = 22;
 
     pub(crate) fn request(
         id: &str,
