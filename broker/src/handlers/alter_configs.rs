@@ -7,7 +7,7 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use sluice_log::config::TopicConfig;
 
-use super::configs::{Resource, duplicate, resolve, static_broker_configs};
+use super::configs::{Resource, duplicate, each_resource, static_broker_configs};
 use super::{RequestContext, sb};
 use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
@@ -17,28 +17,24 @@ pub(crate) fn handle(
     ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let names: Vec<(i8, &str)> = req
-        .resources
-        .iter()
-        .map(|r| (r.resource_type, r.resource_name.as_str()))
-        .collect();
+    let outcomes = each_resource(
+        state,
+        &req.resources,
+        |r| (r.resource_type, r.resource_name.as_str()),
+        |r, resource| {
+            let configs: Vec<(String, Option<String>)> = r
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            alter(state, &resource, configs, req.validate_only)
+        },
+    );
     let responses = req
         .resources
         .iter()
-        .map(|r| {
-            let key = (r.resource_type, r.resource_name.as_str());
-            let outcome = if names.iter().filter(|n| **n == key).count() > 1 {
-                Err((INVALID_REQUEST, "Duplicate resource in request".to_owned()))
-            } else {
-                resolve(state, r.resource_type, r.resource_name.as_str()).and_then(|resource| {
-                    let configs: Vec<(String, Option<String>)> = r
-                        .configs
-                        .iter()
-                        .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                        .collect();
-                    alter(state, &resource, configs, req.validate_only)
-                })
-            };
+        .zip(outcomes)
+        .map(|(r, outcome)| {
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())

@@ -264,6 +264,29 @@ pub(super) fn kafka_default(topic_key: &str) -> Option<String> {
         .map(|e| e.value)
 }
 
+/// The outcome for each resource of an AlterConfigs or IncrementalAlterConfigs request, in
+/// order: INVALID_REQUEST for a resource the request names twice, else `apply` on the
+/// resource once [`resolve`]d.
+pub(super) fn each_resource<'r, R>(
+    state: &BrokerState,
+    resources: &'r [R],
+    name: impl Fn(&'r R) -> (i8, &'r str),
+    apply: impl Fn(&'r R, Resource) -> Result<(), (i16, String)>,
+) -> Vec<Result<(), (i16, String)>> {
+    let names: Vec<(i8, &str)> = resources.iter().map(&name).collect();
+    resources
+        .iter()
+        .zip(&names)
+        .map(|(r, key)| {
+            if names.iter().filter(|n| *n == key).count() > 1 {
+                Err((INVALID_REQUEST, "Duplicate resource in request".to_owned()))
+            } else {
+                resolve(state, key.0, key.1).and_then(|resource| apply(r, resource))
+            }
+        })
+        .collect()
+}
+
 /// Finds the first of `names` that appears twice.
 pub(super) fn duplicate<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut seen = std::collections::HashSet::new();

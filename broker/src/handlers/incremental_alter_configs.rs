@@ -9,7 +9,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use sluice_log::config::TopicConfig;
 
-use super::configs::{LIST, Resource, duplicate, resolve, static_broker_configs, topic_key};
+use super::configs::{LIST, Resource, duplicate, each_resource, static_broker_configs, topic_key};
 use super::{RequestContext, sb};
 use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
@@ -24,34 +24,30 @@ pub(crate) fn handle(
     ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let names: Vec<(i8, &str)> = req
-        .resources
-        .iter()
-        .map(|r| (r.resource_type, r.resource_name.as_str()))
-        .collect();
+    let outcomes = each_resource(
+        state,
+        &req.resources,
+        |r| (r.resource_type, r.resource_name.as_str()),
+        |r, resource| {
+            let ops: Vec<(String, i8, Option<String>)> = r
+                .configs
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.config_operation,
+                        c.value.as_ref().map(|v| v.to_string()),
+                    )
+                })
+                .collect();
+            alter(state, &resource, &ops, req.validate_only)
+        },
+    );
     let responses = req
         .resources
         .iter()
-        .map(|r| {
-            let key = (r.resource_type, r.resource_name.as_str());
-            let outcome = if names.iter().filter(|n| **n == key).count() > 1 {
-                Err((INVALID_REQUEST, "Duplicate resource in request".to_owned()))
-            } else {
-                resolve(state, r.resource_type, r.resource_name.as_str()).and_then(|resource| {
-                    let ops: Vec<(String, i8, Option<String>)> = r
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.name.to_string(),
-                                c.config_operation,
-                                c.value.as_ref().map(|v| v.to_string()),
-                            )
-                        })
-                        .collect();
-                    alter(state, &resource, &ops, req.validate_only)
-                })
-            };
+        .zip(outcomes)
+        .map(|(r, outcome)| {
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
