@@ -1,13 +1,12 @@
 //! `sluice broker` as a process, with Debian's `kcat` (librdkafka) as the client: produce and
 //! consume through it, kill -9 it under acks=all, stop it with SIGTERM.
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::sluice_bin;
+use crate::cli::{run, sluice_bin};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -112,45 +111,11 @@ impl Drop for BrokerProc {
 
 /// Runs kcat with `args` and `stdin`, within [`DEADLINE`]; returns (exit code, stdout, stderr).
 fn kcat(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat is installed (scripts/test.sh installs Debian's kcat)");
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("stdout")));
-    let err = reader(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for kcat") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("kcat {args:?} did not finish within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    (
-        status.code().unwrap_or(-1),
-        out.join().expect("stdout"),
-        err.join().expect("stderr"),
-    )
+    // Debian's kcat; scripts/test.sh installs it.
+    let mut command = Command::new("kcat");
+    command.args(args);
+    let o = run(command, stdin, DEADLINE);
+    (o.code, o.stdout, o.stderr)
 }
 
 fn consume_all(bootstrap: &str, topic: &str, format: &str) -> Vec<String> {

@@ -43,25 +43,34 @@ pub(crate) fn sluice_bin() -> &'static Path {
 }
 
 #[derive(Debug)]
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `sluice --data-dir <dir> <args>` with `stdin`, within [`COMMAND_DEADLINE`].
 fn sluice(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(sluice_bin())
+    let mut command = Command::new(sluice_bin());
+    command
         .arg("--data-dir")
         .arg(dir)
         .args(args)
         .env_remove("RUST_LOG")
-        .env_remove("SLUICE_DATA_DIR")
+        .env_remove("SLUICE_DATA_DIR");
+    run(command, stdin, COMMAND_DEADLINE)
+}
+
+/// Runs `command` with `stdin` fed to it, collecting its output; fails the test if it takes
+/// longer than `deadline` (the child is killed first).
+pub(crate) fn run(mut command: Command, stdin: &str, deadline: Duration) -> Output {
+    let what = format!("{command:?}");
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn sluice");
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let mut input = child.stdin.take().expect("stdin");
     let stdin = stdin.to_owned();
     let writer = std::thread::spawn(move || {
@@ -76,15 +85,15 @@ fn sluice(dir: &Path, args: &[&str], stdin: &str) -> Output {
     };
     let out = reader(Box::new(child.stdout.take().expect("stdout")));
     let err = reader(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + COMMAND_DEADLINE;
+    let ends = Instant::now() + deadline;
     let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for sluice") {
+        if let Some(s) = child.try_wait().expect("wait for the child") {
             break s;
         }
-        if Instant::now() > deadline {
+        if Instant::now() > ends {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("sluice {args:?} did not finish within {COMMAND_DEADLINE:?}");
+            panic!("{what} did not finish within {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
