@@ -10,7 +10,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode as Code};
 use rdkafka::message::{Header as RdHeader, Message as _, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
@@ -211,16 +211,28 @@ impl KafkaProducer {
         Duration::from_millis(self.config.max_block_ms)
     }
 
-    /// Registers `transactional.id` with its transaction coordinator: gets the producer id with
-    /// a new epoch, fencing any earlier producer with the same id and aborting what it left
-    /// open (Kafka's `initTransactions`), within `max.block.ms`.
-    pub async fn init_transactions(&self) -> Result<()> {
+    /// Runs a blocking transactional call of librdkafka (given `max.block.ms`) off the async
+    /// workers, its error named by `operation` and the transactional id.
+    async fn transaction_call(
+        &self,
+        operation: &'static str,
+        call: impl FnOnce(&ThreadedProducer<ProducerCtx>, Duration) -> KafkaResult<()> + Send + 'static,
+    ) -> Result<()> {
         let id = self.transactional_id()?.to_owned();
         let p = self.producer.clone();
         let timeout = self.max_block();
         blocking(move || {
+            call(&p, timeout).map_err(|e| from_kafka(operation, e, Subject::transaction(Some(&id))))
+        })
+        .await
+    }
+
+    /// Registers `transactional.id` with its transaction coordinator: gets the producer id with
+    /// a new epoch, fencing any earlier producer with the same id and aborting what it left
+    /// open (Kafka's `initTransactions`), within `max.block.ms`.
+    pub async fn init_transactions(&self) -> Result<()> {
+        self.transaction_call("init_transactions", |p, timeout| {
             p.init_transactions(timeout)
-                .map_err(|e| from_kafka("init_transactions", e, Subject::transaction(Some(&id))))
         })
         .await
     }
@@ -310,24 +322,16 @@ impl KafkaProducer {
     /// Sends what is queued, then commits the transaction (within `max.block.ms`). A record
     /// that failed fails the commit: abort then.
     pub async fn commit_transaction(&self) -> Result<()> {
-        let id = self.transactional_id()?.to_owned();
-        let p = self.producer.clone();
-        let timeout = self.max_block();
-        blocking(move || {
+        self.transaction_call("commit_transaction", |p, timeout| {
             p.commit_transaction(timeout)
-                .map_err(|e| from_kafka("commit_transaction", e, Subject::transaction(Some(&id))))
         })
         .await
     }
 
     /// Aborts the transaction: none of it becomes visible to `read_committed` consumers.
     pub async fn abort_transaction(&self) -> Result<()> {
-        let id = self.transactional_id()?.to_owned();
-        let p = self.producer.clone();
-        let timeout = self.max_block();
-        blocking(move || {
+        self.transaction_call("abort_transaction", |p, timeout| {
             p.abort_transaction(timeout)
-                .map_err(|e| from_kafka("abort_transaction", e, Subject::transaction(Some(&id))))
         })
         .await
     }
