@@ -546,11 +546,12 @@ impl KafkaConsumer {
         self.after_poll();
     }
 
-    async fn commit(
-        &mut self,
+    /// The group and the offsets a commit sends: `offsets`, or the position of every assigned
+    /// partition; `None` when there is nothing to commit.
+    fn commit_list(
+        &self,
         offsets: Option<Vec<(TopicPartition, i64)>>,
-        mode: CommitMode,
-    ) -> Result<()> {
+    ) -> Result<Option<(String, TopicPartitionList)>> {
         self.check_open()?;
         let group = self.group()?.to_owned();
         let offsets = match offsets {
@@ -562,24 +563,24 @@ impl KafkaConsumer {
                 .collect(),
         };
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let tpl = tpl_of(offsets.iter().map(|(tp, o)| (tp, Offset::Offset(*o))))?;
-        match mode {
-            CommitMode::Async => self
-                .inner
-                .commit(&tpl, CommitMode::Async)
-                .map_err(|e| from_kafka("commit_async", e, Subject::group(&group))),
-            CommitMode::Sync => {
-                let inner = Arc::clone(&self.inner);
-                blocking(move || {
-                    inner
-                        .commit(&tpl, CommitMode::Sync)
-                        .map_err(|e| from_kafka("commit_sync", e, Subject::group(&group)))
-                })
-                .await
-            }
-        }
+        Ok(Some((group, tpl)))
+    }
+
+    /// Commits and waits for the coordinator's answer, off the async workers.
+    async fn commit(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
+        let Some((group, tpl)) = self.commit_list(offsets)? else {
+            return Ok(());
+        };
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            inner
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| from_kafka("commit_sync", e, Subject::group(&group)))
+        })
+        .await
     }
 }
 
@@ -878,24 +879,13 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn commit_sync(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
-        self.commit(offsets, CommitMode::Sync).await
+        self.commit(offsets).await
     }
 
     fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
-        self.check_open()?;
-        let group = self.group()?.to_owned();
-        let offsets = match offsets {
-            Some(o) => o,
-            None => self
-                .current_assignment()
-                .into_iter()
-                .filter_map(|tp| self.positions.get(&tp).map(|o| (tp, *o)))
-                .collect(),
-        };
-        if offsets.is_empty() {
+        let Some((group, tpl)) = self.commit_list(offsets)? else {
             return Ok(());
-        }
-        let tpl = tpl_of(offsets.iter().map(|(tp, o)| (tp, Offset::Offset(*o))))?;
+        };
         self.inner
             .commit(&tpl, CommitMode::Async)
             .map_err(|e| from_kafka("commit_async", e, Subject::group(&group)))
@@ -938,7 +928,7 @@ impl Consumer for KafkaConsumer {
             && self.config.enable_auto_commit
             && self.config.group_id.is_some()
         {
-            result = self.commit(None, CommitMode::Sync).await;
+            result = self.commit(None).await;
         }
         // Subscribed: librdkafka commits the stored positions on revocation (auto-commit).
         let left = self.unsubscribe().await;
