@@ -401,6 +401,20 @@ pub struct ConsumerGroupDescription {
     pub members: Vec<ConsumerGroupMember>,
 }
 
+impl ConsumerGroupDescription {
+    /// Partition -> id of the member it is assigned to.
+    pub fn owners(&self) -> std::collections::BTreeMap<TopicPartition, String> {
+        self.members
+            .iter()
+            .flat_map(|m| {
+                m.assignment
+                    .iter()
+                    .map(|tp| (tp.clone(), m.member_id.clone()))
+            })
+            .collect()
+    }
+}
+
 /// One row of `lag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {

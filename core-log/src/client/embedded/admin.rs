@@ -24,18 +24,6 @@ impl EmbeddedAdmin {
         Self { client, log }
     }
 
-    /// Partition -> member id of a group's current assignment.
-    fn owners(desc: &ConsumerGroupDescription) -> BTreeMap<TopicPartition, String> {
-        desc.members
-            .iter()
-            .flat_map(|m| {
-                m.assignment
-                    .iter()
-                    .map(|tp| (tp.clone(), m.member_id.clone()))
-            })
-            .collect()
-    }
-
     fn reset_target(
         &self,
         tp: &TopicPartition,
@@ -177,7 +165,7 @@ impl Admin for EmbeddedAdmin {
     async fn delete_offsets(&self, group: &str, partitions: Vec<TopicPartition>) -> Result<()> {
         let c = self.client.group_coordinator()?;
         let d = self.describe_group(group).await?;
-        let owners = Self::owners(&d);
+        let owners = d.owners();
         if let Some(tp) = partitions.iter().find(|tp| owners.contains_key(*tp)) {
             // Kafka's GROUP_SUBSCRIBED_TO_TOPIC, as close as our errors get.
             return Err(Error::InvalidRequest(format!(
@@ -227,7 +215,7 @@ impl Admin for EmbeddedAdmin {
     async fn lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
         let c = self.client.group_coordinator()?;
         let d = self.describe_group(group).await?;
-        let owners = Self::owners(&d);
+        let owners = d.owners();
         let mut rows: BTreeMap<TopicPartition, Option<i64>> = c
             .fetch_offsets(group, None)
             .into_iter()

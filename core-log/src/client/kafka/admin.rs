@@ -25,7 +25,7 @@ use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::Offset;
 
 use super::error::{Subject, code_of, from_code, from_kafka};
-use super::{CLIENT, KafkaClient, blocking, tpl_of};
+use super::{CLIENT, KafkaClient, blocking, tpl_of, with_topic_metadata};
 use crate::client::{
     Admin, ConfigEntry, ConsumerGroupDescription, ConsumerGroupMember, GroupListing, GroupState,
     ListedOffset, NewTopic, OffsetSpec, PartitionLag, ResetSpec, TopicDescription,
@@ -300,21 +300,6 @@ impl KafkaAdmin {
         })
         .await
     }
-
-    /// Partition -> member id of a group's current assignment.
-    fn owners(desc: Option<&ConsumerGroupDescription>) -> BTreeMap<TopicPartition, String> {
-        desc.map(|d| {
-            d.members
-                .iter()
-                .flat_map(|m| {
-                    m.assignment
-                        .iter()
-                        .map(|tp| (tp.clone(), m.member_id.clone()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-    }
 }
 
 impl Admin for KafkaAdmin {
@@ -387,35 +372,22 @@ impl Admin for KafkaAdmin {
         let timeout = self.timeout();
         let topic = name.to_owned();
         let partitions: Vec<(i32, Option<String>)> = blocking(move || {
-            let md = lookup
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(|e| from_kafka("describe_topic", e, Subject::topic(&topic)))?;
-            let t = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic)
-                .ok_or_else(|| Error::UnknownTopic(topic.clone()))?;
-            if let Some(err) = t.error() {
-                return Err(from_code(
-                    "describe_topic",
-                    err.into(),
-                    Subject::topic(&topic),
-                ));
-            }
-            let mut ps: Vec<(i32, Option<String>)> = t
-                .partitions()
-                .iter()
-                .map(|p| {
-                    let offline = match (p.error(), p.leader()) {
-                        (Some(e), _) => Some(Code::from(e).to_string()),
-                        (None, l) if l < 0 => Some("no leader".to_owned()),
-                        _ => None,
-                    };
-                    (p.id(), offline)
-                })
-                .collect();
-            ps.sort_by_key(|(p, _)| *p);
-            Ok(ps)
+            with_topic_metadata(lookup.client(), &topic, timeout, "describe_topic", |t| {
+                let mut ps: Vec<(i32, Option<String>)> = t
+                    .partitions()
+                    .iter()
+                    .map(|p| {
+                        let offline = match (p.error(), p.leader()) {
+                            (Some(e), _) => Some(Code::from(e).to_string()),
+                            (None, l) if l < 0 => Some("no leader".to_owned()),
+                            _ => None,
+                        };
+                        (p.id(), offline)
+                    })
+                    .collect();
+                ps.sort_by_key(|(p, _)| *p);
+                Ok(ps)
+            })
         })
         .await?;
         let tps: Vec<TopicPartition> = partitions
@@ -803,7 +775,10 @@ impl Admin for KafkaAdmin {
             }
             Err(e) => return Err(e),
         };
-        let owners = Self::owners(desc.as_ref());
+        let owners = desc
+            .as_ref()
+            .map(ConsumerGroupDescription::owners)
+            .unwrap_or_default();
         // OffsetFetch of every partition of the cluster: rdkafka asks for listed partitions
         // only, and the group's are not known in advance.
         let all = self.all_partitions(false).await?;

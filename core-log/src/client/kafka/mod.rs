@@ -235,6 +235,33 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 /// Runs a blocking librdkafka call from a synchronous method: off the runtime's worker
 /// thread where the runtime allows it (multi-threaded), else in place.
+/// Fetches the metadata of `topic` (blocking) and runs `f` on it: [`Error::UnknownTopic`]
+/// when the cluster does not list it, the topic's own error when it has one.
+fn with_topic_metadata<C: rdkafka::ClientContext, T>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+    operation: &'static str,
+    f: impl FnOnce(&rdkafka::metadata::MetadataTopic) -> Result<T>,
+) -> Result<T> {
+    let md = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| error::from_kafka(operation, e, error::Subject::topic(topic)))?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+    if let Some(err) = t.error() {
+        return Err(error::from_code(
+            operation,
+            err.into(),
+            error::Subject::topic(topic),
+        ));
+    }
+    f(t)
+}
+
 fn block_here<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {

@@ -19,8 +19,8 @@ use rdkafka::topic_partition_list::Offset;
 use rdkafka::util::Timeout;
 
 use super::delivery::Deliveries;
-use super::error::{Subject, code_of, from_code, from_kafka};
-use super::{KafkaClient, KafkaConsumer, block_here, blocking, tpl_of};
+use super::error::{Subject, code_of, from_kafka};
+use super::{KafkaClient, KafkaConsumer, block_here, blocking, tpl_of, with_topic_metadata};
 use crate::client::config::ProducerConfig;
 use crate::client::{ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
 use crate::{Error, Result, TopicPartition};
@@ -437,24 +437,10 @@ impl Producer for KafkaProducer {
         let timeout = self.client.timeout();
         let topic = topic.to_owned();
         blocking(move || {
-            let md = p
-                .client()
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(|e| from_kafka("partition_count", e, Subject::topic(&topic)))?;
-            let t = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic)
-                .ok_or_else(|| Error::UnknownTopic(topic.clone()))?;
-            if let Some(err) = t.error() {
-                return Err(from_code(
-                    "partition_count",
-                    err.into(),
-                    Subject::topic(&topic),
-                ));
-            }
-            i32::try_from(t.partitions().len())
-                .map_err(|_| Error::InvalidRequest("too many partitions".into()))
+            with_topic_metadata(p.client(), &topic, timeout, "partition_count", |t| {
+                i32::try_from(t.partitions().len())
+                    .map_err(|_| Error::InvalidRequest("too many partitions".into()))
+            })
         })
         .await
     }
