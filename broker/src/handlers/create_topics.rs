@@ -7,9 +7,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use sluice_log::config::TopicConfig;
 
 use super::{RequestContext, error_of, sb};
-use crate::handlers::codes::{
-    INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, INVALID_TOPIC_EXCEPTION,
-};
+use crate::handlers::codes::{INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR};
 use crate::state::BrokerState;
 
 /// Kafka's ConfigSource: a topic override, or the broker's default.
@@ -128,10 +126,6 @@ pub(crate) fn handle(
             }
             Err(e) => {
                 let (code, message) = error_of(&e);
-                let code = match e {
-                    sluice_log::Error::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
-                    _ => code,
-                };
                 results.push(fail(
                     r,
                     code,

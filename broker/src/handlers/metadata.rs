@@ -6,9 +6,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::{RequestContext, sb};
-use crate::handlers::codes::{
-    INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
-};
+use crate::handlers::codes::{UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::state::BrokerState;
 
 pub(crate) async fn handle(
@@ -44,20 +42,14 @@ pub(crate) async fn handle(
             }
         };
         if may_create {
-            match state.auto_create(&name) {
-                Ok(_) => {}
-                Err(e) => {
-                    let code = match e {
-                        sluice_log::Error::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
-                        other => other.error_code(),
-                    };
-                    topics.push(
-                        MetadataResponseTopic::default()
-                            .with_name(Some(TopicName(sb(name))))
-                            .with_error_code(code),
-                    );
-                    continue;
-                }
+            // An invalid name is INVALID_TOPIC_EXCEPTION, by the log's error mapping.
+            if let Err(e) = state.auto_create(&name) {
+                topics.push(
+                    MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(sb(name))))
+                        .with_error_code(e.error_code()),
+                );
+                continue;
             }
         }
         let topic = MetadataResponseTopic::default()
