@@ -199,23 +199,19 @@ fn read_partition(
                 .with_records(Some(bytes::Bytes::new()));
         }
     };
+    let mut data = base.with_high_watermark(partition.high_watermark());
+    if plan.version >= 4 {
+        data = data.with_last_stable_offset(partition.last_stable_offset());
+    }
+    if plan.version >= 5 {
+        data = data.with_log_start_offset(partition.log_start_offset());
+    }
     // Kafka's OFFSET_OUT_OF_RANGE: before the log start or past the log end.
     if sp.fetch_offset < partition.log_start_offset()
         || sp.fetch_offset > partition.log_end_offset()
     {
-        return base
+        return data
             .with_error_code(OFFSET_OUT_OF_RANGE)
-            .with_high_watermark(partition.high_watermark())
-            .with_last_stable_offset(if plan.version >= 4 {
-                partition.last_stable_offset()
-            } else {
-                -1
-            })
-            .with_log_start_offset(if plan.version >= 5 {
-                partition.log_start_offset()
-            } else {
-                -1
-            })
             .with_records(Some(bytes::Bytes::new()));
     }
     let remaining = plan.max_bytes.saturating_sub(so_far);
@@ -227,13 +223,6 @@ fn read_partition(
     } else {
         partition.read(sp.fetch_offset, limit).map(Some)
     };
-    let mut data = base.with_high_watermark(partition.high_watermark());
-    if plan.version >= 4 {
-        data = data.with_last_stable_offset(partition.last_stable_offset());
-    }
-    if plan.version >= 5 {
-        data = data.with_log_start_offset(partition.log_start_offset());
-    }
     match read {
         Ok(Some(mut fetched)) => {
             // Only the first partition with data may exceed the limits (so a consumer always
