@@ -24,8 +24,6 @@ pub struct BrokerState {
     pub groups: Arc<GroupCoordinator>,
     /// The transaction coordinator (shared likewise).
     pub txns: Arc<TransactionCoordinator>,
-    /// An embedded client of the log, for what the client interface already does well.
-    pub client: EmbeddedClient,
     /// Incremental fetch sessions (KIP-227).
     pub(crate) fetch_sessions: FetchSessions,
 }
@@ -60,7 +58,6 @@ impl BrokerState {
             log,
             groups,
             txns,
-            client,
             fetch_sessions: FetchSessions::default(),
         })
     }
