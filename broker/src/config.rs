@@ -28,11 +28,11 @@ pub struct Listener {
 impl Listener {
     /// Parses `PLAINTEXT://127.0.0.1:9092` (also `PLAINTEXT://:9092` and `PLAINTEXT://[::1]:9092`).
     pub fn parse(s: &str) -> Result<Listener> {
-        let bad = |why: &str| BrokerError::Config {
-            key: "listeners".into(),
-            message: format!(
-                "`{s}`: {why}; expected NAME://host:port, e.g. PLAINTEXT://127.0.0.1:9092"
-            ),
+        let bad = |why: &str| {
+            config_error(
+                "listeners",
+                format!("`{s}`: {why}; expected NAME://host:port, e.g. PLAINTEXT://127.0.0.1:9092"),
+            )
         };
         let (name, rest) = s.trim().split_once("://").ok_or_else(|| bad("no `://`"))?;
         let name = name.to_ascii_uppercase();
@@ -67,15 +67,11 @@ impl Listener {
             })?;
         match list.len() {
             1 => Ok(list),
-            0 => Err(BrokerError::Config {
-                key: key.into(),
-                message: "no listener given".into(),
-            }),
-            _ => Err(BrokerError::Config {
-                key: key.into(),
-                message: "one listener is supported so far (TLS and SASL listeners come later)"
-                    .into(),
-            }),
+            0 => Err(config_error(key, "no listener given")),
+            _ => Err(config_error(
+                key,
+                "one listener is supported so far (TLS and SASL listeners come later)",
+            )),
         }
     }
 }
@@ -445,11 +441,19 @@ impl Default for BrokerConfig {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
-    value.trim().parse::<T>().map_err(|_| BrokerError::Config {
+/// A [`BrokerError::Config`] for `key`.
+fn config_error(key: impl Into<String>, message: impl Into<String>) -> BrokerError {
+    BrokerError::Config {
         key: key.into(),
-        message: format!("`{value}` is not {what}"),
-    })
+        message: message.into(),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| config_error(key, format!("`{value}` is not {what}")))
 }
 
 fn parse_ms(key: &str, value: &str) -> Result<Duration> {
@@ -468,10 +472,10 @@ impl BrokerConfig {
                 continue;
             }
             let Some((k, v)) = line.split_once(['=', ':']) else {
-                return Err(BrokerError::Config {
-                    key: line.into(),
-                    message: format!("line {}: expected key=value", n + 1),
-                });
+                return Err(config_error(
+                    line,
+                    format!("line {}: expected key=value", n + 1),
+                ));
             };
             config.set(k.trim(), v.trim())?;
         }
@@ -497,16 +501,10 @@ impl BrokerConfig {
                 match dirs.as_slice() {
                     [one] => self.log_dir = PathBuf::from(one),
                     [] => {
-                        return Err(BrokerError::Config {
-                            key: key.into(),
-                            message: "no directory given".into(),
-                        });
+                        return Err(config_error(key, "no directory given"));
                     }
                     _ => {
-                        return Err(BrokerError::Config {
-                            key: key.into(),
-                            message: "one data directory is supported so far".into(),
-                        });
+                        return Err(config_error(key, "one data directory is supported so far"));
                     }
                 }
             }
@@ -553,10 +551,7 @@ impl BrokerConfig {
                     } else {
                         let n: i64 = parse_num(key, value, "a whole number")?;
                         n.checked_mul(unit)
-                            .ok_or_else(|| BrokerError::Config {
-                                key: key.into(),
-                                message: format!("`{value}` is too large"),
-                            })?
+                            .ok_or_else(|| config_error(key, format!("`{value}` is too large")))?
                             .to_string()
                     };
                     // Kafka's precedence: ms over minutes over hours.
@@ -569,12 +564,8 @@ impl BrokerConfig {
                     };
                     if wins {
                         // Validate now, so the error names the broker key.
-                        TopicConfig::from_pairs([(topic_key, value.as_str())]).map_err(|e| {
-                            BrokerError::Config {
-                                key: key.into(),
-                                message: sluice_log::report(&e).to_string(),
-                            }
-                        })?;
+                        TopicConfig::from_pairs([(topic_key, value.as_str())])
+                            .map_err(|e| config_error(key, sluice_log::report(&e).to_string()))?;
                         self.topic_defaults.insert(topic_key.to_owned(), value);
                         if let Some(this) = this {
                             self.topic_defaults_source.insert(topic_key, this);
@@ -586,10 +577,7 @@ impl BrokerConfig {
                         "setting has no effect on a single Sluice node; ignored"
                     );
                 } else {
-                    return Err(BrokerError::Config {
-                        key: key.into(),
-                        message: unknown_key_message(key),
-                    });
+                    return Err(config_error(key, unknown_key_message(key)));
                 }
             }
         }
@@ -599,30 +587,30 @@ impl BrokerConfig {
     /// Checks values that only make sense together; called after a file and overrides are read.
     pub fn validate(&self) -> Result<()> {
         if self.node_id < 0 {
-            return Err(BrokerError::Config {
-                key: "node.id".into(),
-                message: format!("{} is negative", self.node_id),
-            });
+            return Err(config_error(
+                "node.id",
+                format!("{} is negative", self.node_id),
+            ));
         }
         if self.num_partitions < 1 {
-            return Err(BrokerError::Config {
-                key: "num.partitions".into(),
-                message: format!("{} is below 1", self.num_partitions),
-            });
+            return Err(config_error(
+                "num.partitions",
+                format!("{} is below 1", self.num_partitions),
+            ));
         }
         if self.socket_request_max_bytes < 1024 {
-            return Err(BrokerError::Config {
-                key: "socket.request.max.bytes".into(),
-                message: "must be at least 1024".into(),
-            });
+            return Err(config_error(
+                "socket.request.max.bytes",
+                "must be at least 1024",
+            ));
         }
         if let Some(a) = &self.advertised
             && (a.host.is_empty() || a.port == 0)
         {
-            return Err(BrokerError::Config {
-                key: "advertised.listeners".into(),
-                message: format!("`{a}` needs a host and a non-zero port"),
-            });
+            return Err(config_error(
+                "advertised.listeners",
+                format!("`{a}` needs a host and a non-zero port"),
+            ));
         }
         self.topic_defaults()?;
         Ok(())
@@ -630,10 +618,8 @@ impl BrokerConfig {
 
     /// The topic defaults as a [`TopicConfig`].
     pub fn topic_defaults(&self) -> Result<TopicConfig> {
-        TopicConfig::from_pairs(self.topic_defaults.iter()).map_err(|e| BrokerError::Config {
-            key: "log.*".into(),
-            message: sluice_log::report(&e).to_string(),
-        })
+        TopicConfig::from_pairs(self.topic_defaults.iter())
+            .map_err(|e| config_error("log.*", sluice_log::report(&e).to_string()))
     }
 
     /// `--help`'s table of every setting.
