@@ -11,7 +11,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use sluice_log::TopicPartition;
 
-use super::fetch_session::{Resolved, SessionPartition};
+use super::fetch_session::{Resolved, SessionPartition, sessionless};
 use super::{Reply, RequestContext, sb};
 use crate::handlers::codes::OFFSET_OUT_OF_RANGE;
 use crate::state::BrokerState;
@@ -47,18 +47,7 @@ pub(crate) fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, req: FetchR
             .fetch_sessions
             .resolve(req.session_id, req.session_epoch, requested, forgotten)
     } else {
-        Resolved::Full {
-            session_id: 0,
-            partitions: requested
-                .into_iter()
-                .map(|(tp, fetch_offset, max_bytes)| SessionPartition {
-                    tp,
-                    fetch_offset,
-                    max_bytes,
-                    last_sent: None,
-                })
-                .collect(),
-        }
+        sessionless(requested)
     };
     let (session_id, partitions, incremental) = match resolved {
         Resolved::Error(code) => {

@@ -73,6 +73,27 @@ pub(crate) enum Resolved {
     Error(i16),
 }
 
+/// A full fetch outside any session (requests before v7, and session id 0 with epoch -1).
+pub(crate) fn sessionless(requested: Vec<(TopicPartition, i64, i32)>) -> Resolved {
+    Resolved::Full {
+        session_id: 0,
+        partitions: fresh(requested),
+    }
+}
+
+/// Session partitions of the request's (partition, offset, max bytes), never sent anything.
+fn fresh(requested: Vec<(TopicPartition, i64, i32)>) -> Vec<SessionPartition> {
+    requested
+        .into_iter()
+        .map(|(tp, fetch_offset, max_bytes)| SessionPartition {
+            tp,
+            fetch_offset,
+            max_bytes,
+            last_sent: None,
+        })
+        .collect()
+}
+
 impl FetchSessions {
     /// Applies a request's session fields. `requested` are the request's partitions with their
     /// offsets and limits; `forgotten` the ones to drop from an incremental session.
@@ -83,25 +104,11 @@ impl FetchSessions {
         requested: Vec<(TopicPartition, i64, i32)>,
         forgotten: Vec<TopicPartition>,
     ) -> Resolved {
-        let fresh = |requested: Vec<(TopicPartition, i64, i32)>| -> Vec<SessionPartition> {
-            requested
-                .into_iter()
-                .map(|(tp, fetch_offset, max_bytes)| SessionPartition {
-                    tp,
-                    fetch_offset,
-                    max_bytes,
-                    last_sent: None,
-                })
-                .collect()
-        };
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut sessions = self.sessions.lock();
         match (session_id, epoch) {
             // Sessionless full fetch (every pre-KIP-227 client, and librdkafka).
-            (0, -1) => Resolved::Full {
-                session_id: 0,
-                partitions: fresh(requested),
-            },
+            (0, -1) => sessionless(requested),
             // A full fetch opening a new session.
             (0, 0) => {
                 let partitions = fresh(requested);
@@ -131,10 +138,7 @@ impl FetchSessions {
             // Closing a session with a full, sessionless fetch.
             (id, -1) => {
                 sessions.remove(&id);
-                Resolved::Full {
-                    session_id: 0,
-                    partitions: fresh(requested),
-                }
+                sessionless(requested)
             }
             // A full fetch renewing an existing session (epoch 0 with an id): Kafka closes the
             // old one and opens a new one.
