@@ -299,22 +299,13 @@ impl KafkaProducer {
         offsets: Vec<(TopicPartition, i64)>,
         consumer: &KafkaConsumer,
     ) -> Result<()> {
-        let id = self.transactional_id()?.to_owned();
+        self.transactional_id()?;
         let metadata = consumer
             .rd_group_metadata()
             .ok_or_else(|| Error::InvalidGroupId(String::new()))?;
         let tpl = tpl_of(offsets.iter().map(|(tp, o)| (tp, Offset::Offset(*o))))?;
-        let p = self.producer.clone();
-        let timeout = self.max_block();
-        blocking(move || {
+        self.transaction_call("send_offsets_to_transaction", move |p, timeout| {
             p.send_offsets_to_transaction(&tpl, &metadata, timeout)
-                .map_err(|e| {
-                    from_kafka(
-                        "send_offsets_to_transaction",
-                        e,
-                        Subject::transaction(Some(&id)),
-                    )
-                })
         })
         .await
     }
