@@ -251,3 +251,73 @@ async fn a_transactional_round_trip_commits_and_aborts() {
     );
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_transform_produce_commits_the_group_offsets_in_the_transaction() {
+    let b = broker().await;
+    let admin = b.client.admin().expect("admin");
+    admin
+        .create_topics(vec![NewTopic::new("in", 1), NewTopic::new("out", 1)])
+        .await
+        .expect("create");
+    let p = producer(&b.client, &[("linger.ms", "0")]);
+    for i in 0..5 {
+        p.send(ProducerRecord::new("in", format!("m{i}")))
+            .await
+            .expect("send")
+            .await
+            .expect("delivered");
+    }
+    let mut c = consumer(
+        &b.client,
+        &[
+            ("group.id", "transformers"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+            ("isolation.level", "read_committed"),
+        ],
+    );
+    c.subscribe(vec!["in".into()]).expect("subscribe");
+    let read = consume(&mut c, 5).await;
+    assert_eq!(values(&read), ["m0", "m1", "m2", "m3", "m4"]);
+    let t = producer(
+        &b.client,
+        &[("transactional.id", "transformer"), ("linger.ms", "0")],
+    );
+    t.init_transactions().await.expect("init");
+    t.begin_transaction().expect("begin");
+    for r in &read {
+        let v = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).to_uppercase();
+        t.send(ProducerRecord::new("out", v)).await.expect("send");
+    }
+    let tp = TopicPartition::new("in", 0);
+    t.send_consumer_offsets_to_transaction(vec![(tp.clone(), 5)], &c)
+        .await
+        .expect("offsets in the transaction");
+    t.commit_transaction().await.expect("commit");
+    // The group's offset came with the commit marker.
+    let start = Instant::now();
+    while c.committed(std::slice::from_ref(&tp)).expect("committed") != [Some(5)] {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the transactional offset never became committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut out = consumer(
+        &b.client,
+        &[
+            ("isolation.level", "read_committed"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    );
+    let out_tp = TopicPartition::new("out", 0);
+    out.assign(vec![out_tp.clone()]).expect("assign");
+    out.seek_to_beginning(&[out_tp]).await.expect("seek");
+    assert_eq!(
+        values(&consume(&mut out, 5).await),
+        ["M0", "M1", "M2", "M3", "M4"]
+    );
+    c.close().await.expect("close");
+    b.stop().await;
+}
