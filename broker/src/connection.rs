@@ -158,13 +158,21 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Optio
     if size > max {
         return Err(BrokerError::RequestTooLarge { size, max });
     }
-    let mut buf = BytesMut::zeroed(size);
-    r.read_exact(&mut buf)
-        .await
-        .map_err(|source| BrokerError::Io {
-            what: format!("reading a request of {size} bytes"),
-            source,
-        })?;
+    // Read into spare capacity: zeroing a megabyte per produce request first cost the broker
+    // about 5% of its time under load.
+    let mut buf = BytesMut::with_capacity(size);
+    let io = |source| BrokerError::Io {
+        what: format!("reading a request of {size} bytes"),
+        source,
+    };
+    // Bounded: every round reads at least one byte of the frame or returns.
+    while buf.len() < size {
+        let left = (size - buf.len()) as u64;
+        let n = (&mut *r).take(left).read_buf(&mut buf).await.map_err(io)?;
+        if n == 0 {
+            return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
@@ -203,4 +211,75 @@ async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: 
     // Ignored errors: the peer may already be gone; there is nothing left to tell it.
     let _ = w.flush().await;
     let _ = w.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `chunk` bytes per read, as a slow socket does.
+    fn chunked(bytes: Vec<u8>, chunk: usize) -> impl AsyncRead + Unpin {
+        let (mut tx, rx) = tokio::io::duplex(chunk);
+        tokio::spawn(async move {
+            for piece in bytes.chunks(chunk) {
+                if tx.write_all(piece).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut v = (payload.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[tokio::test]
+    async fn frames_arriving_in_pieces_are_read_whole_and_in_order() {
+        let first: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut stream = framed(&first);
+        stream.extend(framed(b"second"));
+        stream.extend(framed(b""));
+        let mut r = chunked(stream, 7);
+        assert_eq!(read_frame(&mut r, 1 << 20).await.unwrap().unwrap(), first);
+        assert_eq!(
+            &read_frame(&mut r, 1 << 20).await.unwrap().unwrap()[..],
+            b"second"
+        );
+        assert!(
+            read_frame(&mut r, 1 << 20)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            read_frame(&mut r, 1 << 20).await.unwrap().is_none(),
+            "clean end"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_frame_cut_short_is_an_error_naming_its_size() {
+        let mut stream = framed(&[1u8; 500]);
+        stream.truncate(300);
+        let e = read_frame(&mut chunked(stream, 64), 1 << 20)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("500 bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn oversized_and_negative_sizes_are_refused_before_reading() {
+        let e = read_frame(&mut chunked(framed(&[0u8; 65]), 64), 64).await;
+        assert!(matches!(
+            e,
+            Err(BrokerError::RequestTooLarge { size: 65, max: 64 })
+        ));
+        let e = read_frame(&mut chunked((-1i32).to_be_bytes().to_vec(), 4), 64).await;
+        assert!(matches!(e, Err(BrokerError::Malformed(_))), "{e:?}");
+    }
 }

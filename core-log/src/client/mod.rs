@@ -275,6 +275,61 @@ impl std::fmt::Debug for DeliveryFuture {
     }
 }
 
+impl DeliveryFuture {
+    /// The outcome if the record is complete already, else `None`; unlike `poll`, registers no
+    /// wake-up, so a caller checking many deliveries in turn (a load generator completing the
+    /// front of its window after every send) pays an atomic load per check, not a lock.
+    pub fn try_complete(&mut self) -> Option<Result<RecordMetadata>> {
+        match &mut self.inner {
+            DeliveryInner::Boxed(f) => {
+                match f
+                    .as_mut()
+                    .poll(&mut Context::from_waker(std::task::Waker::noop()))
+                {
+                    Poll::Ready(r) => Some(r),
+                    Poll::Pending => None,
+                }
+            }
+            #[cfg(feature = "kafka")]
+            DeliveryInner::Kafka(p) => p.outcome(),
+            DeliveryInner::Batch { done, .. } => {
+                let outcome = done.outcome.get()?.clone();
+                Some(self.batch_metadata(outcome))
+            }
+        }
+    }
+
+    /// A batched record's metadata from its batch's outcome.
+    fn batch_metadata(
+        &self,
+        outcome: std::result::Result<(i64, i64), Arc<crate::Error>>,
+    ) -> Result<RecordMetadata> {
+        let DeliveryInner::Batch {
+            offset_delta,
+            topic,
+            partition,
+            timestamp,
+            ..
+        } = &self.inner
+        else {
+            return Err(crate::Error::InvalidRequest(
+                "batch metadata of a record outside a batch".into(),
+            ));
+        };
+        let (base, log_append_time) = outcome.map_err(crate::Error::Delivery)?;
+        Ok(RecordMetadata {
+            topic: Arc::clone(topic),
+            partition: *partition,
+            offset: base + i64::from(*offset_delta),
+            timestamp: if log_append_time >= 0 {
+                log_append_time
+            } else {
+                *timestamp
+            },
+        })
+    }
+}
+
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
 
@@ -283,25 +338,9 @@ impl Future for DeliveryFuture {
             DeliveryInner::Boxed(f) => f.as_mut().poll(cx),
             #[cfg(feature = "kafka")]
             DeliveryInner::Kafka(p) => p.poll(cx),
-            DeliveryInner::Batch {
-                done,
-                offset_delta,
-                topic,
-                partition,
-                timestamp,
-            } => match done.poll_outcome(cx) {
+            DeliveryInner::Batch { done, .. } => match done.poll_outcome(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(e)) => Poll::Ready(Err(crate::Error::Delivery(e))),
-                Poll::Ready(Ok((base, log_append_time))) => Poll::Ready(Ok(RecordMetadata {
-                    topic: Arc::clone(topic),
-                    partition: *partition,
-                    offset: base + i64::from(*offset_delta),
-                    timestamp: if log_append_time >= 0 {
-                        log_append_time
-                    } else {
-                        *timestamp
-                    },
-                })),
+                Poll::Ready(outcome) => Poll::Ready(self.batch_metadata(outcome)),
             },
         }
     }
@@ -641,4 +680,52 @@ pub trait Client: Clone + Send + Sync + 'static {
     fn producer(&self, config: ProducerConfig) -> Result<Self::Producer>;
     /// A consumer with these configs.
     fn consumer(&self, config: ConsumerConfig) -> Result<Self::Consumer>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_complete_gives_a_batched_record_its_offset_once_the_batch_is_done() {
+        let done = Arc::new(BatchDone::default());
+        let mut f = DeliveryFuture::in_batch(Arc::clone(&done), 3, Arc::from("t"), 1, 77);
+        assert!(f.try_complete().is_none());
+        assert!(done.wakers.lock().is_empty(), "no waker was registered");
+        done.complete(Ok((100, -1)));
+        let m = f.try_complete().unwrap().unwrap();
+        assert_eq!((m.partition, m.offset, m.timestamp), (1, 103, 77));
+
+        let done = Arc::new(BatchDone::default());
+        let mut f = DeliveryFuture::in_batch(Arc::clone(&done), 0, Arc::from("t"), 0, 5);
+        done.complete(Ok((7, 1_000)));
+        assert_eq!(
+            f.try_complete().unwrap().unwrap().timestamp,
+            1_000,
+            "log append time"
+        );
+
+        let done = Arc::new(BatchDone::default());
+        let mut f = DeliveryFuture::in_batch(Arc::clone(&done), 0, Arc::from("t"), 0, 5);
+        done.complete(Err(Arc::new(crate::Error::Timeout("t".into()))));
+        assert!(matches!(
+            f.try_complete(),
+            Some(Err(crate::Error::Delivery(_)))
+        ));
+    }
+
+    #[test]
+    fn try_complete_of_a_wrapped_future() {
+        let mut ready = DeliveryFuture::new(async {
+            Ok(RecordMetadata {
+                topic: Arc::from("t"),
+                partition: 0,
+                offset: 9,
+                timestamp: 1,
+            })
+        });
+        assert_eq!(ready.try_complete().unwrap().unwrap().offset, 9);
+        let mut never = DeliveryFuture::new(std::future::pending());
+        assert!(never.try_complete().is_none());
+    }
 }

@@ -157,16 +157,25 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn poll(&self, cx: &Context<'_>) -> Poll<Result<RecordMetadata>> {
-        match self.chunk.poll(self.index, cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok((partition, offset, timestamp))) => Poll::Ready(Ok(RecordMetadata {
-                topic: Arc::clone(&self.topic),
-                partition,
-                offset,
-                timestamp,
-            })),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::Delivery(e))),
-        }
+        self.chunk.poll(self.index, cx).map(|o| self.metadata(o))
+    }
+
+    /// The outcome if complete, without registering a waker.
+    pub(crate) fn outcome(&self) -> Option<Result<RecordMetadata>> {
+        self.chunk.outcome(self.index).map(|o| self.metadata(o))
+    }
+
+    fn metadata(
+        &self,
+        outcome: std::result::Result<(i32, i64, i64), Arc<Error>>,
+    ) -> Result<RecordMetadata> {
+        let (partition, offset, timestamp) = outcome.map_err(Error::Delivery)?;
+        Ok(RecordMetadata {
+            topic: Arc::clone(&self.topic),
+            partition,
+            offset,
+            timestamp,
+        })
     }
 }
 
@@ -310,6 +319,26 @@ mod tests {
         assert!(poll(&p).is_pending());
         d.complete(seq, Ok((0, 1, 2)));
         assert!(poll(&p).is_ready());
+    }
+
+    #[test]
+    fn outcome_checks_without_registering_a_waker() {
+        let d = Deliveries::default();
+        let (seq, p) = d.start(Arc::from("t"));
+        assert!(p.outcome().is_none());
+        assert!(
+            !p.chunk.waiting.load(Ordering::SeqCst),
+            "no waker was registered"
+        );
+        d.complete(seq, Ok((2, 40, 9)));
+        let m = p.outcome().unwrap().unwrap();
+        assert_eq!(
+            (&*m.topic, m.partition, m.offset, m.timestamp),
+            ("t", 2, 40, 9)
+        );
+        let (seq, p) = d.start(Arc::from("t"));
+        d.complete(seq, Err(Error::Timeout("gone".into())));
+        assert!(matches!(p.outcome(), Some(Err(Error::Delivery(_)))));
     }
 
     #[tokio::test]
