@@ -90,8 +90,7 @@ enum Command {
     Log(logtool::LogArgs),
     /// Measure producer and consumer throughput and latency.
     Perf(perf::PerfArgs),
-    /// List and describe transactions, like kafka-transactions (embedded log only: the Kafka
-    /// client has no ListTransactions/DescribeTransactions).
+    /// List and describe transactions, like kafka-transactions.
     Transactions(transactions::TransactionsArgs),
 }
 
@@ -139,23 +138,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Broker(args) => broker::run(args),
         mut command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_io()
                 .enable_time()
                 .build()
                 .context("could not start the async runtime")?;
             if let Some(servers) = &cli.global.bootstrap {
-                if let Command::Transactions(_) = command {
-                    bail!(
-                        "sluice transactions needs the embedded log (--data-dir): the Kafka client \
-                         has no ListTransactions/DescribeTransactions"
-                    );
-                }
                 let client = kafka_client(servers, &mut command)?;
                 return runtime.block_on(dispatch(client, command));
             }
             let client = open_client(&cli.global)?;
-            if let Command::Transactions(args) = command {
-                return transactions::run(&client, args);
-            }
             runtime.block_on(dispatch(client, command))
         }
     }
@@ -171,9 +162,7 @@ async fn dispatch<C: Client>(client: C, command: Command) -> anyhow::Result<()> 
         Command::Perf(args) => perf::run(client, args).await,
         Command::Log(args) => logtool::run(args),
         Command::Broker(_) => anyhow::bail!("sluice broker is not a client command"),
-        Command::Transactions(_) => {
-            anyhow::bail!("sluice transactions runs on the embedded log only")
-        }
+        Command::Transactions(args) => transactions::run(client, args).await,
     }
 }
 

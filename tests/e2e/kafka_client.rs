@@ -321,3 +321,99 @@ async fn consume_transform_produce_commits_the_group_offsets_in_the_transaction(
     c.close().await.expect("close");
     b.stop().await;
 }
+
+/// Transactions listed and described over the Kafka protocol (ListTransactions,
+/// FindCoordinator, DescribeTransactions, which librdkafka does not offer), through the admin
+/// and through `sluice --bootstrap transactions`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_are_listed_and_described_over_the_protocol() {
+    let b = broker().await;
+    let admin = b.client.admin().expect("admin");
+    admin
+        .create_topics(vec![NewTopic::new("ledger", 2)])
+        .await
+        .expect("create");
+    let done = producer(
+        &b.client,
+        &[("transactional.id", "tx-done"), ("linger.ms", "0")],
+    );
+    done.init_transactions().await.expect("init");
+    done.begin_transaction().expect("begin");
+    done.send(ProducerRecord::new("ledger", "x").partition(0))
+        .await
+        .expect("send");
+    done.commit_transaction().await.expect("commit");
+    let open = producer(
+        &b.client,
+        &[("transactional.id", "tx-open"), ("linger.ms", "0")],
+    );
+    open.init_transactions().await.expect("init");
+    open.begin_transaction().expect("begin");
+    open.send(ProducerRecord::new("ledger", "y").partition(1))
+        .await
+        .expect("send")
+        .await
+        .expect("delivered");
+
+    let listed = admin.list_transactions().await.expect("list");
+    let states: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|t| (t.transactional_id.as_str(), t.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [("tx-done", "CompleteCommit"), ("tx-open", "Ongoing")]
+    );
+    let d = admin
+        .describe_transaction("tx-open")
+        .await
+        .expect("describe");
+    assert_eq!(d.coordinator_id, 1, "the broker's node.id");
+    assert_eq!(d.state, "Ongoing");
+    assert_eq!(d.partitions, [TopicPartition::new("ledger", 1)]);
+    assert!(d.transaction_start_time_ms > 0, "{d:?}");
+    assert_eq!(d.producer_id, listed[1].producer_id);
+    match admin.describe_transaction("nope").await {
+        Err(sluice_log::Error::TransactionalIdNotFound(id)) => assert_eq!(id, "nope"),
+        other => panic!("{other:?}"),
+    }
+
+    // The CLI, in a child process, against the same broker.
+    let servers = b.client.bootstrap_servers().to_owned();
+    let cli = |args: &'static [&'static str]| {
+        let servers = servers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new(crate::cli::sluice_bin());
+            c.arg("--bootstrap").arg(&servers).args(args);
+            crate::cli::run(c, "", DEADLINE)
+        })
+    };
+    let list = cli(&["transactions", "list"]).await.expect("cli");
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("tx-open") && l.ends_with("Ongoing")),
+        "{list:?}"
+    );
+    let describe = cli(&["transactions", "describe", "--transactional-id", "tx-open"])
+        .await
+        .expect("cli");
+    assert_eq!(describe.code, 0, "{describe:?}");
+    assert!(
+        describe.stdout.contains("TopicPartitions: ledger-1\n"),
+        "{describe:?}"
+    );
+    assert!(
+        describe.stdout.contains("CoordinatorId: 1\n"),
+        "{describe:?}"
+    );
+    let missing = cli(&["transactions", "describe", "--transactional-id", "nope"])
+        .await
+        .expect("cli");
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(missing.stderr.contains("nope"), "{missing:?}");
+
+    open.abort_transaction().await.expect("abort");
+    b.stop().await;
+}

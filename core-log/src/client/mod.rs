@@ -346,6 +346,38 @@ impl Future for DeliveryFuture {
     }
 }
 
+/// One transactional id as its coordinator lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionListing {
+    /// The `transactional.id`.
+    pub transactional_id: String,
+    /// The producer id it maps to.
+    pub producer_id: i64,
+    /// Kafka's name of the state: `Empty`, `Ongoing`, `CompleteCommit`, ...
+    pub state: String,
+}
+
+/// What the coordinator knows of one transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionDescription {
+    /// The `transactional.id`.
+    pub transactional_id: String,
+    /// The broker coordinating it; -1 on the embedded log.
+    pub coordinator_id: i32,
+    /// Kafka's name of the state: `Empty`, `Ongoing`, `CompleteCommit`, ...
+    pub state: String,
+    /// The producer id it maps to.
+    pub producer_id: i64,
+    /// The producer's current epoch.
+    pub producer_epoch: i16,
+    /// The producer's `transaction.timeout.ms`.
+    pub transaction_timeout_ms: i32,
+    /// When the open transaction began (ms since the epoch), -1 without one.
+    pub transaction_start_time_ms: i64,
+    /// Partitions of the open transaction.
+    pub partitions: Vec<TopicPartition>,
+}
+
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTopic {
@@ -582,6 +614,15 @@ pub trait Admin: Send + Sync {
         group: &str,
         partitions: Vec<TopicPartition>,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Transactional ids the transaction coordinators know, with producer id and state,
+    /// sorted by id (Kafka's `Admin.listTransactions`: ListTransactions of every broker).
+    fn list_transactions(&self) -> impl Future<Output = Result<Vec<TransactionListing>>> + Send;
+    /// State, producer and open partitions of one transactional id (Kafka's
+    /// `Admin.describeTransactions`); [`crate::Error::TransactionalIdNotFound`] if unknown.
+    fn describe_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> impl Future<Output = Result<TransactionDescription>> + Send;
     /// Computes new committed offsets of `partitions` for `group` by `spec`, and commits them
     /// unless `dry_run`. Refused with NON_EMPTY_GROUP unless the group is Empty (or unknown).
     fn reset_offsets(

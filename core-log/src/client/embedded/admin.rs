@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use super::EmbeddedClient;
 use crate::client::{
     Admin, ConsumerGroupDescription, ConsumerGroupMember, GroupListing, GroupState, ListedOffset,
-    NewTopic, OffsetSpec, PartitionLag, ResetSpec, TopicDescription,
+    NewTopic, OffsetSpec, PartitionLag, ResetSpec, TopicDescription, TransactionDescription,
+    TransactionListing,
 };
 use crate::group::{Assignment, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
+use crate::txn::TransactionState;
 use crate::{Error, Result, TopicPartition};
 
 /// Topic and group administration of an embedded log.
@@ -173,6 +175,44 @@ impl Admin for EmbeddedAdmin {
             )));
         }
         c.offsets().delete_offsets(group, &partitions).await
+    }
+
+    async fn list_transactions(&self) -> Result<Vec<TransactionListing>> {
+        let coordinator = self.client.transaction_coordinator()?;
+        Ok(coordinator
+            .list_transactions()
+            .into_iter()
+            .filter_map(|(id, _)| {
+                // Described one by one: a transaction may have moved on since the list.
+                let m = coordinator.describe_transaction(&id).ok()?;
+                (m.state != TransactionState::Dead).then(|| TransactionListing {
+                    transactional_id: id,
+                    producer_id: m.producer_id,
+                    state: m.state.as_str().to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    async fn describe_transaction(&self, transactional_id: &str) -> Result<TransactionDescription> {
+        let m = self
+            .client
+            .transaction_coordinator()?
+            .describe_transaction(transactional_id)?;
+        if m.state == TransactionState::Dead {
+            // Being expired: as good as gone, as the broker answers.
+            return Err(Error::TransactionalIdNotFound(transactional_id.to_owned()));
+        }
+        Ok(TransactionDescription {
+            transactional_id: transactional_id.to_owned(),
+            coordinator_id: -1,
+            state: m.state.as_str().to_owned(),
+            producer_id: m.producer_id,
+            producer_epoch: m.producer_epoch,
+            transaction_timeout_ms: m.timeout_ms,
+            transaction_start_time_ms: m.start_ms,
+            partitions: m.partitions.into_iter().collect(),
+        })
     }
 
     async fn reset_offsets(

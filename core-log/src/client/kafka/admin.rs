@@ -29,6 +29,7 @@ use super::{CLIENT, KafkaClient, blocking, tpl_of, with_topic_metadata};
 use crate::client::{
     Admin, ConfigEntry, ConsumerGroupDescription, ConsumerGroupMember, GroupListing, GroupState,
     ListedOffset, NewTopic, OffsetSpec, PartitionLag, ResetSpec, TopicDescription,
+    TransactionDescription, TransactionListing,
 };
 use crate::group::Assignment;
 use crate::log::PartitionDescription;
@@ -682,6 +683,20 @@ impl Admin for KafkaAdmin {
                      DeleteConsumerGroupOffsets), and committing cannot remove an offset"
                 .into(),
         })
+    }
+
+    async fn list_transactions(&self) -> Result<Vec<TransactionListing>> {
+        self.client
+            .wire("list_transactions")?
+            .list_transactions()
+            .await
+    }
+
+    async fn describe_transaction(&self, transactional_id: &str) -> Result<TransactionDescription> {
+        self.client
+            .wire("describe_transaction")?
+            .describe_transaction(transactional_id)
+            .await
     }
 
     async fn reset_offsets(

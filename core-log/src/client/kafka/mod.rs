@@ -22,6 +22,9 @@
 //! A consumer without `group.id` still has one for librdkafka (which needs it even to assign
 //! partitions): a group id of its own that it never joins nor commits to.
 //!
+//! ListTransactions and DescribeTransactions, which librdkafka does not offer, are sent
+//! directly with the kafka-protocol crate (`wire`).
+//!
 //! What rdkafka cannot do is an [`Error::Unsupported`]: deleting a group's committed offsets
 //! (OffsetDelete is not wrapped), `OffsetSpec::MaxTimestamp`, and `send_offsets_to_transaction`
 //! with the metadata of a group member (librdkafka builds that only from the consumer itself:
@@ -36,6 +39,7 @@ mod consumer;
 mod delivery;
 mod error;
 mod producer;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +141,24 @@ impl KafkaClient {
 
     pub(crate) fn timeout(&self) -> Duration {
         self.settings.timeout
+    }
+
+    /// Direct Kafka-protocol requests for what librdkafka does not wrap, to the same servers
+    /// (refused unless `security.protocol` is plaintext).
+    fn wire(&self, operation: &'static str) -> Result<wire::Wire> {
+        let security = self
+            .settings
+            .common
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "security.protocol")
+            .map(|(_, v)| v.as_str());
+        wire::Wire::new(
+            &self.settings.bootstrap_servers,
+            security,
+            self.settings.timeout,
+            operation,
+        )
     }
 
     /// An rdkafka config: bootstrap servers (`servers` if any, else the client's), then

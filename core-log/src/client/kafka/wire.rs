@@ -1,0 +1,498 @@
+//! Requests librdkafka does not wrap, spoken directly with the kafka-protocol crate:
+//! ListTransactions (asked of every broker, as Kafka's `Admin.listTransactions` does) and
+//! DescribeTransactions (asked of the transaction's coordinator, found with FindCoordinator).
+//!
+//! Written here rather than taken from a crate because rdkafka has no binding for these APIs
+//! and no maintained Rust crate offers a Kafka admin client for them; kafka-protocol does the
+//! encoding, this module only frames requests and picks versions.
+//!
+//! ```text
+//! bootstrap --ApiVersions--> versions --Metadata--> brokers --ListTransactions--> each broker
+//!           --FindCoordinator(key type 1)--> coordinator --DescribeTransactions--> it
+//! ```
+//!
+//! Plaintext only, as the rest of this client (librdkafka is built without TLS or SASL).
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{
+    ApiVersionsRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
+    ListTransactionsRequest, MetadataRequest, RequestHeader, ResponseHeader, TransactionalId,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::CLIENT;
+use crate::client::{TransactionDescription, TransactionListing};
+use crate::{Error, Result, TopicPartition};
+
+/// The largest response read: far above any answer to these requests.
+const MAX_RESPONSE: usize = 64 << 20;
+/// FindCoordinator key type of a transactional id.
+const TRANSACTION_KEY: i8 = 1;
+/// Attempts at a coordinator that is loading or moving, with [`RETRY_BACKOFF`] between them.
+const COORDINATOR_ATTEMPTS: u32 = 10;
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One connection to one broker, with the versions it serves.
+struct Conn {
+    stream: TcpStream,
+    addr: String,
+    correlation_id: i32,
+    /// (api key, min, max) as ApiVersions reported them.
+    versions: Vec<(i16, i16, i16)>,
+    timeout: Duration,
+}
+
+fn io_error(operation: &'static str, addr: &str, e: impl std::fmt::Display) -> Error {
+    Error::Kafka {
+        operation,
+        code: -195, // librdkafka's __TRANSPORT, as the rest of this client reports it
+        message: format!("{addr}: {e}"),
+        retriable: true,
+    }
+}
+
+fn protocol_error(operation: &'static str, addr: &str, e: impl std::fmt::Display) -> Error {
+    Error::Kafka {
+        operation,
+        code: -190, // librdkafka's __BAD_MSG
+        message: format!("{addr}: malformed response: {e}"),
+        retriable: false,
+    }
+}
+
+/// A Kafka error code of a response as this crate's error.
+fn code_error(operation: &'static str, code: i16, subject: &str) -> Error {
+    match ResponseError::try_from_code(code) {
+        Some(ResponseError::TransactionalIdNotFound) => {
+            Error::TransactionalIdNotFound(subject.to_owned())
+        }
+        Some(e) => Error::Kafka {
+            operation,
+            code: i32::from(code),
+            message: format!("{subject}: {e}"),
+            retriable: e.is_retriable(),
+        },
+        None => Error::Kafka {
+            operation,
+            code: i32::from(code),
+            message: format!("{subject}: error code {code}"),
+            retriable: false,
+        },
+    }
+}
+
+fn is_coordinator_moving(code: i16) -> bool {
+    matches!(
+        ResponseError::try_from_code(code),
+        Some(
+            ResponseError::CoordinatorLoadInProgress
+                | ResponseError::CoordinatorNotAvailable
+                | ResponseError::NotCoordinator
+        )
+    )
+}
+
+impl Conn {
+    /// Connects and asks for the versions the broker serves (ApiVersions v0, which every
+    /// broker answers).
+    async fn open(addr: &str, timeout: Duration) -> Result<Self> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
+            .map_err(|e| io_error("connect", addr, e))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| io_error("connect", addr, e))?;
+        let mut conn = Conn {
+            stream,
+            addr: addr.to_owned(),
+            correlation_id: 0,
+            versions: Vec::new(),
+            timeout,
+        };
+        let r = conn.call(&ApiVersionsRequest::default(), 0).await?;
+        if r.error_code != 0 {
+            return Err(code_error("api_versions", r.error_code, addr));
+        }
+        conn.versions = r
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, k.min_version, k.max_version))
+            .collect();
+        Ok(conn)
+    }
+
+    /// The highest version of `R` both sides know within `ours`.
+    fn version<R: Request>(
+        &self,
+        operation: &'static str,
+        ours: RangeInclusive<i16>,
+    ) -> Result<i16> {
+        let served = self.versions.iter().find(|(k, _, _)| *k == R::KEY);
+        match served {
+            Some(&(_, min, max)) if max.min(*ours.end()) >= min.max(*ours.start()) => {
+                Ok(max.min(*ours.end()))
+            }
+            _ => Err(Error::Unsupported {
+                operation,
+                client: CLIENT,
+                reason: format!(
+                    "the broker at {} does not serve API key {} at versions {ours:?}",
+                    self.addr,
+                    R::KEY
+                ),
+            }),
+        }
+    }
+
+    /// Sends `request` at `version` and reads its response, within the timeout.
+    async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
+        let operation = "request";
+        let addr = self.addr.clone();
+        tokio::time::timeout(self.timeout, self.exchange(request, version))
+            .await
+            .map_err(|_| Error::Timeout(format!("API key {} to {addr}", R::KEY)))?
+            .map_err(|e| match e {
+                Exchange::Io(e) => io_error(operation, &addr, e),
+                Exchange::Protocol(e) => protocol_error(operation, &addr, e),
+            })
+    }
+
+    async fn exchange<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> std::result::Result<R::Response, Exchange> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let correlation_id = self.correlation_id;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("sluice")));
+        let mut frame = BytesMut::with_capacity(128);
+        frame.put_i32(0);
+        header
+            .encode(&mut frame, R::header_version(version))
+            .map_err(Exchange::protocol)?;
+        request
+            .encode(&mut frame, version)
+            .map_err(Exchange::protocol)?;
+        let size = i32::try_from(frame.len() - 4).map_err(Exchange::protocol)?;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&frame).await.map_err(Exchange::Io)?;
+
+        let size = self.stream.read_i32().await.map_err(Exchange::Io)?;
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| *s <= MAX_RESPONSE)
+            .ok_or_else(|| Exchange::Protocol(format!("response size {size}")))?;
+        let mut body = vec![0u8; size];
+        self.stream
+            .read_exact(&mut body)
+            .await
+            .map_err(Exchange::Io)?;
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+            .map_err(Exchange::protocol)?;
+        if header.correlation_id != correlation_id {
+            return Err(Exchange::Protocol(format!(
+                "correlation id {} answers request {correlation_id}",
+                header.correlation_id
+            )));
+        }
+        let response = R::Response::decode(&mut body, version).map_err(Exchange::protocol)?;
+        if body.has_remaining() {
+            tracing::debug!(addr = %self.addr, left = body.remaining(), "response with trailing bytes");
+        }
+        Ok(response)
+    }
+}
+
+enum Exchange {
+    Io(std::io::Error),
+    Protocol(String),
+}
+
+impl Exchange {
+    fn protocol(e: impl std::fmt::Display) -> Self {
+        Exchange::Protocol(e.to_string())
+    }
+}
+
+/// The Kafka-protocol requests of a client whose librdkafka does not make them.
+#[derive(Debug, Clone)]
+pub(super) struct Wire {
+    bootstrap: Vec<String>,
+    timeout: Duration,
+}
+
+impl Wire {
+    /// Requests to the cluster at `bootstrap_servers` (`host:port,...`, an optional
+    /// `PLAINTEXT://` on each), or an error if `security_protocol` is not plaintext.
+    pub(super) fn new(
+        bootstrap_servers: &str,
+        security_protocol: Option<&str>,
+        timeout: Duration,
+        operation: &'static str,
+    ) -> Result<Self> {
+        if let Some(p) = security_protocol
+            && !p.eq_ignore_ascii_case("plaintext")
+        {
+            return Err(Error::Unsupported {
+                operation,
+                client: CLIENT,
+                reason: format!("security.protocol={p}: only plaintext listeners are reached"),
+            });
+        }
+        let bootstrap: Vec<String> = bootstrap_servers
+            .split(',')
+            .map(|s| {
+                let s = s.trim();
+                s.split_once("://").map_or(s, |(_, a)| a).to_owned()
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+        if bootstrap.is_empty() {
+            return Err(Error::InvalidConfig {
+                key: "bootstrap.servers".into(),
+                value: bootstrap_servers.into(),
+                reason: "no host:port given".into(),
+            });
+        }
+        Ok(Self { bootstrap, timeout })
+    }
+
+    /// A connection to the first bootstrap server that answers.
+    async fn bootstrap(&self) -> Result<Conn> {
+        let mut last = None;
+        for addr in &self.bootstrap {
+            match Conn::open(addr, self.timeout).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "bootstrap server did not answer");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Timeout("no bootstrap server".into())))
+    }
+
+    /// Every broker of the cluster as (node id, host:port).
+    async fn brokers(&self, conn: &mut Conn) -> Result<Vec<(i32, String)>> {
+        let version = conn.version::<MetadataRequest>("list_transactions", 1..=12)?;
+        // An empty topic list (not null): brokers only.
+        let r = conn
+            .call(
+                &MetadataRequest::default().with_topics(Some(Vec::new())),
+                version,
+            )
+            .await?;
+        Ok(r.brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect())
+    }
+
+    /// ListTransactions of every broker (each lists the ids it coordinates), merged and
+    /// sorted by transactional id.
+    pub(super) async fn list_transactions(&self) -> Result<Vec<TransactionListing>> {
+        let mut conn = self.bootstrap().await?;
+        let brokers = self.brokers(&mut conn).await?;
+        let mut listed = Vec::new();
+        for (node, addr) in brokers {
+            let mut c = if addr == conn.addr {
+                None
+            } else {
+                Some(Conn::open(&addr, self.timeout).await?)
+            };
+            let c = c.as_mut().unwrap_or(&mut conn);
+            let version = c.version::<ListTransactionsRequest>("list_transactions", 0..=1)?;
+            let r = c.call(&ListTransactionsRequest::default(), version).await?;
+            if r.error_code != 0 {
+                return Err(code_error(
+                    "list_transactions",
+                    r.error_code,
+                    &format!("broker {node}"),
+                ));
+            }
+            listed.extend(
+                r.transaction_states
+                    .into_iter()
+                    .map(|t| TransactionListing {
+                        transactional_id: t.transactional_id.0.to_string(),
+                        producer_id: t.producer_id.0,
+                        state: t.transaction_state.to_string(),
+                    }),
+            );
+        }
+        listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        Ok(listed)
+    }
+
+    /// The coordinator of `transactional_id` as (node id, host:port), waiting out a
+    /// coordinator that is loading or moving (bounded by [`COORDINATOR_ATTEMPTS`]).
+    async fn coordinator(&self, conn: &mut Conn, transactional_id: &str) -> Result<(i32, String)> {
+        let operation = "describe_transaction";
+        let version = conn.version::<FindCoordinatorRequest>(operation, 1..=6)?;
+        let mut request = FindCoordinatorRequest::default().with_key_type(TRANSACTION_KEY);
+        if version >= 4 {
+            request = request
+                .with_coordinator_keys(vec![StrBytes::from_string(transactional_id.to_owned())]);
+        } else {
+            request = request.with_key(StrBytes::from_string(transactional_id.to_owned()));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = conn.call(&request, version).await?;
+            let found = if version >= 4 {
+                r.coordinators.into_iter().next().unwrap_or_else(|| {
+                    Coordinator::default().with_error_code(ResponseError::UnknownServerError.code())
+                })
+            } else {
+                Coordinator::default()
+                    .with_error_code(r.error_code)
+                    .with_node_id(r.node_id)
+                    .with_host(r.host)
+                    .with_port(r.port)
+            };
+            if found.error_code == 0 {
+                return Ok((
+                    found.node_id.0,
+                    format!("{}:{}", found.host.as_str(), found.port),
+                ));
+            }
+            if !is_coordinator_moving(found.error_code) || attempt >= COORDINATOR_ATTEMPTS {
+                return Err(code_error(operation, found.error_code, transactional_id));
+            }
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+
+    /// DescribeTransactions of one id, asked of its coordinator.
+    pub(super) async fn describe_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> Result<TransactionDescription> {
+        let operation = "describe_transaction";
+        let mut conn = self.bootstrap().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (node, addr) = self.coordinator(&mut conn, transactional_id).await?;
+            let mut other = if addr == conn.addr {
+                None
+            } else {
+                Some(Conn::open(&addr, self.timeout).await?)
+            };
+            let c = other.as_mut().unwrap_or(&mut conn);
+            let version = c.version::<DescribeTransactionsRequest>(operation, 0..=0)?;
+            let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(StrBytes::from_string(transactional_id.to_owned())),
+            ]);
+            let r = c.call(&request, version).await?;
+            let Some(t) = r.transaction_states.into_iter().next() else {
+                return Err(protocol_error(operation, &addr, "no transaction state"));
+            };
+            if is_coordinator_moving(t.error_code) && attempt < COORDINATOR_ATTEMPTS {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+            if t.error_code != 0 {
+                return Err(code_error(operation, t.error_code, transactional_id));
+            }
+            let partitions = t
+                .topics
+                .iter()
+                .flat_map(|topic| {
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| TopicPartition::new(topic.topic.0.as_str(), *p))
+                })
+                .collect();
+            return Ok(TransactionDescription {
+                transactional_id: transactional_id.to_owned(),
+                coordinator_id: node,
+                state: t.transaction_state.to_string(),
+                producer_id: t.producer_id.0,
+                producer_epoch: t.producer_epoch,
+                transaction_timeout_ms: t.transaction_timeout_ms,
+                transaction_start_time_ms: t.transaction_start_time_ms,
+                partitions,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_lists_are_read_like_librdkafka_reads_them() {
+        let w = Wire::new(
+            " PLAINTEXT://127.0.0.1:9092, 127.0.0.1:9093 ,",
+            None,
+            Duration::from_secs(1),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(w.bootstrap, ["127.0.0.1:9092", "127.0.0.1:9093"]);
+        assert!(matches!(
+            Wire::new(" , ", None, Duration::from_secs(1), "t"),
+            Err(Error::InvalidConfig { .. })
+        ));
+        let e = Wire::new(
+            "h:1",
+            Some("SASL_SSL"),
+            Duration::from_secs(1),
+            "list_transactions",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("security.protocol=SASL_SSL"), "{e}");
+        assert!(Wire::new("h:1", Some("PLAINTEXT"), Duration::from_secs(1), "t").is_ok());
+    }
+
+    #[test]
+    fn error_codes_name_the_transaction_and_keep_retriability() {
+        assert!(matches!(
+            code_error("d", ResponseError::TransactionalIdNotFound.code(), "tx"),
+            Error::TransactionalIdNotFound(id) if id == "tx"
+        ));
+        match code_error("d", ResponseError::CoordinatorLoadInProgress.code(), "tx") {
+            Error::Kafka {
+                code,
+                retriable,
+                message,
+                ..
+            } => {
+                assert_eq!(code, 14);
+                assert!(retriable);
+                assert!(message.starts_with("tx: "), "{message}");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(is_coordinator_moving(ResponseError::NotCoordinator.code()));
+        assert!(!is_coordinator_moving(ResponseError::InvalidRequest.code()));
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_transport_error_naming_the_address() {
+        // Bind then drop to find a port nothing listens on.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let w = Wire::new(&addr.to_string(), None, Duration::from_secs(5), "t").unwrap();
+        let e = w.list_transactions().await.unwrap_err();
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+    }
+}
