@@ -9,7 +9,8 @@ use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::kafka::{KafkaClient, KafkaConsumer, KafkaProducer};
 use sluice_log::client::{
-    Admin, Client, Consumer, ConsumerRecord, NewTopic, Producer, ProducerRecord,
+    Admin, Client, Consumer, ConsumerRecord, NewTopic, OffsetSpec, Producer, ProducerRecord,
+    ResetSpec,
 };
 use tokio::sync::oneshot;
 
@@ -415,5 +416,74 @@ async fn transactions_are_listed_and_described_over_the_protocol() {
     assert!(missing.stderr.contains("nope"), "{missing:?}");
 
     open.abort_transaction().await.expect("abort");
+    b.stop().await;
+}
+
+/// What rdkafka does not wrap, sent by the client itself: ListOffsets' max-timestamp spec and
+/// OffsetDelete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_timestamp_offsets_and_deleting_a_groups_offsets() {
+    let b = broker().await;
+    let admin = b.client.admin().expect("admin");
+    admin
+        .create_topics(vec![NewTopic::new("ts", 2)])
+        .await
+        .expect("create");
+    let p = producer(&b.client, &[("linger.ms", "0")]);
+    for ts in [100, 300, 200] {
+        p.send(ProducerRecord::new("ts", "v").partition(0).timestamp(ts))
+            .await
+            .expect("send");
+    }
+    p.flush().await.expect("flush");
+    let tp0 = TopicPartition::new("ts", 0);
+    let tp1 = TopicPartition::new("ts", 1);
+    let max = admin
+        .list_offsets(&tp0, OffsetSpec::MaxTimestamp)
+        .await
+        .expect("max timestamp");
+    assert_eq!((max.offset, max.timestamp), (1, 300));
+    let empty = admin
+        .list_offsets(&tp1, OffsetSpec::MaxTimestamp)
+        .await
+        .expect("max timestamp of an empty partition");
+    assert_eq!((empty.offset, empty.timestamp), (-1, -1));
+    match admin
+        .list_offsets(&TopicPartition::new("ts", 9), OffsetSpec::MaxTimestamp)
+        .await
+    {
+        Err(sluice_log::Error::UnknownPartition { partition: 9, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    // Offsets committed for a group without members, then one partition's deleted.
+    admin
+        .reset_offsets(
+            "g",
+            vec![tp0.clone(), tp1.clone()],
+            ResetSpec::ToOffset(2),
+            false,
+        )
+        .await
+        .expect("commit");
+    let committed = |lag: Vec<sluice_log::client::PartitionLag>| {
+        lag.into_iter()
+            .filter_map(|l| Some((l.tp.partition, l.committed?)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        committed(admin.lag("g").await.expect("lag")),
+        [(0, 2), (1, 0)],
+        "partition 1 is empty: 2 is clamped to its end"
+    );
+    admin
+        .delete_offsets("g", vec![tp0.clone()])
+        .await
+        .expect("delete offsets");
+    assert_eq!(committed(admin.lag("g").await.expect("lag")), [(1, 0)]);
+    match admin.delete_offsets("nobody", vec![tp0]).await {
+        Err(sluice_log::Error::GroupIdNotFound(g)) => assert_eq!(g, "nobody"),
+        other => panic!("{other:?}"),
+    }
     b.stop().await;
 }

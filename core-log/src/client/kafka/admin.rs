@@ -8,7 +8,7 @@
 //! | list offsets | ListOffsets (`offsets_for_times`); the found record's timestamp by fetching it |
 //! | list/describe groups | ListGroups + DescribeGroups (`rd_kafka_list_groups`) |
 //! | lag, reset offsets | OffsetFetch and OffsetCommit of a consumer of the group that never joins it (generation -1, as kafka-consumer-groups), ListOffsets |
-//! | delete offsets, `OffsetSpec::MaxTimestamp` | [`Error::Unsupported`]: rdkafka 0.39 wraps neither OffsetDelete nor ListOffsets' max-timestamp spec |
+//! | delete offsets, `OffsetSpec::MaxTimestamp`, list/describe transactions | sent directly with kafka-protocol (`wire`): FindCoordinator + OffsetDelete, Metadata + ListOffsets v7+ (-3), ListTransactions, FindCoordinator + DescribeTransactions; rdkafka 0.39 wraps none of them |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -605,11 +605,12 @@ impl Admin for KafkaAdmin {
                     }),
                 }
             }
-            OffsetSpec::MaxTimestamp => Err(Error::Unsupported {
-                operation: "list_offsets with OffsetSpec::MaxTimestamp",
-                client: CLIENT,
-                reason: "rdkafka 0.39 cannot send ListOffsets' max-timestamp spec (-3)".into(),
-            }),
+            OffsetSpec::MaxTimestamp => {
+                // rdkafka cannot send the -3 spec: sent directly.
+                let (offset, timestamp) =
+                    self.client.wire("list_offsets")?.max_timestamp(tp).await?;
+                Ok(ListedOffset { offset, timestamp })
+            }
         }
     }
 
@@ -675,14 +676,11 @@ impl Admin for KafkaAdmin {
     }
 
     async fn delete_offsets(&self, group: &str, partitions: Vec<TopicPartition>) -> Result<()> {
-        let _ = (group, partitions);
-        Err(Error::Unsupported {
-            operation: "delete_offsets",
-            client: CLIENT,
-            reason: "rdkafka 0.39 does not wrap OffsetDelete (librdkafka's \
-                     DeleteConsumerGroupOffsets), and committing cannot remove an offset"
-                .into(),
-        })
+        // librdkafka's DeleteConsumerGroupOffsets is not wrapped by rdkafka: sent directly.
+        self.client
+            .wire("delete_offsets")?
+            .delete_offsets(group, &partitions)
+            .await
     }
 
     async fn list_transactions(&self) -> Result<Vec<TransactionListing>> {

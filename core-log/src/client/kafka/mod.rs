@@ -22,11 +22,10 @@
 //! A consumer without `group.id` still has one for librdkafka (which needs it even to assign
 //! partitions): a group id of its own that it never joins nor commits to.
 //!
-//! ListTransactions and DescribeTransactions, which librdkafka does not offer, are sent
-//! directly with the kafka-protocol crate (`wire`).
+//! What rdkafka does not wrap (ListTransactions, DescribeTransactions, OffsetDelete and
+//! ListOffsets' max-timestamp spec) is sent directly with the kafka-protocol crate (`wire`).
 //!
-//! What rdkafka cannot do is an [`Error::Unsupported`]: deleting a group's committed offsets
-//! (OffsetDelete is not wrapped), `OffsetSpec::MaxTimestamp`, and `send_offsets_to_transaction`
+//! What the client cannot do is an [`Error::Unsupported`]: `send_offsets_to_transaction`
 //! with the metadata of a group member (librdkafka builds that only from the consumer itself:
 //! use [`KafkaProducer::send_consumer_offsets_to_transaction`]). A topic's description has no
 //! sizes or segment counts (DescribeLogDirs is not wrapped either: they read 0), and a group

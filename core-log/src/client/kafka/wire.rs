@@ -1,6 +1,7 @@
 //! Requests librdkafka does not wrap, spoken directly with the kafka-protocol crate:
-//! ListTransactions (asked of every broker, as Kafka's `Admin.listTransactions` does) and
-//! DescribeTransactions (asked of the transaction's coordinator, found with FindCoordinator).
+//! ListTransactions (asked of every broker, as Kafka's `Admin.listTransactions` does),
+//! DescribeTransactions and OffsetDelete (asked of the transaction's or group's coordinator,
+//! found with FindCoordinator), and ListOffsets' max-timestamp spec (asked of the leader).
 //!
 //! Written here rather than taken from a crate because rdkafka has no binding for these APIs
 //! and no maintained Rust crate offers a Kafka admin client for them; kafka-protocol does the
@@ -9,6 +10,8 @@
 //! ```text
 //! bootstrap --ApiVersions--> versions --Metadata--> brokers --ListTransactions--> each broker
 //!           --FindCoordinator(key type 1)--> coordinator --DescribeTransactions--> it
+//!           --FindCoordinator(key type 0)--> coordinator --OffsetDelete--> it
+//!           --Metadata(topic)--> leader --ListOffsets(-3)--> it
 //! ```
 //!
 //! Plaintext only, as the rest of this client (librdkafka is built without TLS or SASL).
@@ -19,9 +22,15 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
-    ListTransactionsRequest, MetadataRequest, RequestHeader, ResponseHeader, TransactionalId,
+    ApiVersionsRequest, BrokerId, DescribeTransactionsRequest, FindCoordinatorRequest, GroupId,
+    ListOffsetsRequest, ListTransactionsRequest, MetadataRequest, OffsetDeleteRequest,
+    RequestHeader, ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,8 +42,12 @@ use crate::{Error, Result, TopicPartition};
 
 /// The largest response read: far above any answer to these requests.
 const MAX_RESPONSE: usize = 64 << 20;
+/// FindCoordinator key type of a group id.
+const GROUP_KEY: i8 = 0;
 /// FindCoordinator key type of a transactional id.
 const TRANSACTION_KEY: i8 = 1;
+/// ListOffsets' timestamp asking for the record with the largest timestamp (KIP-734).
+const MAX_TIMESTAMP: i64 = -3;
 /// Attempts at a coordinator that is loading or moving, with [`RETRY_BACKOFF`] between them.
 const COORDINATOR_ATTEMPTS: u32 = 10;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
@@ -308,12 +321,8 @@ impl Wire {
         let brokers = self.brokers(&mut conn).await?;
         let mut listed = Vec::new();
         for (node, addr) in brokers {
-            let mut c = if addr == conn.addr {
-                None
-            } else {
-                Some(Conn::open(&addr, self.timeout).await?)
-            };
-            let c = c.as_mut().unwrap_or(&mut conn);
+            let mut other = None;
+            let c = self.to(&mut conn, &mut other, &addr).await?;
             let version = c.version::<ListTransactionsRequest>("list_transactions", 0..=1)?;
             let r = c.call(&ListTransactionsRequest::default(), version).await?;
             if r.error_code != 0 {
@@ -337,17 +346,22 @@ impl Wire {
         Ok(listed)
     }
 
-    /// The coordinator of `transactional_id` as (node id, host:port), waiting out a
-    /// coordinator that is loading or moving (bounded by [`COORDINATOR_ATTEMPTS`]).
-    async fn coordinator(&self, conn: &mut Conn, transactional_id: &str) -> Result<(i32, String)> {
-        let operation = "describe_transaction";
+    /// The coordinator of `key` (a group id for [`GROUP_KEY`], a transactional id for
+    /// [`TRANSACTION_KEY`]) as (node id, host:port), waiting out a coordinator that is loading
+    /// or moving (bounded by [`COORDINATOR_ATTEMPTS`]).
+    async fn coordinator(
+        &self,
+        conn: &mut Conn,
+        operation: &'static str,
+        key_type: i8,
+        key: &str,
+    ) -> Result<(i32, String)> {
         let version = conn.version::<FindCoordinatorRequest>(operation, 1..=6)?;
-        let mut request = FindCoordinatorRequest::default().with_key_type(TRANSACTION_KEY);
+        let mut request = FindCoordinatorRequest::default().with_key_type(key_type);
         if version >= 4 {
-            request = request
-                .with_coordinator_keys(vec![StrBytes::from_string(transactional_id.to_owned())]);
+            request = request.with_coordinator_keys(vec![StrBytes::from_string(key.to_owned())]);
         } else {
-            request = request.with_key(StrBytes::from_string(transactional_id.to_owned()));
+            request = request.with_key(StrBytes::from_string(key.to_owned()));
         }
         let mut attempt = 0;
         loop {
@@ -371,9 +385,179 @@ impl Wire {
                 ));
             }
             if !is_coordinator_moving(found.error_code) || attempt >= COORDINATOR_ATTEMPTS {
-                return Err(code_error(operation, found.error_code, transactional_id));
+                return Err(code_error(operation, found.error_code, key));
             }
             tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+
+    /// A connection to `addr`: `conn` itself if it is connected there, else a new one.
+    async fn to<'a>(
+        &self,
+        conn: &'a mut Conn,
+        other: &'a mut Option<Conn>,
+        addr: &str,
+    ) -> Result<&'a mut Conn> {
+        if addr == conn.addr {
+            return Ok(conn);
+        }
+        if other.as_ref().is_none_or(|c| c.addr != addr) {
+            *other = Some(Conn::open(addr, self.timeout).await?);
+        }
+        other
+            .as_mut()
+            .ok_or_else(|| Error::Timeout(format!("connecting to {addr}")))
+    }
+
+    /// OffsetDelete: removes `group`'s committed offsets of `partitions`, asked of the group's
+    /// coordinator. A partition a member is subscribed to is refused, as Kafka refuses it.
+    pub(super) async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        let operation = "delete_offsets";
+        let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();
+        for tp in partitions {
+            let p = OffsetDeleteRequestPartition::default().with_partition_index(tp.partition);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
+                Some(t) => t.partitions.push(p),
+                None => topics.push(
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_topics(topics);
+        let mut conn = self.bootstrap().await?;
+        let mut other = None;
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            let (_, addr) = self
+                .coordinator(&mut conn, operation, GROUP_KEY, group)
+                .await?;
+            let c = self.to(&mut conn, &mut other, &addr).await?;
+            let version = c.version::<OffsetDeleteRequest>(operation, 0..=0)?;
+            let r = c.call(&request, version).await?;
+            if is_coordinator_moving(r.error_code) && attempt < COORDINATOR_ATTEMPTS {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+            break r;
+        };
+        match ResponseError::try_from_code(r.error_code) {
+            None if r.error_code == 0 => {}
+            Some(ResponseError::GroupIdNotFound) => {
+                return Err(Error::GroupIdNotFound(group.to_owned()));
+            }
+            Some(ResponseError::InvalidGroupId) => {
+                return Err(Error::InvalidGroupId(group.to_owned()));
+            }
+            _ => return Err(code_error(operation, r.error_code, group)),
+        }
+        for t in &r.topics {
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
+                match ResponseError::try_from_code(p.error_code) {
+                    None if p.error_code == 0 => {}
+                    Some(ResponseError::GroupSubscribedToTopic) => {
+                        // As the embedded admin words it.
+                        return Err(Error::InvalidRequest(format!(
+                            "partition {tp} is assigned to a member of group \"{group}\""
+                        )));
+                    }
+                    Some(ResponseError::UnknownTopicOrPartition) => {
+                        return Err(Error::UnknownPartition {
+                            topic: tp.topic.to_string(),
+                            partition: tp.partition,
+                        });
+                    }
+                    _ => return Err(code_error(operation, p.error_code, &tp.to_string())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// ListOffsets with the max-timestamp spec (-3, from v7): the offset and timestamp of the
+    /// record with the largest timestamp of `tp` (-1 and -1 if it has none), asked of its
+    /// leader.
+    pub(super) async fn max_timestamp(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
+        let operation = "list_offsets";
+        let mut conn = self.bootstrap().await?;
+        let version = conn.version::<MetadataRequest>(operation, 1..=12)?;
+        let name = TopicName(StrBytes::from_string(tp.topic.to_string()));
+        let metadata = conn
+            .call(
+                &MetadataRequest::default().with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(name.clone())),
+                ])),
+                version,
+            )
+            .await?;
+        let unknown = || Error::UnknownPartition {
+            topic: tp.topic.to_string(),
+            partition: tp.partition,
+        };
+        let topic = metadata
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == &*tp.topic))
+            .ok_or_else(|| Error::UnknownTopic(tp.topic.to_string()))?;
+        match ResponseError::try_from_code(topic.error_code) {
+            None if topic.error_code == 0 => {}
+            Some(ResponseError::UnknownTopicOrPartition) => {
+                return Err(Error::UnknownTopic(tp.topic.to_string()));
+            }
+            _ => return Err(code_error(operation, topic.error_code, &tp.topic)),
+        }
+        let leader = topic
+            .partitions
+            .iter()
+            .find(|p| p.partition_index == tp.partition)
+            .ok_or_else(unknown)?
+            .leader_id
+            .0;
+        let addr = metadata
+            .brokers
+            .iter()
+            .find(|b| b.node_id.0 == leader)
+            .map(|b| format!("{}:{}", b.host.as_str(), b.port))
+            .ok_or_else(|| Error::Kafka {
+                operation,
+                code: ResponseError::LeaderNotAvailable.code().into(),
+                message: format!("{tp}: leader {leader} is not among the brokers"),
+                retriable: true,
+            })?;
+        let mut other = None;
+        let c = self.to(&mut conn, &mut other, &addr).await?;
+        let version = c.version::<ListOffsetsRequest>("list_offsets with MaxTimestamp", 7..=8)?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name)
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(tp.partition)
+                            .with_timestamp(MAX_TIMESTAMP),
+                    ]),
+            ]);
+        let r = c.call(&request, version).await?;
+        let p = r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == tp.partition)
+            .ok_or_else(|| protocol_error(operation, &addr, format!("no answer for {tp}")))?;
+        match ResponseError::try_from_code(p.error_code) {
+            None if p.error_code == 0 => Ok((p.offset, p.timestamp)),
+            Some(ResponseError::UnknownTopicOrPartition) => Err(unknown()),
+            _ => Err(code_error(operation, p.error_code, &tp.to_string())),
         }
     }
 
@@ -384,16 +568,14 @@ impl Wire {
     ) -> Result<TransactionDescription> {
         let operation = "describe_transaction";
         let mut conn = self.bootstrap().await?;
+        let mut other = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (node, addr) = self.coordinator(&mut conn, transactional_id).await?;
-            let mut other = if addr == conn.addr {
-                None
-            } else {
-                Some(Conn::open(&addr, self.timeout).await?)
-            };
-            let c = other.as_mut().unwrap_or(&mut conn);
+            let (node, addr) = self
+                .coordinator(&mut conn, operation, TRANSACTION_KEY, transactional_id)
+                .await?;
+            let c = self.to(&mut conn, &mut other, &addr).await?;
             let version = c.version::<DescribeTransactionsRequest>(operation, 0..=0)?;
             let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
                 TransactionalId(StrBytes::from_string(transactional_id.to_owned())),
