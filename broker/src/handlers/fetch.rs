@@ -95,7 +95,8 @@ struct Plan {
 }
 
 /// Reads; if that is less than `min_bytes`, waits for appends and reads again, until enough
-/// arrived or `max_wait` passed. Each pass is woken only by an append (or the deadline).
+/// arrived or `max_wait` passed. Each pass is woken only by an append to one of the fetched
+/// partitions (or the deadline): appends elsewhere in the log do not make it read again.
 async fn long_poll(
     state: &BrokerState,
     plan: &Plan,
@@ -103,9 +104,7 @@ async fn long_poll(
 ) -> FetchResponse {
     let deadline = tokio::time::Instant::now() + plan.max_wait;
     loop {
-        let notified = state.log.data_arrived();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+        let mut appended = state.log.next_append_to(partitions.iter().map(|p| &p.tp));
         let read = read_once(state, plan, partitions);
         let done = read.bytes >= plan.min_bytes.max(1)
             || read.errors
@@ -120,7 +119,7 @@ async fn long_poll(
             return r;
         }
         tokio::select! {
-            () = &mut notified => {}
+            () = &mut appended => {}
             () = tokio::time::sleep_until(deadline) => {}
         }
     }

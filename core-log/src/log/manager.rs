@@ -173,7 +173,7 @@ impl LogManager {
             producer_id_expiration_ms: config.producer_id_expiration_ms.max(1),
             offline: AtomicBool::new(false),
             flusher: flusher.clone(),
-            data_arrived: tokio::sync::Notify::new(),
+            data_arrived: Arc::new(tokio::sync::Notify::new()),
         });
         let producer_ids = ProducerIdManager::open(&dir)?;
         let recovery = checkpoint::read(&dir.join(RECOVERY_CHECKPOINT));
@@ -650,15 +650,23 @@ impl LogManager {
         Ok(())
     }
 
-    /// Waits until any partition gets new data, or `timeout` passes.
-    pub async fn wait_for_any_data(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.inner.ctx.data_arrived.notified()).await;
-    }
-
-    /// A future that completes at the next append to any partition; create it *before*
-    /// checking for data so no append is missed.
-    pub fn data_arrived(&self) -> tokio::sync::futures::Notified<'_> {
-        self.inner.ctx.data_arrived.notified()
+    /// A wake-up at the next append to any of `tps` (or the deletion of one), registered now:
+    /// make it, then read, then await it. While one of them does not exist, any append to
+    /// the log wakes it too, so a partition created meanwhile is noticed.
+    pub fn next_append_to<'a>(
+        &self,
+        tps: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> super::AppendSignal {
+        let mut parts = Vec::new();
+        let mut missing = false;
+        for tp in tps {
+            match self.partition(tp) {
+                Ok(p) => parts.push(p),
+                Err(_) => missing = true,
+            }
+        }
+        let global = missing.then_some(&self.inner.ctx.data_arrived);
+        super::AppendSignal::new(parts.iter().map(|p| p.new_data()).chain(global))
     }
 
     /// A new idempotent producer's id and epoch (Kafka's `InitProducerId` without a

@@ -1,5 +1,6 @@
 //! The storage engine: [`LogManager`] owns topics of [`Partition`]s of segments.
 
+mod append_signal;
 mod checkpoint;
 mod cleaner;
 mod files;
@@ -11,6 +12,7 @@ mod producer_state;
 mod segment;
 mod txn_index;
 
+pub use append_signal::AppendSignal;
 pub use cleaner::{CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE};
 pub use manager::{LogManager, LogManagerConfig, PartitionDescription, TopicDescription};
 pub use partition::{AppendInfo, FetchedData, Partition};
@@ -37,7 +39,7 @@ pub(crate) struct LogContext {
     offline: AtomicBool,
     pub(crate) flusher: flusher::FlusherHandle,
     /// Notified on every append to any partition, for consumers polling many partitions.
-    pub(crate) data_arrived: tokio::sync::Notify,
+    pub(crate) data_arrived: Arc<tokio::sync::Notify>,
 }
 
 impl LogContext {

@@ -84,7 +84,7 @@ pub struct Partition {
     /// Everything below this offset is known to be on disk (fsynced).
     recovery_point: AtomicI64,
     offline: RwLock<Option<Offline>>,
-    new_data: tokio::sync::Notify,
+    new_data: Arc<tokio::sync::Notify>,
     /// First offset of the oldest open transaction, `i64::MAX` if none. Stored before the log
     /// end when a transaction opens, after it when one closes (readers load the log end first).
     first_unstable: AtomicI64,
@@ -125,7 +125,7 @@ impl Partition {
             log_start: AtomicI64::new(log_start),
             recovery_point: AtomicI64::new(recovery_point.min(log_end)),
             offline: RwLock::new(offline),
-            new_data: tokio::sync::Notify::new(),
+            new_data: Arc::new(tokio::sync::Notify::new()),
             first_unstable: AtomicI64::new(first_unstable),
             aborted: RwLock::new(aborted),
         }
@@ -695,6 +695,16 @@ impl Partition {
             }
         };
         tokio::time::timeout(timeout, wait).await.is_ok() || self.log_end_offset() > offset
+    }
+
+    /// A wake-up at this partition's next append (or its deletion), registered now: make
+    /// it, then read, then await it.
+    pub fn next_append(&self) -> super::AppendSignal {
+        super::AppendSignal::new([&self.new_data])
+    }
+
+    pub(crate) fn new_data(&self) -> &Arc<tokio::sync::Notify> {
+        &self.new_data
     }
 
     /// Wakes every long-polling reader (used on shutdown and deletion).

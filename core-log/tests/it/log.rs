@@ -383,3 +383,51 @@ fn dropping_the_last_handle_closes_the_log_and_frees_the_directory() {
         // No close(): background threads must not keep the log (and its lock) alive.
     }
 }
+
+/// A long-poll's wake-up fires on appends to the partitions it watches (and their deletion),
+/// not on appends elsewhere; one watching a partition that does not exist yet wakes on any.
+#[test]
+fn append_signals_fire_only_for_their_partitions() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    fn fired(s: &mut sluice_log::log::AppendSignal) -> bool {
+        std::pin::Pin::new(s)
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let log = open(dir.path(), &clock);
+    log.create_topic("a", 2, None::<(&str, &str)>).unwrap();
+    log.create_topic("b", 1, None::<(&str, &str)>).unwrap();
+    let (a0, a1, b0) = (
+        TopicPartition::new("a", 0),
+        TopicPartition::new("a", 1),
+        TopicPartition::new("b", 0),
+    );
+    let mut on_a = log.next_append_to([&a0, &a1]);
+    let later = TopicPartition::new("later", 0);
+    let mut on_missing = log.next_append_to([&later]);
+    log.partition(&b0)
+        .unwrap()
+        .append(testing::batch(["elsewhere"], 0))
+        .unwrap();
+    assert!(
+        !fired(&mut on_a),
+        "an append to b does not wake a reader of a"
+    );
+    assert!(
+        fired(&mut on_missing),
+        "any append wakes a reader of a missing partition"
+    );
+    log.partition(&a1)
+        .unwrap()
+        .append(testing::batch(["here"], 0))
+        .unwrap();
+    assert!(fired(&mut on_a));
+
+    let mut on_b = log.next_append_to([&b0]);
+    assert!(!fired(&mut on_b));
+    log.delete_topic("b").unwrap();
+    assert!(fired(&mut on_b), "deletion wakes its readers");
+}

@@ -492,10 +492,14 @@ impl Consumer for EmbeddedConsumer {
         let beat = Duration::from_millis(self.config.heartbeat_interval_ms.max(1));
         let log = self.log.clone();
         loop {
-            // Listen before looking, so an append between the two is not missed.
-            let arrived = log.data_arrived();
-            tokio::pin!(arrived);
-            arrived.as_mut().enable();
+            // Listen before looking, so an append between the two is not missed; only
+            // appends to the partitions read wake this poll.
+            let arrived = log.next_append_to(
+                self.assignment
+                    .iter()
+                    .filter(|(_, s)| !s.paused)
+                    .map(|(tp, _)| tp),
+            );
             if self.fetch_once()? {
                 return Ok(self.drain());
             }
