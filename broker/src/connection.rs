@@ -46,7 +46,7 @@ pub(crate) async fn serve(
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_loop(wr, rx, peer));
     let principal = Arc::new(Principal::anonymous());
-    let client_host = format!("/{}", peer.ip());
+    let client_host: Arc<str> = Arc::from(format!("/{}", peer.ip()));
     let max = state.config.socket_request_max_bytes;
     let idle = state.config.connections_max_idle;
     loop {
@@ -94,12 +94,8 @@ pub(crate) async fn serve(
                 } = *request;
                 let ctx = RequestContext {
                     principal: Arc::clone(&principal),
-                    client_id: header
-                        .client_id
-                        .as_ref()
-                        .map(|c| c.to_string())
-                        .unwrap_or_default(),
-                    client_host: client_host.clone(),
+                    client_id: header.client_id.unwrap_or_default(),
+                    client_host: Arc::clone(&client_host),
                     api_version: header.request_api_version,
                 };
                 tracing::trace!(%peer, api = ?api_key, version = header.request_api_version, "request");

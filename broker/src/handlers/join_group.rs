@@ -31,8 +31,8 @@ pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: JoinGroupRe
         group_id: req.group_id.to_string(),
         member_id: member_id.clone(),
         group_instance_id: instance.clone(),
-        client_id: ctx.client_id.clone(),
-        client_host: ctx.client_host.clone(),
+        client_id: ctx.client_id.to_string(),
+        client_host: ctx.client_host.to_string(),
         protocol_type: req.protocol_type.to_string(),
         protocols: req
             .protocols

@@ -68,10 +68,10 @@ use crate::state::BrokerState;
 pub struct RequestContext {
     /// The authenticated principal of the connection (`User:ANONYMOUS` on PLAINTEXT).
     pub principal: Arc<Principal>,
-    /// The client's `client.id`.
-    pub client_id: String,
-    /// The client's address, as Kafka shows it (`/127.0.0.1`).
-    pub client_host: String,
+    /// The client's `client.id` (shares the request's bytes: no copy per request).
+    pub client_id: StrBytes,
+    /// The client's address, as Kafka shows it (`/127.0.0.1`), shared by the connection.
+    pub client_host: Arc<str>,
     /// The request's API version.
     pub api_version: i16,
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use sluice_log::record::BatchBuilder;
 use sluice_log::{Compression, TopicPartition};
 
@@ -55,8 +55,8 @@ pub(crate) fn broker_with(mut config: BrokerConfig) -> TestBroker {
 pub(crate) fn ctx(version: i16) -> RequestContext {
     RequestContext {
         principal: Arc::new(Principal::anonymous()),
-        client_id: "test-client".into(),
-        client_host: "/127.0.0.1".into(),
+        client_id: StrBytes::from_static_str("test-client"),
+        client_host: Arc::from("/127.0.0.1"),
         api_version: version,
     }
 }
