@@ -413,6 +413,9 @@ struct TaskOutcome {
     first_error: Option<String>,
     /// Transactions committed.
     transactions: u64,
+    /// Acks, latency sum and maximum not yet added to the shared [`Window`]: published once
+    /// per batch of acks, not per record.
+    unpublished: (u64, u64, u64),
 }
 
 impl TaskOutcome {
@@ -425,12 +428,13 @@ impl TaskOutcome {
             failed: 0,
             first_error: None,
             transactions: 0,
+            unpublished: (0, 0, 0),
         })
     }
 
+    /// Records one delivery; [`TaskOutcome::publish`] shows it in the progress lines.
     fn complete(
         &mut self,
-        window: &Window,
         sent_at: Instant,
         now: Instant,
         result: sluice_log::Result<RecordMetadata>,
@@ -441,15 +445,26 @@ impl TaskOutcome {
                     .unwrap_or(u64::MAX);
                 self.histogram.saturating_record(us.max(1));
                 self.acked += 1;
-                window.records.fetch_add(1, Ordering::Relaxed);
-                window.latency_us_sum.fetch_add(us, Ordering::Relaxed);
-                window.latency_us_max.fetch_max(us, Ordering::Relaxed);
+                let (n, sum, max) = &mut self.unpublished;
+                *n += 1;
+                *sum = sum.saturating_add(us);
+                *max = (*max).max(us);
             }
             Err(e) => {
                 self.failed += 1;
                 self.first_error
                     .get_or_insert_with(|| sluice_log::report(&e));
             }
+        }
+    }
+
+    /// Adds the deliveries recorded since the last call to the shared window.
+    fn publish(&mut self, window: &Window) {
+        let (n, sum, max) = std::mem::take(&mut self.unpublished);
+        if n > 0 {
+            window.records.fetch_add(n, Ordering::Relaxed);
+            window.latency_us_sum.fetch_add(sum, Ordering::Relaxed);
+            window.latency_us_max.fetch_max(max, Ordering::Relaxed);
         }
     }
 }
@@ -469,9 +484,10 @@ fn complete_ready(
         };
         if let Some((sent_at, _)) = in_flight.pop_front() {
             let now = *now.get_or_insert_with(Instant::now);
-            outcome.complete(window, sent_at, now, result);
+            outcome.complete(sent_at, now, result);
         }
     }
+    outcome.publish(window);
 }
 
 async fn produce_task<P: PerfProducer>(
@@ -533,7 +549,8 @@ async fn produce_task<P: PerfProducer>(
             && let Some((sent_at, f)) = in_flight.pop_front()
         {
             let r = f.await;
-            outcome.complete(&window, sent_at, Instant::now(), r);
+            outcome.complete(sent_at, Instant::now(), r);
+            outcome.publish(&window);
         }
     }
     if transaction_ends.is_some() {
@@ -542,7 +559,7 @@ async fn produce_task<P: PerfProducer>(
     }
     while let Some((sent_at, f)) = in_flight.pop_front() {
         let r = f.await;
-        outcome.complete(&window, sent_at, Instant::now(), r);
+        outcome.complete(sent_at, Instant::now(), r);
         complete_ready(&mut in_flight, &mut outcome, &window);
     }
     producer.flush().await?;
