@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
@@ -358,16 +360,38 @@ impl KafkaConsumer {
         }
     }
 
-    /// Takes a fetched record: into `out`, or dropped if its partition is paused.
-    fn accept(&mut self, m: &BorrowedMessage<'_>, out: &mut Vec<ConsumerRecord>) {
-        let tp = TopicPartition {
-            topic: self.topic(m.topic()),
-            partition: m.partition(),
-        };
-        if self.paused.contains(&tp) {
-            self.dropped.insert(tp);
-            return;
+    /// Takes a fetched record into `batch`, or drops it if its partition is paused.
+    fn accept(&mut self, m: &BorrowedMessage<'_>, batch: &mut PollBatch) {
+        // Records come in runs of one partition (a fetched batch): its state is looked up once
+        // per run, not per record.
+        let same = batch
+            .run
+            .as_ref()
+            .is_some_and(|r| r.tp.partition == m.partition() && &*r.tp.topic == m.topic());
+        if !same {
+            self.end_run(batch.run.take());
+            let tp = TopicPartition {
+                topic: self.topic(m.topic()),
+                partition: m.partition(),
+            };
+            let paused = self.paused.contains(&tp);
+            if paused {
+                self.dropped.insert(tp.clone());
+            }
+            batch.run = Some(Run {
+                tp,
+                paused,
+                next: None,
+            });
         }
+        let Some((topic, partition)) = batch
+            .run
+            .as_ref()
+            .filter(|r| !r.paused)
+            .map(|r| (Arc::clone(&r.tp.topic), r.tp.partition))
+        else {
+            return;
+        };
         let (timestamp, timestamp_type) = match m.timestamp() {
             Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
             Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
@@ -385,25 +409,50 @@ impl KafkaConsumer {
             })
             .unwrap_or_default();
         let offset = m.offset();
-        out.push(ConsumerRecord {
-            topic: Arc::clone(&tp.topic),
-            partition: tp.partition,
+        let key = batch.keep(m.key());
+        let value = batch.keep(m.payload());
+        batch.spans.push((key, value));
+        batch.records.push(ConsumerRecord {
+            topic,
+            partition,
             offset,
             timestamp,
             timestamp_type,
-            key: m.key().map(Bytes::copy_from_slice),
-            value: m.payload().map(Bytes::copy_from_slice),
+            key: None,
+            value: None,
             headers,
         });
-        match self.positions.get_mut(&tp) {
-            Some(p) => *p = offset + 1,
-            None => {
-                self.positions.insert(tp.clone(), offset + 1);
-            }
+        if let Some(run) = batch.run.as_mut() {
+            run.next = Some(offset + 1);
         }
+    }
+
+    /// Records where a run of one partition's records ended: its position (and that it is
+    /// to be stored for auto-commit).
+    fn end_run(&mut self, run: Option<Run>) {
+        let Some(Run {
+            tp,
+            next: Some(next),
+            ..
+        }) = run
+        else {
+            return;
+        };
         if self.config.enable_auto_commit {
-            self.unstored.insert(tp);
+            self.unstored.insert(tp.clone());
         }
+        self.positions.insert(tp, next);
+    }
+
+    /// The records of a poll, with keys and values sliced from one buffer.
+    fn finish(&mut self, mut batch: PollBatch) -> Vec<ConsumerRecord> {
+        self.end_run(batch.run.take());
+        let bytes = batch.bytes.freeze();
+        for (r, (k, v)) in batch.records.iter_mut().zip(batch.spans) {
+            r.key = k.map(|k| bytes.slice(k));
+            r.value = v.map(|v| bytes.slice(v));
+        }
+        batch.records
     }
 
     /// What to do with an error from the queue: `Ok` to go on, `Err` to return it.
@@ -606,6 +655,37 @@ fn is_transient(code: Code) -> bool {
     )
 }
 
+/// A run of records of one partition within a poll.
+struct Run {
+    tp: TopicPartition,
+    paused: bool,
+    /// The offset after the run's last record taken.
+    next: Option<i64>,
+}
+
+/// Where a key or value is in [`PollBatch::bytes`] (`None`: null).
+type Span = Option<Range<usize>>;
+
+/// What one `poll` collects: records whose keys and values are copied out of librdkafka's
+/// buffers into one buffer, sliced at the end (one allocation per poll, not two per record).
+#[derive(Default)]
+struct PollBatch {
+    records: Vec<ConsumerRecord>,
+    bytes: BytesMut,
+    /// Where each record's key and value are in `bytes`.
+    spans: Vec<(Span, Span)>,
+    run: Option<Run>,
+}
+
+impl PollBatch {
+    fn keep(&mut self, data: Option<&[u8]>) -> Span {
+        let data = data?;
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        Some(start..self.bytes.len())
+    }
+}
+
 /// One record (or error) if librdkafka's queue has one ready now.
 fn ready_now(inner: &StreamConsumer<ConsumerCtx>) -> Option<KafkaResult<BorrowedMessage<'_>>> {
     let mut recv = pin!(inner.recv());
@@ -778,12 +858,12 @@ impl Consumer for KafkaConsumer {
             .unwrap_or(usize::MAX)
             .max(1);
         let inner = Arc::clone(&self.inner);
-        let mut out: Vec<ConsumerRecord> = Vec::new();
+        let mut batch = PollBatch::default();
         let mut failed = None;
         'poll: loop {
-            while out.len() < max {
+            while batch.records.len() < max {
                 match ready_now(&inner) {
-                    Some(Ok(m)) => self.accept(&m, &mut out),
+                    Some(Ok(m)) => self.accept(&m, &mut batch),
                     Some(Err(e)) => {
                         if let Err(e) = self.consumption_error(e) {
                             failed = Some(e);
@@ -793,12 +873,12 @@ impl Consumer for KafkaConsumer {
                     None => break,
                 }
             }
-            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+            if !batch.records.is_empty() || tokio::time::Instant::now() >= deadline {
                 break;
             }
             match tokio::time::timeout_at(deadline, inner.recv()).await {
                 Err(_) => break,
-                Ok(Ok(m)) => self.accept(&m, &mut out),
+                Ok(Ok(m)) => self.accept(&m, &mut batch),
                 Ok(Err(e)) => {
                     if let Err(e) = self.consumption_error(e) {
                         failed = Some(e);
@@ -807,6 +887,7 @@ impl Consumer for KafkaConsumer {
                 }
             }
         }
+        let out = self.finish(batch);
         self.after_poll();
         match failed {
             Some(e) if out.is_empty() => Err(e),
