@@ -31,6 +31,20 @@ enum GroupsCommand {
         #[arg(long)]
         group: String,
     },
+    /// Delete a group's committed offsets of a topic (all its partitions, or those given),
+    /// like kafka-consumer-groups --delete-offsets; refused for partitions of a topic the
+    /// group's members are subscribed to.
+    DeleteOffsets {
+        /// The group.
+        #[arg(long)]
+        group: String,
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// Only these partitions (comma-separated; default: every partition of the topic).
+        #[arg(long, value_delimiter = ',')]
+        partitions: Vec<i32>,
+    },
     /// Move a group's committed offsets (the group must have no members). Prints the plan;
     /// commits it only with --execute.
     #[command(group(clap::ArgGroup::new("spec").required(true)
@@ -113,6 +127,41 @@ pub(crate) async fn run<C: Client>(client: C, args: GroupsArgs) -> anyhow::Resul
                 out,
                 "Deletion of requested consumer groups ('{group}') was successful."
             )?;
+        }
+        GroupsCommand::DeleteOffsets {
+            group,
+            topic,
+            partitions,
+        } => {
+            let partitions = if partitions.is_empty() {
+                admin
+                    .describe_topic(&topic)
+                    .await
+                    .with_context(|| format!("could not describe topic \"{topic}\""))?
+                    .partitions
+                    .iter()
+                    .map(|p| p.partition)
+                    .collect()
+            } else {
+                partitions
+            };
+            let tps: Vec<TopicPartition> = partitions
+                .iter()
+                .map(|&p| TopicPartition::new(topic.as_str(), p))
+                .collect();
+            admin
+                .delete_offsets(&group, tps.clone())
+                .await
+                .with_context(|| format!("could not delete the offsets of group \"{group}\""))?;
+            let mut rows = vec![["TOPIC".to_owned(), "PARTITION".into(), "STATUS".into()]];
+            for tp in tps {
+                rows.push([
+                    tp.topic.to_string(),
+                    tp.partition.to_string(),
+                    "Successful".into(),
+                ]);
+            }
+            write_table(&mut out, &rows)?;
         }
         GroupsCommand::ResetOffsets {
             group,

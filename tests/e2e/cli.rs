@@ -477,6 +477,43 @@ fn consume_with_a_group_commits_and_groups_describe_shows_the_lag() {
         "",
     );
     assert_eq!(ok(dir, &consume, "").lines().count(), 4);
+
+    let deleted = ok(
+        dir,
+        &[
+            "groups",
+            "delete-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "t",
+            "--partitions",
+            "0",
+        ],
+        "",
+    );
+    let rows: Vec<Vec<&str>> = deleted
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["TOPIC", "PARTITION", "STATUS"],
+            vec!["t", "0", "Successful"]
+        ]
+    );
+    let described = ok(dir, &["groups", "describe", "--group", "g"], "");
+    let partitions: Vec<&str> = described
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        partitions,
+        ["1"],
+        "only partition 1 keeps an offset: {described}"
+    );
     ok(dir, &["groups", "delete", "--group", "g"], "");
     assert_eq!(ok(dir, &["groups", "list"], ""), "");
 }
