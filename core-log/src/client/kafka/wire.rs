@@ -56,6 +56,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 struct Conn {
     stream: TcpStream,
     addr: String,
+    /// The operation it serves, named in its errors.
+    operation: &'static str,
     correlation_id: i32,
     /// (api key, min, max) as ApiVersions reported them.
     versions: Vec<(i16, i16, i16)>,
@@ -115,24 +117,25 @@ fn is_coordinator_moving(code: i16) -> bool {
 impl Conn {
     /// Connects and asks for the versions the broker serves (ApiVersions v0, which every
     /// broker answers).
-    async fn open(addr: &str, timeout: Duration) -> Result<Self> {
+    async fn open(addr: &str, timeout: Duration, operation: &'static str) -> Result<Self> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
-            .map_err(|e| io_error("connect", addr, e))?;
+            .map_err(|_| Error::Timeout(format!("{operation}: connecting to {addr}")))?
+            .map_err(|e| io_error(operation, addr, e))?;
         stream
             .set_nodelay(true)
-            .map_err(|e| io_error("connect", addr, e))?;
+            .map_err(|e| io_error(operation, addr, e))?;
         let mut conn = Conn {
             stream,
             addr: addr.to_owned(),
+            operation,
             correlation_id: 0,
             versions: Vec::new(),
             timeout,
         };
         let r = conn.call(&ApiVersionsRequest::default(), 0).await?;
         if r.error_code != 0 {
-            return Err(code_error("api_versions", r.error_code, addr));
+            return Err(code_error(operation, r.error_code, addr));
         }
         conn.versions = r
             .api_keys
@@ -167,11 +170,11 @@ impl Conn {
 
     /// Sends `request` at `version` and reads its response, within the timeout.
     async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
-        let operation = "request";
+        let operation = self.operation;
         let addr = self.addr.clone();
         tokio::time::timeout(self.timeout, self.exchange(request, version))
             .await
-            .map_err(|_| Error::Timeout(format!("API key {} to {addr}", R::KEY)))?
+            .map_err(|_| Error::Timeout(format!("{operation}: API key {} to {addr}", R::KEY)))?
             .map_err(|e| match e {
                 Exchange::Io(e) => io_error(operation, &addr, e),
                 Exchange::Protocol(e) => protocol_error(operation, &addr, e),
@@ -245,6 +248,8 @@ impl Exchange {
 pub(super) struct Wire {
     bootstrap: Vec<String>,
     timeout: Duration,
+    /// The operation these requests serve, named in their errors.
+    operation: &'static str,
 }
 
 impl Wire {
@@ -280,14 +285,18 @@ impl Wire {
                 reason: "no host:port given".into(),
             });
         }
-        Ok(Self { bootstrap, timeout })
+        Ok(Self {
+            bootstrap,
+            timeout,
+            operation,
+        })
     }
 
     /// A connection to the first bootstrap server that answers.
     async fn bootstrap(&self) -> Result<Conn> {
         let mut last = None;
         for addr in &self.bootstrap {
-            match Conn::open(addr, self.timeout).await {
+            match Conn::open(addr, self.timeout, self.operation).await {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tracing::debug!(%addr, error = %e, "bootstrap server did not answer");
@@ -402,7 +411,7 @@ impl Wire {
             return Ok(conn);
         }
         if other.as_ref().is_none_or(|c| c.addr != addr) {
-            *other = Some(Conn::open(addr, self.timeout).await?);
+            *other = Some(Conn::open(addr, self.timeout, self.operation).await?);
         }
         other
             .as_mut()
@@ -673,8 +682,15 @@ mod tests {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap();
-        let w = Wire::new(&addr.to_string(), None, Duration::from_secs(5), "t").unwrap();
-        let e = w.list_transactions().await.unwrap_err();
-        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+        let w = Wire::new(
+            &addr.to_string(),
+            None,
+            Duration::from_secs(5),
+            "list_transactions",
+        )
+        .unwrap();
+        let e = w.list_transactions().await.unwrap_err().to_string();
+        assert!(e.starts_with("list_transactions: "), "{e}");
+        assert!(e.contains(&addr.to_string()), "{e}");
     }
 }
