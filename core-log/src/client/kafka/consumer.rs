@@ -15,18 +15,18 @@
 //! - Rebalances call the [`RebalanceListener`] from `poll`, on the consumer's task.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::pin;
+use std::ops::Range;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use std::ops::Range;
-
 use bytes::{Bytes, BytesMut};
+use futures_core::Stream as _;
 use parking_lot::Mutex;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, MessageStream, Rebalance,
+    StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode as Code};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _, Timestamp};
@@ -687,12 +687,21 @@ impl PollBatch {
 }
 
 /// One record (or error) if librdkafka's queue has one ready now.
-fn ready_now(inner: &StreamConsumer<ConsumerCtx>) -> Option<KafkaResult<BorrowedMessage<'_>>> {
-    let mut recv = pin!(inner.recv());
-    match recv.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(r) => Some(r),
+fn ready_now<'a>(
+    stream: &mut MessageStream<'a, ConsumerCtx>,
+) -> Option<KafkaResult<BorrowedMessage<'a>>> {
+    match Pin::new(stream).poll_next(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => r,
         Poll::Pending => None,
     }
+}
+
+/// The next record (or error), waiting for one. The stream never ends while the consumer
+/// lives; if it did, that reads as the consumer being closed.
+async fn next<'a>(stream: &mut MessageStream<'a, ConsumerCtx>) -> KafkaResult<BorrowedMessage<'a>> {
+    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx))
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
 }
 
 impl Consumer for KafkaConsumer {
@@ -858,11 +867,13 @@ impl Consumer for KafkaConsumer {
             .unwrap_or(usize::MAX)
             .max(1);
         let inner = Arc::clone(&self.inner);
+        // One stream for the whole poll: its waker slot is registered once, not per record.
+        let mut stream = inner.stream();
         let mut batch = PollBatch::default();
         let mut failed = None;
         'poll: loop {
             while batch.records.len() < max {
-                match ready_now(&inner) {
+                match ready_now(&mut stream) {
                     Some(Ok(m)) => self.accept(&m, &mut batch),
                     Some(Err(e)) => {
                         if let Err(e) = self.consumption_error(e) {
@@ -876,7 +887,7 @@ impl Consumer for KafkaConsumer {
             if !batch.records.is_empty() || tokio::time::Instant::now() >= deadline {
                 break;
             }
-            match tokio::time::timeout_at(deadline, inner.recv()).await {
+            match tokio::time::timeout_at(deadline, next(&mut stream)).await {
                 Err(_) => break,
                 Ok(Ok(m)) => self.accept(&m, &mut batch),
                 Ok(Err(e)) => {
