@@ -84,7 +84,7 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
     Consume(consume::ConsumeArgs),
-    /// List, describe and delete consumer groups; reset their offsets.
+    /// List, describe and delete consumer groups; reset or delete their offsets.
     Groups(groups::GroupsArgs),
     /// Inspect and verify segment files without opening the log.
     Log(logtool::LogArgs),
