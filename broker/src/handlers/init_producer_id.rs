@@ -2,8 +2,8 @@
 //! transactional id's producer id with a bumped epoch from the transaction coordinator, which
 //! fences the previous producer of that id. `transaction.timeout.ms` must be within
 //! `transaction.max.timeout.ms`. From v3 a producer may name its current producer id and epoch
-//! to have that epoch bumped after an error (KIP-360); if they are no longer the id's, it is
-//! fenced.
+//! to have that epoch bumped after an error (KIP-360); a retry naming the epoch that bump
+//! replaced gets the same answer; anything else that is no longer the id's is fenced.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -137,7 +137,13 @@ mod tests {
         assert_eq!(bumped.error_code, 0);
         assert_eq!(bumped.producer_id, first.producer_id);
         assert_eq!(bumped.producer_epoch, first.producer_epoch + 1);
-        // The old epoch again: a newer producer has it now.
+        // The same request again (its answer was lost): the same answer, no second bump.
+        let retried = bump(first.producer_id.0, first.producer_epoch, 4);
+        assert_eq!(retried.error_code, 0);
+        assert_eq!(retried.producer_epoch, bumped.producer_epoch);
+        // The producer bumps again; the first epoch is stale now.
+        let again = bump(bumped.producer_id.0, bumped.producer_epoch, 4);
+        assert_eq!(again.producer_epoch, bumped.producer_epoch + 1);
         let stale = bump(first.producer_id.0, first.producer_epoch, 4);
         assert_eq!(stale.error_code, PRODUCER_FENCED);
         let stale = bump(first.producer_id.0, first.producer_epoch, 3);

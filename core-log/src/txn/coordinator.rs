@@ -229,6 +229,11 @@ pub struct TransactionCoordinator {
     log: LogManager,
     state_partition: Arc<Partition>,
     txns: Mutex<BTreeMap<String, TransactionMetadata>>,
+    /// Per transactional id, the producer id and epoch a KIP-360 bump (InitProducerId naming
+    /// the current epoch) replaced, so that a retry of that bump whose answer was lost gets
+    /// the same answer. In memory only, as Kafka keeps it with value v0: a retry across a
+    /// restart is fenced. Locked only while `txns` is.
+    bumped_from: Mutex<BTreeMap<String, (i64, i16)>>,
 }
 
 impl TransactionCoordinator {
@@ -258,6 +263,7 @@ impl TransactionCoordinator {
             log,
             state_partition,
             txns: Mutex::new(txns),
+            bumped_from: Mutex::new(BTreeMap::new()),
         };
         let mut txns = c.txns.lock();
         let pending: Vec<String> = txns
@@ -297,9 +303,9 @@ impl TransactionCoordinator {
     /// it is fenced ([`Error::ProducerFenced`]). A transactional id not known yet is
     /// registered whatever `expected` says (the producer recovers from an expired id).
     ///
-    /// Kafka also accepts a retry of a bump whose answer was lost (the previous epoch, which
-    /// it keeps in `__transaction_state` value v1); value v0 has no room for it, so such a
-    /// retry is fenced here.
+    /// A retry of such a bump whose answer was lost (naming the epoch the bump replaced) gets
+    /// the bumped epoch again, as in Kafka; the previous epoch is kept in memory only, so a
+    /// retry across a restart is fenced.
     pub fn init_producer_id_checked(
         &self,
         transactional_id: &str,
@@ -318,15 +324,36 @@ impl TransactionCoordinator {
         }
         let now = self.log.clock().now_ms();
         let mut txns = self.txns.lock();
-        if let (Some((producer_id, producer_epoch)), Some(m)) =
-            (expected, txns.get(transactional_id))
-            && (m.producer_id != producer_id || m.producer_epoch != producer_epoch)
+        if let (Some(named), Some(m)) = (expected, txns.get(transactional_id))
+            && named != (m.producer_id, m.producer_epoch)
         {
-            return Err(Error::ProducerFenced {
-                transactional_id: transactional_id.to_owned(),
-                current: m.producer_epoch,
-                got: producer_epoch,
-            });
+            let retry = self.bumped_from.lock().get(transactional_id) == Some(&named)
+                && matches!(
+                    m.state,
+                    TransactionState::Empty
+                        | TransactionState::CompleteCommit
+                        | TransactionState::CompleteAbort
+                );
+            if !retry {
+                return Err(Error::ProducerFenced {
+                    transactional_id: transactional_id.to_owned(),
+                    current: m.producer_epoch,
+                    got: named.1,
+                });
+            }
+            // The answer to the bump was lost: the same answer again, without a new bump.
+            let mut m = m.clone();
+            m.timeout_ms = timeout_ms;
+            m.state = TransactionState::Empty;
+            m.partitions.clear();
+            m.last_update_ms = now;
+            m.start_ms = -1;
+            self.write(&mut txns, transactional_id, m.clone())?;
+            tracing::debug!(
+                transactional_id,
+                "InitProducerId retried after a lost answer"
+            );
+            return Ok((m.producer_id, m.producer_epoch));
         }
         let mut m = match txns.get(transactional_id).cloned() {
             None => {
@@ -363,6 +390,7 @@ impl TransactionCoordinator {
         if let Some(cur) = txns.get(transactional_id) {
             m = cur.clone();
         }
+        let before = (m.producer_id, m.producer_epoch);
         if !fenced {
             bump_epoch(&self.log, &mut m)?;
         }
@@ -372,6 +400,14 @@ impl TransactionCoordinator {
         m.last_update_ms = now;
         m.start_ms = -1;
         self.write(&mut txns, transactional_id, m.clone())?;
+        // Only a bump the producer asked for by naming its epoch can be retried; any other
+        // init (a new producer instance) ends that.
+        let mut bumped_from = self.bumped_from.lock();
+        if expected.is_some() && !fenced {
+            bumped_from.insert(transactional_id.to_owned(), before);
+        } else {
+            bumped_from.remove(transactional_id);
+        }
         Ok((m.producer_id, m.producer_epoch))
     }
 
@@ -532,6 +568,8 @@ impl TransactionCoordinator {
         let Some(mut m) = txns.get(transactional_id).cloned() else {
             return Ok(());
         };
+        // An abort that fences is not a bump a producer can retry.
+        self.bumped_from.lock().remove(transactional_id);
         // Markers must carry the same producer id the partitions know: bump within it.
         m.producer_epoch = m.producer_epoch.saturating_add(1);
         m.state = TransactionState::PrepareAbort;

@@ -396,6 +396,58 @@ mod coordinator {
         assert_eq!(c.describe_transaction("tx").unwrap().producer_epoch, e1);
     }
 
+    /// KIP-360: a producer whose InitProducerId answer was lost retries naming the epoch it
+    /// had; it gets the bumped epoch again, not a second bump and not fenced. Once the
+    /// producer has moved on (or another instance initialised), the old epoch is fenced.
+    #[test]
+    fn a_retried_bump_gets_the_same_epoch_and_only_until_the_next_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        let (log, p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        let init = |named| c.init_producer_id_checked("tx", 60_000, 60_000, named);
+        let (pid, e0) = init(None).unwrap();
+        c.add_partitions("tx", pid, e0, &[tp()]).unwrap();
+        p.append(txn_batch(pid, e0, 0, &["done"])).unwrap();
+        c.end_transaction("tx", pid, e0, true).unwrap();
+
+        let bumped = init(Some((pid, e0))).unwrap();
+        assert_eq!(bumped, (pid, e0 + 1));
+        // The answer was lost; the retry names e0 again.
+        assert_eq!(
+            init(Some((pid, e0))).unwrap(),
+            bumped,
+            "same answer, no second bump"
+        );
+        assert_eq!(init(Some((pid, e0))).unwrap(), bumped);
+        // The producer moves on with e1 and bumps again: e0 is now fenced.
+        let (_, e2) = init(Some(bumped)).unwrap();
+        assert_eq!(e2, e0 + 2);
+        assert!(matches!(
+            init(Some((pid, e0))),
+            Err(Error::ProducerFenced { .. })
+        ));
+        assert_eq!(
+            init(Some((pid, e0 + 1))).unwrap(),
+            (pid, e2),
+            "e1 retries e2's bump"
+        );
+        // A new instance (naming nothing) ends the retry window.
+        let (_, e3) = init(None).unwrap();
+        assert!(matches!(
+            init(Some((pid, e2))),
+            Err(Error::ProducerFenced { .. })
+        ));
+        // A retry while a transaction of the new epoch is open is no retry: fenced.
+        let (_, e4) = init(Some((pid, e3))).unwrap();
+        c.add_partitions("tx", pid, e4, &[tp()]).unwrap();
+        assert!(matches!(
+            init(Some((pid, e3))),
+            Err(Error::ProducerFenced { .. })
+        ));
+        assert_eq!(c.describe_transaction("tx").unwrap().producer_epoch, e4);
+    }
+
     #[test]
     fn partitions_describe_their_producers() {
         let dir = tempfile::tempdir().unwrap();
