@@ -13,6 +13,9 @@
 //!   Kafka's Java consumer does, and with its internal-topic rule), subscribing to the matching
 //!   names, and again every five minutes (Kafka's `metadata.max.age.ms`).
 //! - Rebalances call the [`RebalanceListener`] from `poll`, on the consumer's task.
+//! - The keys and values of one `poll` are copied out of librdkafka into one buffer that the
+//!   records slice (as the embedded consumer's records slice the fetched batch): a record kept
+//!   keeps that poll's buffer alive; copy it (`Bytes::copy_from_slice`) to keep it alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
