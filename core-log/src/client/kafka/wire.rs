@@ -626,6 +626,8 @@ impl Wire {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
     use super::*;
 
     #[test]
@@ -674,6 +676,50 @@ mod tests {
         }
         assert!(is_coordinator_moving(ResponseError::NotCoordinator.code()));
         assert!(!is_coordinator_moving(ResponseError::InvalidRequest.code()));
+    }
+
+    /// A server that reads one request frame and answers `reply`, then closes.
+    async fn answering(reply: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let mut size = [0u8; 4];
+                if s.read_exact(&mut size).await.is_ok() {
+                    let mut body = vec![0u8; i32::from_be_bytes(size).max(0) as usize];
+                    let _ = s.read_exact(&mut body).await;
+                    let _ = s.write_all(&reply).await;
+                }
+            }
+        });
+        addr
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut v = (payload.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[tokio::test]
+    async fn a_broker_answering_nonsense_is_an_error_not_a_panic() {
+        let replies = [
+            // Another request's correlation id.
+            framed(&[0, 0, 0, 99, 0, 0]),
+            // A negative size, and one beyond the bound.
+            (-5i32).to_be_bytes().to_vec(),
+            ((MAX_RESPONSE + 1) as i32).to_be_bytes().to_vec(),
+            // Cut short, and garbage after the right correlation id.
+            framed(&[0, 0])[..5].to_vec(),
+            framed(&[0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Vec::new(),
+        ];
+        for reply in replies {
+            let addr = answering(reply.clone()).await;
+            let w = Wire::new(&addr, None, Duration::from_secs(5), "list_transactions").unwrap();
+            let e = w.list_transactions().await.unwrap_err().to_string();
+            assert!(e.starts_with("list_transactions: "), "{reply:?}: {e}");
+        }
     }
 
     #[tokio::test]
