@@ -343,11 +343,7 @@ impl TransactionCoordinator {
             }
             // The answer to the bump was lost: the same answer again, without a new bump.
             let mut m = m.clone();
-            m.timeout_ms = timeout_ms;
-            m.state = TransactionState::Empty;
-            m.partitions.clear();
-            m.last_update_ms = now;
-            m.start_ms = -1;
+            initialised(&mut m, timeout_ms, now);
             self.write(&mut txns, transactional_id, m.clone())?;
             tracing::debug!(
                 transactional_id,
@@ -394,11 +390,7 @@ impl TransactionCoordinator {
         if !fenced {
             bump_epoch(&self.log, &mut m)?;
         }
-        m.timeout_ms = timeout_ms;
-        m.state = TransactionState::Empty;
-        m.partitions.clear();
-        m.last_update_ms = now;
-        m.start_ms = -1;
+        initialised(&mut m, timeout_ms, now);
         self.write(&mut txns, transactional_id, m.clone())?;
         // Only a bump the producer asked for by naming its epoch can be retried; any other
         // init (a new producer instance) ends that.
@@ -660,6 +652,16 @@ impl TransactionCoordinator {
 }
 
 /// A new epoch for `m`: one more, or a fresh producer id at epoch 0 when it would overflow.
+/// A transactional id just (re)initialised by InitProducerId: no open transaction, the
+/// producer's `transaction.timeout.ms`.
+fn initialised(m: &mut TransactionMetadata, timeout_ms: i32, now: i64) {
+    m.timeout_ms = timeout_ms;
+    m.state = TransactionState::Empty;
+    m.partitions.clear();
+    m.last_update_ms = now;
+    m.start_ms = -1;
+}
+
 fn bump_epoch(log: &LogManager, m: &mut TransactionMetadata) -> Result<()> {
     if m.producer_epoch >= i16::MAX - 1 {
         let (id, _) = log.init_producer_id()?;
