@@ -45,6 +45,7 @@ pub(crate) const PRODUCER_FENCED: i16 = ResponseError::ProducerFenced.code();
 pub(crate) const REBALANCE_IN_PROGRESS: i16 = ResponseError::RebalanceInProgress.code();
 pub(crate) const REQUEST_TIMED_OUT: i16 = ResponseError::RequestTimedOut.code();
 pub(crate) const TOPIC_AUTHORIZATION_FAILED: i16 = ResponseError::TopicAuthorizationFailed.code();
+#[cfg(test)]
 pub(crate) const TRANSACTIONAL_ID_NOT_FOUND: i16 = ResponseError::TransactionalIdNotFound.code();
 pub(crate) const UNKNOWN_LEADER_EPOCH: i16 = ResponseError::UnknownLeaderEpoch.code();
 #[cfg(test)]

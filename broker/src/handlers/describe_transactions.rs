@@ -1,5 +1,6 @@
 //! DescribeTransactions: what the coordinator holds of each transactional id: state, producer
-//! id and epoch, timeout, start time, and the partitions of the open transaction.
+//! id and epoch, timeout, start time, and the partitions of the open transaction (an unknown
+//! or Dead id: TRANSACTIONAL_ID_NOT_FOUND, from the coordinator).
 
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
@@ -7,7 +8,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{RequestContext, sb};
-use crate::handlers::codes::{INVALID_REQUEST, TRANSACTIONAL_ID_NOT_FOUND};
+use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
 pub(crate) fn handle(
@@ -24,7 +25,7 @@ pub(crate) fn handle(
                 return r.with_error_code(INVALID_REQUEST);
             }
             match state.txns.describe_transaction(id.as_str()) {
-                Ok(m) if m.state != sluice_log::txn::TransactionState::Dead => {
+                Ok(m) => {
                     let mut topics: Vec<TopicData> = Vec::new();
                     for tp in &m.partitions {
                         match topics.last_mut() {
@@ -45,8 +46,6 @@ pub(crate) fn handle(
                         .with_producer_epoch(m.producer_epoch)
                         .with_topics(topics)
                 }
-                // Dead: being expired, as good as gone.
-                Ok(_) => r.with_error_code(TRANSACTIONAL_ID_NOT_FOUND),
                 Err(e) => r.with_error_code(e.error_code()),
             }
         })
@@ -60,6 +59,7 @@ mod tests {
     use sluice_log::TopicPartition;
 
     use super::*;
+    use crate::handlers::codes::TRANSACTIONAL_ID_NOT_FOUND;
     use crate::handlers::test_util::{create_topic, ctx, encodes, test_state};
 
     #[test]

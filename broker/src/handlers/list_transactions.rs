@@ -50,8 +50,7 @@ pub(crate) fn handle(
         .filter_map(|(id, _)| {
             // Described one by one: a transaction may have moved on since the list was taken.
             let m = state.txns.describe_transaction(&id).ok()?;
-            let keep = m.state != TransactionState::Dead
-                && (producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+            let keep = (producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
                 && (states.is_empty() || states.contains(&m.state))
                 && (duration < 0 || now.saturating_sub(m.start_ms) > duration);
             keep.then(|| {

@@ -507,20 +507,24 @@ impl TransactionCoordinator {
         Ok(expired)
     }
 
-    /// Every transactional id known, with its state.
+    /// Every transactional id known, with its state. An id in state Dead (being removed) is as
+    /// good as gone, as Kafka answers: it is not listed.
     pub fn list_transactions(&self) -> Vec<(String, TransactionState)> {
         self.txns
             .lock()
             .iter()
+            .filter(|(_, m)| m.state != TransactionState::Dead)
             .map(|(id, m)| (id.clone(), m.state))
             .collect()
     }
 
-    /// What the coordinator knows of `transactional_id`.
+    /// What the coordinator knows of `transactional_id`; [`Error::TransactionalIdNotFound`]
+    /// for an unknown id, and for one in state Dead (being removed).
     pub fn describe_transaction(&self, transactional_id: &str) -> Result<TransactionMetadata> {
         self.txns
             .lock()
             .get(transactional_id)
+            .filter(|m| m.state != TransactionState::Dead)
             .cloned()
             .ok_or_else(|| Error::TransactionalIdNotFound(transactional_id.to_owned()))
     }

@@ -497,6 +497,45 @@ mod coordinator {
         ));
     }
 
+    /// An id whose last state record says Dead (being removed, as Kafka writes before the
+    /// tombstone) is neither listed nor described.
+    #[test]
+    fn a_dead_transactional_id_is_as_good_as_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(NOW);
+        {
+            let (log, _p) = setup(dir.path(), &clock);
+            let c = TransactionCoordinator::open(log.clone()).unwrap();
+            c.init_producer_id("alive", 60_000).unwrap();
+            c.init_producer_id("dying", 60_000).unwrap();
+            let mut m = c.describe_transaction("dying").unwrap();
+            m.state = TransactionState::Dead;
+            let state = log
+                .partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, 0))
+                .unwrap();
+            let mut b = BatchBuilder::new(Compression::None);
+            b.append(
+                NOW,
+                Some(&encode_key("dying")),
+                Some(&encode_value(&m)),
+                &[],
+            );
+            state.append(b.build()).unwrap();
+            drop(c);
+            log.close().unwrap();
+        }
+        let (log, _p) = setup(dir.path(), &clock);
+        let c = TransactionCoordinator::open(log).unwrap();
+        assert_eq!(
+            c.list_transactions(),
+            [("alive".to_owned(), TransactionState::Empty)]
+        );
+        assert!(matches!(
+            c.describe_transaction("dying"),
+            Err(Error::TransactionalIdNotFound(id)) if id == "dying"
+        ));
+    }
+
     #[test]
     fn a_transaction_left_prepared_by_a_crash_completes_on_reopen() {
         let dir = tempfile::tempdir().unwrap();

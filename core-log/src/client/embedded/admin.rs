@@ -10,7 +10,6 @@ use crate::client::{
 };
 use crate::group::{Assignment, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
-use crate::txn::TransactionState;
 use crate::{Error, Result, TopicPartition};
 
 /// Topic and group administration of an embedded log.
@@ -185,7 +184,7 @@ impl Admin for EmbeddedAdmin {
             .filter_map(|(id, _)| {
                 // Described one by one: a transaction may have moved on since the list.
                 let m = coordinator.describe_transaction(&id).ok()?;
-                (m.state != TransactionState::Dead).then(|| TransactionListing {
+                Some(TransactionListing {
                     transactional_id: id,
                     producer_id: m.producer_id,
                     state: m.state.as_str().to_owned(),
@@ -199,10 +198,6 @@ impl Admin for EmbeddedAdmin {
             .client
             .transaction_coordinator()?
             .describe_transaction(transactional_id)?;
-        if m.state == TransactionState::Dead {
-            // Being expired: as good as gone, as the broker answers.
-            return Err(Error::TransactionalIdNotFound(transactional_id.to_owned()));
-        }
         Ok(TransactionDescription {
             transactional_id: transactional_id.to_owned(),
             coordinator_id: -1,
