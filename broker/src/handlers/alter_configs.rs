@@ -5,10 +5,9 @@
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
-use sluice_log::config::TopicConfig;
 
-use super::configs::{Resource, duplicate, each_resource, static_broker_configs};
-use super::{RequestContext, sb};
+use super::configs::{Resource, change_topic, duplicate, each_resource, static_broker_configs};
+use super::{RequestContext, log_error};
 use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
@@ -19,6 +18,9 @@ pub(crate) fn handle(
 ) -> AlterConfigsResponse {
     let outcomes = each_resource(
         state,
+        ctx,
+        req.validate_only,
+        "configs replaced",
         &req.resources,
         |r| (r.resource_type, r.resource_name.as_str()),
         |r, resource| {
@@ -34,22 +36,12 @@ pub(crate) fn handle(
         .resources
         .iter()
         .zip(outcomes)
-        .map(|(r, outcome)| {
-            let response = AlterConfigsResourceResponse::default()
+        .map(|(r, (code, message))| {
+            AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
-                .with_error_message(None);
-            match outcome {
-                Ok(()) => {
-                    if !req.validate_only {
-                        tracing::info!(resource = %r.resource_name.as_str(), principal = %ctx.principal, "configs replaced");
-                    }
-                    response
-                }
-                Err((code, message)) => response
-                    .with_error_code(code)
-                    .with_error_message(Some(sb(message))),
-            }
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
@@ -100,23 +92,14 @@ fn replace_overrides(
     set: Vec<(String, String)>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    let err = |e: sluice_log::Error| (e.error_code(), sluice_log::report(&e).to_string());
-    let current = state.log.topic_config(topic).map_err(err)?;
+    let current = state.log.topic_config(topic).map_err(log_error)?;
     let delete: Vec<String> = current
         .overrides()
         .keys()
         .filter(|k| !set.iter().any(|(s, _)| s == *k))
         .cloned()
         .collect();
-    let mut candidate = TopicConfig::clone(&current);
-    candidate.apply(set.clone(), delete.clone()).map_err(err)?;
-    if validate_only {
-        return Ok(());
-    }
-    state
-        .log
-        .alter_topic_config(topic, set, delete)
-        .map_err(err)
+    change_topic(state, topic, &current, set, delete, validate_only)
 }
 
 #[cfg(test)]
@@ -126,6 +109,7 @@ mod tests {
     use super::*;
     use crate::handlers::codes::{INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION};
     use crate::handlers::configs::{BROKER, TOPIC};
+    use crate::handlers::sb;
     use crate::handlers::test_util::{ctx, encodes, test_state};
 
     fn resource(t: i8, name: &str, configs: &[(&str, Option<&str>)]) -> AlterConfigsResource {

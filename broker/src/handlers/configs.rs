@@ -2,8 +2,10 @@
 //! config sources and types, the topic keys' types and documentation, and finding the resource
 //! a request names.
 
+use kafka_protocol::protocol::StrBytes;
 use sluice_log::config::TopicConfig;
 
+use super::{RequestContext, log_error, sb};
 use crate::handlers::codes::{
     INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_OR_PARTITION,
 };
@@ -265,26 +267,62 @@ pub(super) fn kafka_default(topic_key: &str) -> Option<String> {
 }
 
 /// The outcome for each resource of an AlterConfigs or IncrementalAlterConfigs request, in
-/// order: INVALID_REQUEST for a resource the request names twice, else `apply` on the
-/// resource once [`resolve`]d.
+/// order, as its response's error code and message (0 and none when it went through):
+/// INVALID_REQUEST for a resource the request names twice, else `apply` on the resource once
+/// [`resolve`]d. A change made (not only validated) is logged as `what`, with the principal.
 pub(super) fn each_resource<'r, R>(
     state: &BrokerState,
+    ctx: &RequestContext,
+    validate_only: bool,
+    what: &'static str,
     resources: &'r [R],
     name: impl Fn(&'r R) -> (i8, &'r str),
     apply: impl Fn(&'r R, Resource) -> Result<(), (i16, String)>,
-) -> Vec<Result<(), (i16, String)>> {
+) -> Vec<(i16, Option<StrBytes>)> {
     let names: Vec<(i8, &str)> = resources.iter().map(&name).collect();
     resources
         .iter()
         .zip(&names)
         .map(|(r, key)| {
-            if names.iter().filter(|n| *n == key).count() > 1 {
+            let outcome = if names.iter().filter(|n| *n == key).count() > 1 {
                 Err((INVALID_REQUEST, "Duplicate resource in request".to_owned()))
             } else {
                 resolve(state, key.0, key.1).and_then(|resource| apply(r, resource))
+            };
+            match outcome {
+                Ok(()) => {
+                    if !validate_only {
+                        tracing::info!(resource = %key.1, principal = %ctx.principal, "{what}");
+                    }
+                    (0, None)
+                }
+                Err((code, message)) => (code, Some(sb(message))),
             }
         })
         .collect()
+}
+
+/// Checks `set` and `delete` against `topic`'s `current` config and, unless `validate_only`,
+/// applies them: all of them or, on the first error, none.
+pub(super) fn change_topic(
+    state: &BrokerState,
+    topic: &str,
+    current: &TopicConfig,
+    set: Vec<(String, String)>,
+    delete: Vec<String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let mut candidate = current.clone();
+    candidate
+        .apply(set.clone(), delete.clone())
+        .map_err(log_error)?;
+    if validate_only {
+        return Ok(());
+    }
+    state
+        .log
+        .alter_topic_config(topic, set, delete)
+        .map_err(log_error)
 }
 
 /// Finds the first of `names` that appears twice.

@@ -9,7 +9,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use sluice_log::TopicPartition;
 
-use super::RequestContext;
+use super::{RequestContext, log_error};
 use crate::handlers::codes::{INVALID_TOPIC_EXCEPTION, POLICY_VIOLATION};
 use crate::state::BrokerState;
 
@@ -50,21 +50,20 @@ pub(crate) fn handle(
 }
 
 fn delete(state: &BrokerState, tp: &TopicPartition, offset: i64) -> Result<i64, (i16, String)> {
-    let err = |e: sluice_log::Error| (e.error_code(), sluice_log::report(&e).to_string());
     if sluice_log::names::is_internal(&tp.topic) {
         return Err((
             INVALID_TOPIC_EXCEPTION,
             format!("Cannot delete records of internal topic {}", tp.topic),
         ));
     }
-    let partition = state.log.partition(tp).map_err(err)?;
+    let partition = state.log.partition(tp).map_err(log_error)?;
     if !partition.config().cleanup_policy.delete {
         return Err((
             POLICY_VIOLATION,
             format!("Records of partition {tp} can not be deleted due to the configured policy"),
         ));
     }
-    partition.delete_records(offset).map_err(err)
+    partition.delete_records(offset).map_err(log_error)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::configs::{
     DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG, Resource, STATIC_BROKER_CONFIG, broker_key_type,
     kafka_default, resolve, topic_key,
 };
-use super::{RequestContext, sb};
+use super::{RequestContext, log_error, sb};
 use crate::state::BrokerState;
 
 /// What one request asks to see of each key.
@@ -114,10 +114,7 @@ fn topic(
     name: &str,
     want: &Want<'_>,
 ) -> Result<Vec<DescribeConfigsResourceResult>, (i16, String)> {
-    let config = state
-        .log
-        .topic_config(name)
-        .map_err(|e| (e.error_code(), sluice_log::report(&e).to_string()))?;
+    let config = state.log.topic_config(name).map_err(log_error)?;
     let overrides = config.overrides();
     Ok(config
         .describe()

@@ -9,8 +9,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use sluice_log::config::TopicConfig;
 
-use super::configs::{LIST, Resource, duplicate, each_resource, static_broker_configs, topic_key};
-use super::{RequestContext, sb};
+use super::configs::{
+    LIST, Resource, change_topic, duplicate, each_resource, static_broker_configs, topic_key,
+};
+use super::{RequestContext, log_error};
 use crate::handlers::codes::INVALID_REQUEST;
 use crate::state::BrokerState;
 
@@ -26,6 +28,9 @@ pub(crate) fn handle(
 ) -> IncrementalAlterConfigsResponse {
     let outcomes = each_resource(
         state,
+        ctx,
+        req.validate_only,
+        "configs altered",
         &req.resources,
         |r| (r.resource_type, r.resource_name.as_str()),
         |r, resource| {
@@ -47,22 +52,12 @@ pub(crate) fn handle(
         .resources
         .iter()
         .zip(outcomes)
-        .map(|(r, outcome)| {
-            let response = AlterConfigsResourceResponse::default()
+        .map(|(r, (code, message))| {
+            AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
-                .with_error_message(None);
-            match outcome {
-                Ok(()) => {
-                    if !req.validate_only {
-                        tracing::info!(resource = %r.resource_name.as_str(), principal = %ctx.principal, "configs altered");
-                    }
-                    response
-                }
-                Err((code, message)) => response
-                    .with_error_code(code)
-                    .with_error_message(Some(sb(message))),
-            }
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
@@ -88,8 +83,7 @@ fn alter(
             format!("Error due to duplicate config keys: {key}"),
         ));
     }
-    let err = |e: sluice_log::Error| (e.error_code(), sluice_log::report(&e).to_string());
-    let current = state.log.topic_config(topic).map_err(err)?;
+    let current = state.log.topic_config(topic).map_err(log_error)?;
     let values: BTreeMap<String, String> = current
         .describe()
         .into_iter()
@@ -112,7 +106,7 @@ fn alter(
             APPEND | SUBTRACT => {
                 let verb = if *op == APPEND { "append" } else { "subtract" };
                 let Some(now) = values.get(key) else {
-                    return Err(err(sluice_log::Error::UnknownConfig {
+                    return Err(log_error(sluice_log::Error::UnknownConfig {
                         key: key.clone(),
                         known: TopicConfig::known_keys().join(", "),
                     }));
@@ -151,15 +145,7 @@ fn alter(
             }
         }
     }
-    let mut candidate = TopicConfig::clone(&current);
-    candidate.apply(set.clone(), delete.clone()).map_err(err)?;
-    if validate_only {
-        return Ok(());
-    }
-    state
-        .log
-        .alter_topic_config(topic, set, delete)
-        .map_err(err)
+    change_topic(state, topic, &current, set, delete, validate_only)
 }
 
 #[cfg(test)]
@@ -171,6 +157,7 @@ mod tests {
     use super::*;
     use crate::handlers::codes::{INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION};
     use crate::handlers::configs::{BROKER, TOPIC};
+    use crate::handlers::sb;
     use crate::handlers::test_util::{ctx, encodes, test_state};
 
     /// (key, operation, value).

@@ -237,6 +237,11 @@ pub async fn dispatch(
     }
 }
 
+/// The error code and message of a log error, for a handler's `Result<_, (i16, String)>`.
+pub(crate) fn log_error(e: sluice_log::Error) -> (i16, String) {
+    (e.error_code(), sluice_log::report(&e).to_string())
+}
+
 /// The error code and message of a log error, for a response.
 pub(crate) fn error_of(e: &sluice_log::Error) -> (i16, Option<StrBytes>) {
     (

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use sluice_log::TopicPartition;
 use sluice_log::log::Partition;
 
-use super::{Reply, RequestContext, sb};
+use super::{Reply, RequestContext, log_error, sb};
 use crate::handlers::codes::{CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, REQUEST_TIMED_OUT};
 use crate::state::BrokerState;
 
@@ -118,7 +118,7 @@ pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: ProduceRequ
             let waited = tokio::time::timeout(timeout, a.partition.wait_durable(a.end)).await;
             let failure = match waited {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some((e.error_code(), sluice_log::report(&e).to_string())),
+                Ok(Err(e)) => Some(log_error(e)),
                 Err(_) => Some((
                     REQUEST_TIMED_OUT,
                     format!("not durable within the request's timeout of {timeout:?}"),

@@ -26,7 +26,7 @@ use sluice_log::txn::TransactionState;
 use sluice_log::{Compression, Error, TopicPartition};
 
 use super::add_offsets_to_txn::offsets_partition;
-use super::{Reply, RequestContext};
+use super::{Reply, RequestContext, log_error};
 use crate::handlers::codes::{
     COORDINATOR_NOT_AVAILABLE, INVALID_COMMIT_OFFSET_SIZE, INVALID_GROUP_ID,
     INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR,
@@ -204,7 +204,7 @@ fn check(
                 req.member_id.as_str(),
                 req.group_instance_id.as_ref().map(|s| s.as_str()),
             )
-            .map_err(|e| (e.error_code(), sluice_log::report(&e).to_string()))?;
+            .map_err(log_error)?;
     }
     Ok(offsets_tp)
 }
