@@ -132,7 +132,10 @@ struct Inner {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes create/delete/alter of topics.
     admin: Mutex<()>,
-    _lock: File,
+    /// The directory's lock file, held until the log closes (not until the last handle goes:
+    /// a thread may still hold one for a moment after `close`, and the directory must be
+    /// free to reopen by then).
+    lock: Mutex<Option<File>>,
     closed: AtomicBool,
     stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -186,7 +189,7 @@ impl LogManager {
             defaults: config.defaults.clone(),
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
             closed: AtomicBool::new(false),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             threads: Mutex::new(vec![flusher_thread]),
@@ -742,6 +745,8 @@ fn close_inner(inner: &Inner) -> Result<()> {
             let _ = t.join();
         }
     }
+    // Everything is flushed and checkpointed: the directory is free for the next open.
+    drop(inner.lock.lock().take());
     tracing::info!(dir = %inner.dir.display(), "log closed");
     result
 }

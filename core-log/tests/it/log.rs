@@ -141,6 +141,29 @@ fn a_second_process_cannot_open_the_directory() {
     );
 }
 
+/// `close` frees the directory even while some handle (a thread finishing its last flush, a
+/// clone not dropped yet) still exists: the next open succeeds at once.
+#[test]
+fn close_frees_the_directory_while_a_handle_remains() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(0);
+    let log = open(dir.path(), &clock);
+    log.create_topic("t", 1, None::<(&str, &str)>).unwrap();
+    let lingering = log.clone();
+    log.close().unwrap();
+    drop(log);
+    let reopened = open(dir.path(), &clock);
+    assert_eq!(reopened.list_topics(), ["t"]);
+    drop(lingering);
+    // The old handle's last drop must not disturb the new owner's lock.
+    let mut c = LogManagerConfig::new(dir.path());
+    c.background = false;
+    assert!(matches!(
+        LogManager::open(c),
+        Err(Error::DirectoryLocked { .. })
+    ));
+}
+
 #[test]
 fn retention_by_time_and_size_deletes_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
