@@ -25,6 +25,7 @@
 //! # }).unwrap();
 //! ```
 
+mod accumulator;
 pub mod config;
 pub mod embedded;
 #[cfg(feature = "kafka")]

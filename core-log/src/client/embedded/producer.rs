@@ -3,7 +3,7 @@
 //! their records' futures per `acks` (acks=all through the log's group-commit flusher).
 //!
 //! ```text
-//! send() -> partitioner -> Accumulator[tp].append (encodes the record into the open batch)
+//! send() -> partitioner -> Accumulator (client::accumulator): open batch of tp
 //!                                   |  full, or linger.ms passed, or flush()
 //!                                   v
 //!                    sender thread: stamp (pid, epoch, sequence) -> build (compress, CRC)
@@ -16,19 +16,18 @@
 //! append succeeds, so a failed batch leaves no gap for the next one to trip over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::client::accumulator::{Accumulator, Pace, Sealed};
 use crate::client::config::{Acks, ProducerConfig};
-use crate::client::partitioner::{StickyPartitioner, partition_for_key};
-use crate::client::{BatchDone, ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
+use crate::client::{ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
 use crate::group::{CONSUMER_OFFSETS_TOPIC, OffsetAndMetadata};
 use crate::log::{LogManager, Partition};
-use crate::record::{BatchBuilder, HEADER_LEN, increment_sequence};
+use crate::record::increment_sequence;
 use crate::txn::TransactionCoordinator;
 use crate::{Error, Result, TopicPartition};
 
@@ -40,43 +39,10 @@ pub struct EmbeddedProducer {
 }
 
 #[derive(Debug)]
-struct Open {
-    builder: BatchBuilder,
-    deadline: Instant,
-    done: Arc<BatchDone>,
-    reserved: usize,
-    sticky: bool,
-}
-
-#[derive(Debug)]
-struct Sealed {
-    tp: TopicPartition,
-    builder: BatchBuilder,
-    done: Arc<BatchDone>,
-    reserved: usize,
-}
-
-#[derive(Debug, Default)]
-struct Accumulator {
-    open: HashMap<TopicPartition, Open>,
-    ready: Vec<Sealed>,
-    /// Batches not known to be complete, for `flush`.
-    outstanding: Vec<Arc<BatchDone>>,
-    closing: bool,
-}
-
-#[derive(Debug)]
 struct Shared {
     log: LogManager,
-    config: ProducerConfig,
-    partitioner: StickyPartitioner,
-    acc: Mutex<Accumulator>,
-    wake: Condvar,
-    buffer_used: AtomicUsize,
-    space: tokio::sync::Notify,
+    acc: Accumulator,
     partition_counts: RwLock<PartitionCounts>,
-    /// Batches sealed so far (the sender watches it while spinning).
-    sealed: std::sync::atomic::AtomicU64,
     /// Producer id and epoch with `enable.idempotence` (a transactional producer gets them
     /// from `init_transactions`).
     idempotence: RwLock<Option<(i64, i16)>>,
@@ -129,14 +95,8 @@ impl EmbeddedProducer {
         };
         let shared = Arc::new(Shared {
             log,
-            partitioner: StickyPartitioner::from_entropy(),
-            config,
-            acc: Mutex::new(Accumulator::default()),
-            wake: Condvar::new(),
-            buffer_used: AtomicUsize::new(0),
-            space: tokio::sync::Notify::new(),
+            acc: Accumulator::new(config),
             partition_counts: RwLock::new(PartitionCounts::default()),
-            sealed: std::sync::atomic::AtomicU64::new(0),
             idempotence: RwLock::new(idempotence),
             txn,
         });
@@ -174,39 +134,6 @@ impl EmbeddedProducer {
         Ok(n)
     }
 
-    /// Reserves `size` bytes of `buffer.memory`, waiting up to `max.block.ms`.
-    async fn reserve(&self, size: usize) -> Result<()> {
-        let limit = self.shared.config.buffer_memory;
-        let used = &self.shared.buffer_used;
-        // Fast path: room in the buffer (or an empty buffer: a record alone bigger than the
-        // buffer still goes).
-        let prev = used.fetch_add(size, Ordering::AcqRel);
-        if prev + size <= limit || prev == 0 {
-            return Ok(());
-        }
-        used.fetch_sub(size, Ordering::AcqRel);
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.shared.config.max_block_ms);
-        loop {
-            let space = self.shared.space.notified();
-            tokio::pin!(space);
-            space.as_mut().enable();
-            let prev = used.fetch_add(size, Ordering::AcqRel);
-            if prev + size <= limit || prev == 0 {
-                return Ok(());
-            }
-            used.fetch_sub(size, Ordering::AcqRel);
-            // Make sure what is queued goes out, so space comes back.
-            self.shared.wake.notify_one();
-            if tokio::time::timeout_at(deadline, space).await.is_err() {
-                return Err(Error::BufferExhausted {
-                    buffer_memory: limit,
-                    max_block_ms: self.shared.config.max_block_ms,
-                });
-            }
-        }
-    }
-
     /// The producer id and epoch stamped on every batch, if `enable.idempotence` is on.
     pub fn producer_id_and_epoch(&self) -> Option<(i64, i16)> {
         *self.shared.idempotence.read()
@@ -224,7 +151,8 @@ impl EmbeddedProducer {
     /// open (Kafka's `initTransactions`).
     pub async fn init_transactions(&self) -> Result<()> {
         let txn = self.transactions()?;
-        let timeout = i32::try_from(self.shared.config.transaction_timeout_ms).unwrap_or(i32::MAX);
+        let timeout =
+            i32::try_from(self.shared.acc.config().transaction_timeout_ms).unwrap_or(i32::MAX);
         let (pid, epoch) = txn.coordinator.init_producer_id(&txn.id, timeout)?;
         *self.shared.idempotence.write() = Some((pid, epoch));
         *txn.state.lock() = TxnLocal {
@@ -377,8 +305,7 @@ impl EmbeddedProducer {
     }
 
     fn stop(&mut self) {
-        self.shared.acc.lock().closing = true;
-        self.shared.wake.notify_all();
+        self.shared.acc.close();
         if let Some(t) = self.sender.take() {
             let _ = t.join();
         }
@@ -394,7 +321,6 @@ impl Drop for EmbeddedProducer {
 
 impl Producer for EmbeddedProducer {
     async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let cfg = &self.shared.config;
         if let Some(txn) = &self.shared.txn
             && !txn.state.lock().in_transaction
         {
@@ -404,123 +330,14 @@ impl Producer for EmbeddedProducer {
             ));
         }
         let count = self.partition_count_cached(&record.topic)?;
-        let (partition, sticky) = match record.partition {
-            Some(p) if p < 0 || p >= count => {
-                return Err(Error::UnknownPartition {
-                    topic: record.topic.to_string(),
-                    partition: p,
-                });
-            }
-            Some(p) => (p, false),
-            None => match &record.key {
-                Some(k) if !cfg.partitioner_ignore_keys => (partition_for_key(k, count), false),
-                _ => (
-                    self.shared.partitioner.partition(&record.topic, count),
-                    true,
-                ),
-            },
-        };
         let timestamp = record
             .timestamp
             .unwrap_or_else(|| self.shared.log.clock().now_ms());
-        // An upper bound of the record's encoded size, without walking varints.
-        let size = 32
-            + record.key.as_ref().map_or(0, |k| k.len())
-            + record.value.as_ref().map_or(0, |v| v.len())
-            + record
-                .headers
-                .iter()
-                .map(|h| 10 + h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
-                .sum::<usize>();
-        if size + HEADER_LEN > cfg.max_request_size {
-            let exact = BatchBuilder::record_size(
-                0,
-                0,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.headers,
-            );
-            if exact + HEADER_LEN > cfg.max_request_size {
-                return Err(Error::RecordTooLarge {
-                    size: exact + HEADER_LEN,
-                    max: cfg.max_request_size,
-                });
-            }
-        }
-        self.reserve(size).await?;
-        let tp = TopicPartition {
-            topic: Arc::clone(&record.topic),
-            partition,
-        };
-        let mut acc = self.shared.acc.lock();
-        if acc.closing {
-            drop(acc);
-            self.shared.buffer_used.fetch_sub(size, Ordering::AcqRel);
-            return Err(Error::Closed("producer"));
-        }
-        let mut wake = false;
-        let Accumulator {
-            open,
-            ready,
-            outstanding,
-            ..
-        } = &mut *acc;
-        let batch = open
-            .entry(tp.clone())
-            .or_insert_with(|| new_open(cfg, outstanding, sticky));
-        if !batch.builder.is_empty() && batch.builder.estimated_size() + size > cfg.batch_size {
-            let full = std::mem::replace(batch, new_open(cfg, outstanding, sticky));
-            seal(&self.shared, ready, tp.clone(), full);
-            wake = true;
-        }
-        let delta = batch.builder.append(
-            timestamp,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-        );
-        batch.reserved += size;
-        let done = Arc::clone(&batch.done);
-        if batch.builder.estimated_size() >= cfg.batch_size {
-            if let Some(full) = open.remove(&tp) {
-                seal(&self.shared, ready, tp.clone(), full);
-            }
-            wake = true;
-        } else if cfg.linger_ms == 0 {
-            wake = true;
-        }
-        drop(acc);
-        if wake {
-            self.shared.wake.notify_one();
-        }
-        Ok(DeliveryFuture::in_batch(
-            done, delta, tp.topic, partition, timestamp,
-        ))
+        self.shared.acc.append(record, count, timestamp).await
     }
 
     async fn flush(&self) -> Result<()> {
-        let waiting: Vec<Arc<BatchDone>> = {
-            let mut acc = self.shared.acc.lock();
-            let Accumulator {
-                open,
-                ready,
-                outstanding,
-                ..
-            } = &mut *acc;
-            for (tp, o) in open.drain() {
-                seal(&self.shared, ready, tp, o);
-            }
-            outstanding.retain(|d| !d.is_done());
-            outstanding.clone()
-        };
-        self.shared.wake.notify_one();
-        let mut first_err = None;
-        for d in waiting {
-            if let Err(e) = d.wait().await {
-                first_err.get_or_insert(Error::Delivery(e));
-            }
-        }
-        first_err.map_or(Ok(()), Err)
+        self.shared.acc.flush().await
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32> {
@@ -532,99 +349,13 @@ impl Producer for EmbeddedProducer {
     }
 }
 
-fn new_open(cfg: &ProducerConfig, outstanding: &mut Vec<Arc<BatchDone>>, sticky: bool) -> Open {
-    let done = Arc::new(BatchDone::default());
-    if outstanding.len() > 4096 {
-        outstanding.retain(|d| !d.is_done());
-    }
-    outstanding.push(Arc::clone(&done));
-    Open {
-        builder: BatchBuilder::with_capacity(
-            cfg.compression,
-            cfg.batch_size.min(1 << 20) + HEADER_LEN,
-        ),
-        deadline: Instant::now() + Duration::from_millis(cfg.linger_ms),
-        done,
-        reserved: 0,
-        sticky,
-    }
-}
-
-/// Times the sender yields, looking for a sealed batch, before it sleeps.
-const SPINS: usize = 64;
-
-fn seal(shared: &Shared, ready: &mut Vec<Sealed>, tp: TopicPartition, o: Open) {
-    shared.sealed.fetch_add(1, Ordering::Relaxed);
-    if o.sticky {
-        // KIP-480: an unkeyed batch closed, stick to another partition for the next one.
-        shared.partitioner.on_new_batch(&tp.topic, tp.partition);
-    }
-    ready.push(Sealed {
-        tp,
-        builder: o.builder,
-        done: o.done,
-        reserved: o.reserved,
-    });
-}
-
 fn run_sender(shared: &Arc<Shared>) {
     let mut partitions: HashMap<TopicPartition, Arc<Partition>> = HashMap::default();
     // The next sequence of each partition (idempotence): only this thread touches it, and it
     // sends each partition's batches in the order they were sealed.
     let mut sequences = Sequences::default();
-    // Spinning pays only when batches come faster than a thread wakes up; after a few spins
-    // that found nothing, spin only now and then (many producers on few cores must not burn
-    // CPU looking for each other's work).
-    let mut misses = 0u32;
-    let mut waits = 0u32;
-    loop {
-        let batches = {
-            let mut acc = shared.acc.lock();
-            let mut spun = false;
-            loop {
-                let now = Instant::now();
-                let closing = acc.closing;
-                let Accumulator { open, ready, .. } = &mut *acc;
-                let due: Vec<TopicPartition> = open
-                    .iter()
-                    .filter(|(_, o)| closing || o.deadline <= now)
-                    .map(|(tp, _)| tp.clone())
-                    .collect();
-                for tp in due {
-                    if let Some(o) = open.remove(&tp) {
-                        seal(shared, ready, tp, o);
-                    }
-                }
-                if !ready.is_empty() {
-                    break std::mem::take(ready);
-                }
-                if closing {
-                    return;
-                }
-                let next = open.values().map(|o| o.deadline).min();
-                let wait = next.map_or(Duration::from_millis(100), |d| {
-                    d.saturating_duration_since(now)
-                });
-                waits = waits.wrapping_add(1);
-                if !spun && next.is_some() && (misses < 4 || waits.is_multiple_of(64)) {
-                    // Records are coming: look again for a few tens of microseconds before
-                    // sleeping, so a busy producer rarely pays for waking this thread.
-                    spun = true;
-                    let seen = shared.sealed.load(Ordering::Relaxed);
-                    let found = parking_lot::MutexGuard::unlocked(&mut acc, || {
-                        (0..SPINS).any(|_| {
-                            std::thread::yield_now();
-                            shared.sealed.load(Ordering::Relaxed) != seen
-                        })
-                    });
-                    misses = if found { 0 } else { misses.saturating_add(1) };
-                    continue;
-                }
-                shared
-                    .wake
-                    .wait_for(&mut acc, wait.max(Duration::from_micros(50)));
-            }
-        };
+    let mut pace = Pace::default();
+    while let Some(batches) = shared.acc.next_ready(&mut pace, Duration::from_secs(3600)) {
         for b in batches {
             send_batch(shared, &mut partitions, &mut sequences, b);
         }
@@ -649,13 +380,11 @@ fn send_batch(
         builder,
         done,
         reserved,
+        ..
     } = b;
     let release = {
         let shared = Arc::clone(shared);
-        move || {
-            shared.buffer_used.fetch_sub(reserved, Ordering::AcqRel);
-            shared.space.notify_waiters();
-        }
+        move || shared.acc.release(reserved)
     };
     let partition = match partitions.get(&tp) {
         Some(p) => Ok(Arc::clone(p)),
@@ -712,7 +441,7 @@ fn send_batch(
         }
         Ok((p, info)) => {
             let outcome = (info.base_offset, info.log_append_time);
-            match shared.config.acks {
+            match shared.acc.config().acks {
                 Acks::None | Acks::Leader => {
                     done.complete(Ok(outcome));
                     release();
