@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
-use sluice_log::client::kafka::{KafkaClient, KafkaProducer};
+use sluice_log::client::kafka::{ENGINE_PROPERTY, KafkaClient, KafkaProducer};
 use sluice_log::client::{
     Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };
@@ -149,10 +149,20 @@ impl PerfArgs {
     /// (librdkafka's).
     pub(crate) fn raw_properties(&mut self) -> crate::RawProperties {
         match &mut self.command {
-            PerfCommand::Produce(a) => crate::RawProperties {
-                producer: crate::take_unknown(&mut a.producer_props, true),
-                consumer: Vec::new(),
-            },
+            PerfCommand::Produce(a) => {
+                let mut producer = crate::take_unknown(&mut a.producer_props, true);
+                // The load tool runs Sluice's own producer unless told otherwise (transactions
+                // need librdkafka's).
+                if a.transactional_id.is_none()
+                    && !producer.iter().any(|(k, _)| k == ENGINE_PROPERTY)
+                {
+                    producer.push((ENGINE_PROPERTY.to_owned(), "native".to_owned()));
+                }
+                crate::RawProperties {
+                    producer,
+                    consumer: Vec::new(),
+                }
+            }
             PerfCommand::Consume(a) => crate::RawProperties {
                 producer: Vec::new(),
                 consumer: crate::take_unknown(&mut a.consumer_props, false),

@@ -16,41 +16,58 @@ use tokio::sync::oneshot;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-struct Running {
-    client: KafkaClient,
+pub(crate) struct Running {
+    pub(crate) client: KafkaClient,
+    pub(crate) addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<sluice_broker::Result<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
-async fn broker() -> Running {
+pub(crate) async fn broker() -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut running = broker_at(dir.path(), "127.0.0.1:0", &[]).await;
+    running._dir = Some(dir);
+    running
+}
+
+/// A broker over `dir` listening on `addr`, with these settings besides.
+pub(crate) async fn broker_at(
+    dir: &std::path::Path,
+    addr: &str,
+    settings: &[(&str, &str)],
+) -> Running {
     let mut config = BrokerConfig::default();
     config
-        .set("listeners", "PLAINTEXT://127.0.0.1:0")
+        .set("listeners", &format!("PLAINTEXT://{addr}"))
         .expect("listeners");
     config
-        .set("log.dirs", dir.path().to_str().expect("utf-8 path"))
+        .set("log.dirs", dir.to_str().expect("utf-8 path"))
         .expect("log.dirs");
     config
         .set("group.initial.rebalance.delay.ms", "0")
         .expect("delay");
+    for (k, v) in settings {
+        config.set(k, v).expect("broker setting");
+    }
     let broker = Broker::bind(config).await.expect("bind");
-    let client = KafkaClient::new(broker.local_addr().to_string());
+    let addr = broker.local_addr();
+    let client = KafkaClient::new(addr.to_string());
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(broker.run(async move {
         let _ = rx.await;
     }));
     Running {
         client,
+        addr,
         stop: Some(tx),
         task,
-        _dir: dir,
+        _dir: None,
     }
 }
 
 impl Running {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().expect("running").send(());
         tokio::time::timeout(Duration::from_secs(40), &mut self.task)
             .await
@@ -65,13 +82,13 @@ fn producer(c: &KafkaClient, props: &[(&str, &str)]) -> KafkaProducer {
         .expect("producer")
 }
 
-fn consumer(c: &KafkaClient, props: &[(&str, &str)]) -> KafkaConsumer {
+pub(crate) fn consumer(c: &KafkaClient, props: &[(&str, &str)]) -> KafkaConsumer {
     c.consumer(ConsumerConfig::from_pairs(props.iter().copied()).expect("consumer config"))
         .expect("consumer")
 }
 
 /// Polls until `want` records arrived or the deadline passed.
-async fn consume(c: &mut KafkaConsumer, want: usize) -> Vec<ConsumerRecord> {
+pub(crate) async fn consume(c: &mut KafkaConsumer, want: usize) -> Vec<ConsumerRecord> {
     let start = Instant::now();
     let mut out = Vec::new();
     while out.len() < want && start.elapsed() < DEADLINE {
@@ -80,7 +97,7 @@ async fn consume(c: &mut KafkaConsumer, want: usize) -> Vec<ConsumerRecord> {
     out
 }
 
-fn values(records: &[ConsumerRecord]) -> Vec<String> {
+pub(crate) fn values(records: &[ConsumerRecord]) -> Vec<String> {
     records
         .iter()
         .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())

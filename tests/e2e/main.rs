@@ -2,3 +2,4 @@
 mod broker;
 mod cli;
 mod kafka_client;
+mod native_producer;

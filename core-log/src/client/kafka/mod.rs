@@ -37,6 +37,7 @@ mod config;
 mod consumer;
 mod delivery;
 mod error;
+mod native;
 mod producer;
 mod wire;
 
@@ -55,6 +56,17 @@ pub use producer::KafkaProducer;
 use super::Client;
 use super::config::{ConsumerConfig, ProducerConfig};
 use crate::{Error, Result, TopicPartition};
+
+/// The producer property choosing the producer: `librdkafka` (the default) or `native`
+/// (Sluice's own, [`KafkaProducer`] over the Kafka protocol directly: see `native`).
+pub const ENGINE_PROPERTY: &str = "sluice.producer.engine";
+
+/// Which implementation a [`KafkaProducer`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProducerEngine {
+    Librdkafka,
+    Native,
+}
 
 /// The client's name in [`Error::Unsupported`].
 const CLIENT: &str = "the Kafka-protocol client";
@@ -145,6 +157,11 @@ impl KafkaClient {
     /// Direct Kafka-protocol requests for what librdkafka does not wrap, to the same servers
     /// (refused unless `security.protocol` is plaintext).
     fn wire(&self, operation: &'static str) -> Result<wire::Wire> {
+        self.wire_to(&[], operation)
+    }
+
+    /// [`Self::wire`] to `servers` if any are given.
+    fn wire_to(&self, servers: &[String], operation: &'static str) -> Result<wire::Wire> {
         let security = self
             .settings
             .common
@@ -152,12 +169,53 @@ impl KafkaClient {
             .rev()
             .find(|(k, _)| k == "security.protocol")
             .map(|(_, v)| v.as_str());
-        wire::Wire::new(
-            &self.settings.bootstrap_servers,
-            security,
-            self.settings.timeout,
-            operation,
-        )
+        let servers = if servers.is_empty() {
+            self.settings.bootstrap_servers.clone()
+        } else {
+            servers.join(",")
+        };
+        wire::Wire::new(&servers, security, self.settings.timeout, operation)
+    }
+
+    /// The producer engine asked for with [`ENGINE_PROPERTY`] (librdkafka unless said
+    /// otherwise), and the producer's raw properties without that one.
+    fn producer_engine(
+        &self,
+        config: &ProducerConfig,
+    ) -> Result<(ProducerEngine, Vec<(String, String)>)> {
+        let mut engine = ProducerEngine::Librdkafka;
+        for (k, v) in self.settings.common.iter().chain(&self.settings.producer) {
+            if k == ENGINE_PROPERTY {
+                engine = match v.as_str() {
+                    "librdkafka" => ProducerEngine::Librdkafka,
+                    "native" => ProducerEngine::Native,
+                    _ => {
+                        return Err(Error::InvalidConfig {
+                            key: ENGINE_PROPERTY.into(),
+                            value: v.clone(),
+                            reason: "expected librdkafka or native".into(),
+                        });
+                    }
+                };
+            }
+        }
+        if engine == ProducerEngine::Native && config.transactional_id.is_some() {
+            return Err(Error::InvalidConfig {
+                key: ENGINE_PROPERTY.into(),
+                value: "native".into(),
+                reason: "the native producer has no transactions: a producer with a \
+                         transactional.id uses librdkafka"
+                    .into(),
+            });
+        }
+        let raw = self
+            .settings
+            .producer
+            .iter()
+            .filter(|(k, _)| k != ENGINE_PROPERTY)
+            .cloned()
+            .collect();
+        Ok((engine, raw))
     }
 
     /// An rdkafka config: bootstrap servers (`servers` if any, else the client's), then
@@ -186,7 +244,9 @@ impl KafkaClient {
             c.set(*k, v.as_str());
         }
         for (k, v) in self.settings.common.iter().chain(extra) {
-            c.set(k.as_str(), v.as_str());
+            if k != ENGINE_PROPERTY {
+                c.set(k.as_str(), v.as_str());
+            }
         }
         Ok(c)
     }
@@ -224,13 +284,25 @@ impl Client for KafkaClient {
         KafkaAdmin::new(self.clone())
     }
 
-    fn producer(&self, config: ProducerConfig) -> Result<KafkaProducer> {
-        let rd = self.rd_config(
-            &config.bootstrap_servers,
-            &config::producer_properties(&config),
-            &self.settings.producer,
-        )?;
-        KafkaProducer::new(self.clone(), rd, config)
+    fn producer(&self, mut config: ProducerConfig) -> Result<KafkaProducer> {
+        config.resolve()?;
+        let (engine, raw) = self.producer_engine(&config)?;
+        match engine {
+            ProducerEngine::Native => {
+                let wire = self.wire_to(&config.bootstrap_servers, "producer")?;
+                let native =
+                    native::NativeProducer::new(wire.bootstrap_servers().to_vec(), config.clone())?;
+                Ok(KafkaProducer::native(self.clone(), native, config))
+            }
+            ProducerEngine::Librdkafka => {
+                let rd = self.rd_config(
+                    &config.bootstrap_servers,
+                    &config::producer_properties(&config),
+                    &raw,
+                )?;
+                KafkaProducer::new(self.clone(), rd, config)
+            }
+        }
     }
 
     fn consumer(&self, config: ConsumerConfig) -> Result<KafkaConsumer> {

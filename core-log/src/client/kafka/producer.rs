@@ -20,6 +20,7 @@ use rdkafka::util::Timeout;
 
 use super::delivery::Deliveries;
 use super::error::{Subject, code_of, from_kafka};
+use super::native::NativeProducer;
 use super::{KafkaClient, KafkaConsumer, block_here, blocking, tpl_of, with_topic_metadata};
 use crate::client::config::ProducerConfig;
 use crate::client::{ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
@@ -67,20 +68,32 @@ impl ProducerContext for ProducerCtx {
     }
 }
 
-/// A producer to a Kafka cluster.
+/// A producer to a Kafka cluster: librdkafka's, or with `sluice.producer.engine=native`
+/// Sluice's own (see [`super::ENGINE_PROPERTY`]).
 pub struct KafkaProducer {
-    producer: ThreadedProducer<ProducerCtx>,
+    engine: Engine,
     config: ProducerConfig,
     client: KafkaClient,
 }
 
+enum Engine {
+    Librdkafka(ThreadedProducer<ProducerCtx>),
+    Native(NativeProducer),
+    /// Taken by `close`.
+    Closed,
+}
+
 impl std::fmt::Debug for KafkaProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaProducer")
-            .field("bootstrap_servers", &self.client.bootstrap_servers())
-            .field("transactional_id", &self.config.transactional_id)
-            .field("in_flight", &self.ctx().deliveries.in_flight())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("KafkaProducer");
+        d.field("bootstrap_servers", &self.client.bootstrap_servers())
+            .field("transactional_id", &self.config.transactional_id);
+        match &self.engine {
+            Engine::Librdkafka(p) => d.field("in_flight", &p.context().deliveries.in_flight()),
+            Engine::Native(n) => d.field("native", n),
+            Engine::Closed => d.field("closed", &true),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -100,14 +113,39 @@ impl KafkaProducer {
             .create_with_context(ProducerCtx::default())
             .map_err(|e| from_kafka("create producer", e, Subject::none()))?;
         Ok(Self {
-            producer,
+            engine: Engine::Librdkafka(producer),
             config,
             client,
         })
     }
 
-    fn ctx(&self) -> &ProducerCtx {
-        self.producer.context()
+    pub(super) fn native(
+        client: KafkaClient,
+        native: NativeProducer,
+        config: ProducerConfig,
+    ) -> Self {
+        Self {
+            engine: Engine::Native(native),
+            config,
+            client,
+        }
+    }
+
+    /// Whether this is Sluice's own producer rather than librdkafka's.
+    pub fn is_native(&self) -> bool {
+        matches!(self.engine, Engine::Native(_))
+    }
+
+    /// librdkafka's producer; transactions and its queue live only there (a native producer
+    /// never has a `transactional.id`, so callers check that first).
+    fn rd(&self) -> Result<&ThreadedProducer<ProducerCtx>> {
+        match &self.engine {
+            Engine::Librdkafka(p) => Ok(p),
+            Engine::Native(_) => Err(Error::InvalidTxnState(
+                "the native producer has no transactions".into(),
+            )),
+            Engine::Closed => Err(Error::Closed("producer")),
+        }
     }
 
     /// The config this producer was made with.
@@ -115,13 +153,22 @@ impl KafkaProducer {
         &self.config
     }
 
-    /// Records sent and not yet acknowledged (or failed).
+    /// Records sent to librdkafka and not yet acknowledged (or failed); 0 for a native
+    /// producer, which counts batches, not records.
     pub fn in_flight(&self) -> u64 {
-        self.ctx().deliveries.in_flight()
+        match &self.engine {
+            Engine::Librdkafka(p) => p.context().deliveries.in_flight(),
+            Engine::Native(_) | Engine::Closed => 0,
+        }
     }
 
     /// One attempt to hand `record` to librdkafka as record `seq`.
-    fn try_send(&self, record: &ProducerRecord, seq: u64) -> std::result::Result<(), Refused> {
+    fn try_send(
+        producer: &ThreadedProducer<ProducerCtx>,
+        config: &ProducerConfig,
+        record: &ProducerRecord,
+        seq: u64,
+    ) -> std::result::Result<(), Refused> {
         let mut rd: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&record.topic, seq as usize);
         if let Some(p) = record.partition {
@@ -146,18 +193,18 @@ impl KafkaProducer {
             }
             rd = rd.headers(headers);
         }
-        match self.producer.send(rd) {
+        match producer.send(rd) {
             Ok(()) => Ok(()),
             Err((KafkaError::MessageProduction(Code::QueueFull), _)) => Err(Refused::QueueFull),
-            Err((e, _)) => Err(Refused::Failed(self.send_error(record, e))),
+            Err((e, _)) => Err(Refused::Failed(Self::send_error(config, record, e))),
         }
     }
 
-    fn send_error(&self, record: &ProducerRecord, e: KafkaError) -> Error {
+    fn send_error(config: &ProducerConfig, record: &ProducerRecord, e: KafkaError) -> Error {
         match code_of(&e) {
             Some(Code::MessageSizeTooLarge | Code::InvalidMessageSize) => Error::RecordTooLarge {
                 size: record_size(record),
-                max: self.config.max_request_size,
+                max: config.max_request_size,
             },
             Some(Code::UnknownPartition) => Error::UnknownPartition {
                 topic: record.topic.to_string(),
@@ -168,17 +215,21 @@ impl KafkaProducer {
     }
 
     /// Waits for queue space and retries until `max.block.ms` passed.
-    async fn send_when_space(&self, record: &ProducerRecord, seq: u64) -> Result<()> {
-        let ctx = self.ctx();
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.config.max_block_ms);
+    async fn send_when_space(
+        producer: &ThreadedProducer<ProducerCtx>,
+        config: &ProducerConfig,
+        record: &ProducerRecord,
+        seq: u64,
+    ) -> Result<()> {
+        let ctx = producer.context();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(config.max_block_ms);
         loop {
             let notified = ctx.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             ctx.space_waiters.fetch_add(1, Ordering::SeqCst);
             // Try again after registering, so a delivery in between is not missed.
-            let attempt = self.try_send(record, seq);
+            let attempt = Self::try_send(producer, config, record, seq);
             let waited = match attempt {
                 Err(Refused::QueueFull) => {
                     tokio::time::timeout_at(deadline, notified).await.is_ok()
@@ -191,8 +242,8 @@ impl KafkaProducer {
                 Err(Refused::Failed(e)) => return Err(e),
                 Err(Refused::QueueFull) if !waited => {
                     return Err(Error::BufferExhausted {
-                        buffer_memory: self.config.buffer_memory,
-                        max_block_ms: self.config.max_block_ms,
+                        buffer_memory: config.buffer_memory,
+                        max_block_ms: config.max_block_ms,
                     });
                 }
                 Err(Refused::QueueFull) => {}
@@ -219,7 +270,7 @@ impl KafkaProducer {
         call: impl FnOnce(&ThreadedProducer<ProducerCtx>, Duration) -> KafkaResult<()> + Send + 'static,
     ) -> Result<()> {
         let id = self.transactional_id()?.to_owned();
-        let p = self.producer.clone();
+        let p = self.rd()?.clone();
         let timeout = self.max_block();
         blocking(move || {
             call(&p, timeout).map_err(|e| from_kafka(operation, e, Subject::transaction(Some(&id))))
@@ -241,7 +292,7 @@ impl KafkaProducer {
     /// `read_committed` consumers, or none of it.
     pub fn begin_transaction(&self) -> Result<()> {
         let id = self.transactional_id()?;
-        self.producer
+        self.rd()?
             .begin_transaction()
             .map_err(|e| from_kafka("begin_transaction", e, Subject::transaction(Some(id))))
     }
@@ -268,7 +319,7 @@ impl KafkaProducer {
         }
         let tpl = tpl_of(offsets.iter().map(|(tp, o)| (tp, Offset::Offset(*o))))?;
         let rd = self.client.lookup_config(Some(&group.group_id))?;
-        let p = self.producer.clone();
+        let p = self.rd()?.clone();
         let timeout = self.max_block();
         let group_id = group.group_id.clone();
         blocking(move || {
@@ -328,8 +379,15 @@ impl KafkaProducer {
     }
 
     /// Closes the producer: sends what is queued and waits for it.
-    pub async fn close(self) -> Result<()> {
-        self.flush().await
+    pub async fn close(mut self) -> Result<()> {
+        let engine = std::mem::replace(&mut self.engine, Engine::Closed);
+        match engine {
+            Engine::Native(n) => n.close().await,
+            other => {
+                self.engine = other;
+                self.flush().await
+            }
+        }
     }
 
     /// How long a flush may take: every record is complete (delivered or failed) within
@@ -352,9 +410,13 @@ fn record_size(r: &ProducerRecord) -> usize {
 impl Drop for KafkaProducer {
     fn drop(&mut self) {
         // Queued records are still sent, as Kafka's close does (librdkafka would purge them).
-        if self.ctx().deliveries.in_flight() > 0 {
+        // A native producer does so when it drops.
+        let Engine::Librdkafka(p) = &self.engine else {
+            return;
+        };
+        if p.context().deliveries.in_flight() > 0 {
             let bound = self.flush_bound();
-            if let Err(e) = block_here(|| self.producer.flush(Timeout::After(bound))) {
+            if let Err(e) = block_here(|| p.flush(Timeout::After(bound))) {
                 tracing::warn!(error = %e, "records still queued when the producer was dropped");
             }
         }
@@ -363,6 +425,11 @@ impl Drop for KafkaProducer {
 
 impl Producer for KafkaProducer {
     async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let p = match &self.engine {
+            Engine::Librdkafka(p) => p,
+            Engine::Native(n) => return n.send(record).await,
+            Engine::Closed => return Err(Error::Closed("producer")),
+        };
         let size = record_size(&record);
         if size > self.config.max_request_size {
             return Err(Error::RecordTooLarge {
@@ -370,22 +437,23 @@ impl Producer for KafkaProducer {
                 max: self.config.max_request_size,
             });
         }
-        let (seq, pending) = self.ctx().deliveries.start(Arc::clone(&record.topic));
-        let sent = match self.try_send(&record, seq) {
+        let ctx = p.context();
+        let (seq, pending) = ctx.deliveries.start(Arc::clone(&record.topic));
+        let sent = match Self::try_send(p, &self.config, &record, seq) {
             Ok(()) => Ok(()),
-            Err(Refused::QueueFull) => self.send_when_space(&record, seq).await,
+            Err(Refused::QueueFull) => Self::send_when_space(p, &self.config, &record, seq).await,
             Err(Refused::Failed(e)) => Err(e),
         };
         match sent {
             Ok(()) => Ok(DeliveryFuture::kafka(pending)),
             Err(e) => {
                 // The record never reached librdkafka: its cell completes here.
-                let left = self.ctx().deliveries.complete(
+                let left = ctx.deliveries.complete(
                     seq,
                     Err(Error::InvalidRequest("the record was not sent".into())),
                 );
                 if left == 0 {
-                    self.ctx().idle.notify_waiters();
+                    ctx.idle.notify_waiters();
                 }
                 Err(e)
             }
@@ -393,12 +461,17 @@ impl Producer for KafkaProducer {
     }
 
     async fn flush(&self) -> Result<()> {
-        let ctx = self.ctx();
+        let p = match &self.engine {
+            Engine::Librdkafka(p) => p,
+            Engine::Native(n) => return n.flush().await,
+            Engine::Closed => return Ok(()),
+        };
+        let ctx = p.context();
         if ctx.deliveries.in_flight() == 0 {
             return Ok(());
         }
         // librdkafka's flush sends at once (ignoring linger.ms) and serves the reports.
-        let p = self.producer.clone();
+        let p = p.clone();
         let bound = self.flush_bound();
         blocking(move || {
             p.flush(Timeout::After(bound))
@@ -424,7 +497,11 @@ impl Producer for KafkaProducer {
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32> {
-        let p = self.producer.clone();
+        let p = match &self.engine {
+            Engine::Librdkafka(p) => p.clone(),
+            Engine::Native(n) => return n.partition_count_of(&Arc::from(topic), true).await,
+            Engine::Closed => return Err(Error::Closed("producer")),
+        };
         let timeout = self.client.timeout();
         let topic = topic.to_owned();
         blocking(move || {

@@ -64,7 +64,7 @@ struct Conn {
     timeout: Duration,
 }
 
-fn io_error(operation: &'static str, addr: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn io_error(operation: &'static str, addr: &str, e: impl std::fmt::Display) -> Error {
     Error::Kafka {
         operation,
         code: -195, // librdkafka's __TRANSPORT, as the rest of this client reports it
@@ -73,7 +73,11 @@ fn io_error(operation: &'static str, addr: &str, e: impl std::fmt::Display) -> E
     }
 }
 
-fn protocol_error(operation: &'static str, addr: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn protocol_error(
+    operation: &'static str,
+    addr: &str,
+    e: impl std::fmt::Display,
+) -> Error {
     Error::Kafka {
         operation,
         code: -190, // librdkafka's __BAD_MSG
@@ -83,7 +87,7 @@ fn protocol_error(operation: &'static str, addr: &str, e: impl std::fmt::Display
 }
 
 /// A Kafka error code of a response as this crate's error.
-fn code_error(operation: &'static str, code: i16, subject: &str) -> Error {
+pub(super) fn code_error(operation: &'static str, code: i16, subject: &str) -> Error {
     match ResponseError::try_from_code(code) {
         Some(ResponseError::TransactionalIdNotFound) => {
             Error::TransactionalIdNotFound(subject.to_owned())
@@ -151,21 +155,7 @@ impl Conn {
         operation: &'static str,
         ours: RangeInclusive<i16>,
     ) -> Result<i16> {
-        let served = self.versions.iter().find(|(k, _, _)| *k == R::KEY);
-        match served {
-            Some(&(_, min, max)) if max.min(*ours.end()) >= min.max(*ours.start()) => {
-                Ok(max.min(*ours.end()))
-            }
-            _ => Err(Error::Unsupported {
-                operation,
-                client: CLIENT,
-                reason: format!(
-                    "the broker at {} does not serve API key {} at versions {ours:?}",
-                    self.addr,
-                    R::KEY
-                ),
-            }),
-        }
+        pick_version::<R>(&self.versions, &self.addr, operation, ours)
     }
 
     /// Sends `request` at `version` and reads its response, within the timeout.
@@ -188,59 +178,103 @@ impl Conn {
     ) -> std::result::Result<R::Response, Exchange> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("sluice")));
-        let mut frame = BytesMut::with_capacity(128);
-        frame.put_i32(0);
-        header
-            .encode(&mut frame, R::header_version(version))
-            .map_err(Exchange::protocol)?;
-        request
-            .encode(&mut frame, version)
-            .map_err(Exchange::protocol)?;
-        let size = i32::try_from(frame.len() - 4).map_err(Exchange::protocol)?;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
+        let frame = encode_request(request, version, correlation_id).map_err(Exchange::Protocol)?;
         self.stream.write_all(&frame).await.map_err(Exchange::Io)?;
 
         let size = self.stream.read_i32().await.map_err(Exchange::Io)?;
-        let size = usize::try_from(size)
-            .ok()
-            .filter(|s| *s <= MAX_RESPONSE)
-            .ok_or_else(|| Exchange::Protocol(format!("response size {size}")))?;
+        let size = response_size(size).map_err(Exchange::Protocol)?;
         let mut body = vec![0u8; size];
         self.stream
             .read_exact(&mut body)
             .await
             .map_err(Exchange::Io)?;
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
-            .map_err(Exchange::protocol)?;
-        if header.correlation_id != correlation_id {
-            return Err(Exchange::Protocol(format!(
-                "correlation id {} answers request {correlation_id}",
-                header.correlation_id
-            )));
-        }
-        let response = R::Response::decode(&mut body, version).map_err(Exchange::protocol)?;
-        if body.has_remaining() {
-            tracing::debug!(addr = %self.addr, left = body.remaining(), "response with trailing bytes");
-        }
-        Ok(response)
+        decode_response::<R>(Bytes::from(body), version, correlation_id, &self.addr)
+            .map_err(Exchange::Protocol)
     }
+}
+
+/// The highest version of `R` both sides know within `ours`, of the (api key, min, max)
+/// versions the broker at `addr` reported.
+pub(super) fn pick_version<R: Request>(
+    versions: &[(i16, i16, i16)],
+    addr: &str,
+    operation: &'static str,
+    ours: RangeInclusive<i16>,
+) -> Result<i16> {
+    let served = versions.iter().find(|(k, _, _)| *k == R::KEY);
+    match served {
+        Some(&(_, min, max)) if max.min(*ours.end()) >= min.max(*ours.start()) => {
+            Ok(max.min(*ours.end()))
+        }
+        _ => Err(Error::Unsupported {
+            operation,
+            client: CLIENT,
+            reason: format!(
+                "the broker at {addr} does not serve API key {} at versions {ours:?}",
+                R::KEY
+            ),
+        }),
+    }
+}
+
+/// `request` framed: size, header (client id `sluice`), body.
+pub(super) fn encode_request<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+) -> std::result::Result<BytesMut, String> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("sluice")));
+    let mut frame = BytesMut::with_capacity(128);
+    frame.put_i32(0);
+    header
+        .encode(&mut frame, R::header_version(version))
+        .map_err(|e| e.to_string())?;
+    request
+        .encode(&mut frame, version)
+        .map_err(|e| e.to_string())?;
+    let size = i32::try_from(frame.len() - 4).map_err(|e| e.to_string())?;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(frame)
+}
+
+/// The size of a response from its size field, if acceptable.
+pub(super) fn response_size(size: i32) -> std::result::Result<usize, String> {
+    usize::try_from(size)
+        .ok()
+        .filter(|s| *s <= MAX_RESPONSE)
+        .ok_or_else(|| format!("response size {size}"))
+}
+
+/// The response to request `correlation_id` of type `R` at `version`, from its body (the
+/// frame after the size).
+pub(super) fn decode_response<R: Request>(
+    mut body: Bytes,
+    version: i16,
+    correlation_id: i32,
+    addr: &str,
+) -> std::result::Result<R::Response, String> {
+    let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+        .map_err(|e| e.to_string())?;
+    if header.correlation_id != correlation_id {
+        return Err(format!(
+            "correlation id {} answers request {correlation_id}",
+            header.correlation_id
+        ));
+    }
+    let response = R::Response::decode(&mut body, version).map_err(|e| e.to_string())?;
+    if body.has_remaining() {
+        tracing::debug!(%addr, left = body.remaining(), "response with trailing bytes");
+    }
+    Ok(response)
 }
 
 enum Exchange {
     Io(std::io::Error),
     Protocol(String),
-}
-
-impl Exchange {
-    fn protocol(e: impl std::fmt::Display) -> Self {
-        Exchange::Protocol(e.to_string())
-    }
 }
 
 /// The Kafka-protocol requests of a client whose librdkafka does not make them.
@@ -290,6 +324,11 @@ impl Wire {
             timeout,
             operation,
         })
+    }
+
+    /// The bootstrap servers as `host:port`.
+    pub(super) fn bootstrap_servers(&self) -> &[String] {
+        &self.bootstrap
     }
 
     /// A connection to the first bootstrap server that answers.
