@@ -68,7 +68,8 @@ struct EndToEndPerf {
     /// Acknowledgements the producer waits for.
     #[arg(long, value_parser = ["0", "1", "all", "-1"], default_value = "1")]
     acks: String,
-    /// Producer configs KEY=VALUE (with --bootstrap also librdkafka's), e.g. linger.ms=0.
+    /// Producer configs KEY=VALUE, e.g. linger.ms=0 (with --bootstrap: Sluice's own producer,
+    /// unless sluice.producer.engine=librdkafka or librdkafka properties are given).
     #[arg(long = "producer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     producer_props: Vec<(String, String)>,
     /// Consumer configs KEY=VALUE (with --bootstrap also librdkafka's).
@@ -102,8 +103,9 @@ struct ProducePerf {
     /// Partitions of the topic if it has to be created.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
-    /// Producer configs KEY=VALUE under Kafka's names, e.g. linger.ms=10 batch.size=65536; with
-    /// --bootstrap also librdkafka's properties, passed as they are.
+    /// Producer configs KEY=VALUE under Kafka's names, e.g. linger.ms=10 batch.size=65536. With
+    /// --bootstrap the producer is Sluice's own, unless sluice.producer.engine=librdkafka or
+    /// librdkafka properties are given (passed as they are) or the run is transactional.
     #[arg(long = "producer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     producer_props: Vec<(String, String)>,
     /// Print the producer's effective configs and the run's counters at the end.
@@ -149,30 +151,36 @@ impl PerfArgs {
     /// (librdkafka's).
     pub(crate) fn raw_properties(&mut self) -> crate::RawProperties {
         match &mut self.command {
-            PerfCommand::Produce(a) => {
-                let mut producer = crate::take_unknown(&mut a.producer_props, true);
-                // The load tool runs Sluice's own producer unless told otherwise (transactions
-                // need librdkafka's).
-                if a.transactional_id.is_none()
-                    && !producer.iter().any(|(k, _)| k == ENGINE_PROPERTY)
-                {
-                    producer.push((ENGINE_PROPERTY.to_owned(), "native".to_owned()));
-                }
-                crate::RawProperties {
-                    producer,
-                    consumer: Vec::new(),
-                }
-            }
+            PerfCommand::Produce(a) => crate::RawProperties {
+                producer: with_native_default(
+                    crate::take_unknown(&mut a.producer_props, true),
+                    a.transactional_id.is_none(),
+                ),
+                consumer: Vec::new(),
+            },
             PerfCommand::Consume(a) => crate::RawProperties {
                 producer: Vec::new(),
                 consumer: crate::take_unknown(&mut a.consumer_props, false),
             },
             PerfCommand::EndToEnd(a) => crate::RawProperties {
-                producer: crate::take_unknown(&mut a.producer_props, true),
+                producer: with_native_default(
+                    crate::take_unknown(&mut a.producer_props, true),
+                    true,
+                ),
                 consumer: crate::take_unknown(&mut a.consumer_props, false),
             },
         }
     }
+}
+
+/// The load tool runs Sluice's own producer unless told otherwise: by `sluice.producer.engine`,
+/// by librdkafka properties among the producer's, or (`native` false) by transactions, which
+/// need librdkafka's.
+fn with_native_default(mut raw: Vec<(String, String)>, native: bool) -> Vec<(String, String)> {
+    if native && raw.is_empty() {
+        raw.push((ENGINE_PROPERTY.to_owned(), "native".to_owned()));
+    }
+    raw
 }
 
 pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<()> {

@@ -700,6 +700,47 @@ fn produce_consume_and_perf_over_the_kafka_protocol() {
     );
     let last = produced.lines().last().unwrap_or_default();
     assert!(last.starts_with("20000 records sent, "), "{produced}");
+    // Without librdkafka properties perf runs Sluice's own producer: against librdkafka's
+    // mock broker too.
+    let native = run(
+        &[
+            "perf",
+            "produce",
+            "--topic",
+            "orders",
+            "--num-records",
+            "20000",
+            "--record-size",
+            "100",
+            "--acks",
+            "all",
+            "--producer-props",
+            "linger.ms=5",
+        ],
+        "",
+    );
+    let last = native.lines().last().unwrap_or_default();
+    assert!(last.starts_with("20000 records sent, "), "{native}");
+    let all = kafka(&[
+        "perf",
+        "produce",
+        "--topic",
+        "orders",
+        "--num-records",
+        "1",
+        "--record-size",
+        "1",
+        "--producer-props",
+        "sluice.producer.engine=native",
+        "queue.buffering.max.messages=5",
+    ]);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let o = sluice(dir, &refs, "");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains("queue.buffering.max.messages") && o.stderr.contains("librdkafka"),
+        "{o:?}"
+    );
 
     // A librdkafka property that does not exist is refused, naming it.
     let all = kafka(&[

@@ -208,13 +208,25 @@ impl KafkaClient {
                     .into(),
             });
         }
-        let raw = self
+        let raw: Vec<(String, String)> = self
             .settings
             .producer
             .iter()
             .filter(|(k, _)| k != ENGINE_PROPERTY)
             .cloned()
             .collect();
+        if engine == ProducerEngine::Native
+            && let Some((k, v)) = raw.first()
+        {
+            return Err(Error::InvalidConfig {
+                key: k.clone(),
+                value: v.clone(),
+                reason: format!(
+                    "not a producer config; librdkafka properties apply only with \
+                     {ENGINE_PROPERTY}=librdkafka"
+                ),
+            });
+        }
         Ok((engine, raw))
     }
 
