@@ -321,7 +321,12 @@ impl DeliveryFuture {
         Ok(RecordMetadata {
             topic: Arc::clone(topic),
             partition: *partition,
-            offset: base + i64::from(*offset_delta),
+            // A batch with no known offset (acks=0) gives its records none either.
+            offset: if base < 0 {
+                -1
+            } else {
+                base + i64::from(*offset_delta)
+            },
             timestamp: if log_append_time >= 0 {
                 log_append_time
             } else {
@@ -746,6 +751,11 @@ mod tests {
             1_000,
             "log append time"
         );
+
+        let done = Arc::new(BatchDone::default());
+        let mut f = DeliveryFuture::in_batch(Arc::clone(&done), 4, Arc::from("t"), 0, 5);
+        done.complete(Ok((-1, -1)));
+        assert_eq!(f.try_complete().unwrap().unwrap().offset, -1, "acks=0");
 
         let done = Arc::new(BatchDone::default());
         let mut f = DeliveryFuture::in_batch(Arc::clone(&done), 0, Arc::from("t"), 0, 5);

@@ -462,13 +462,14 @@ impl BrokerConn {
         self.queue.dead.load(Ordering::Acquire)
     }
 
-    /// Stops the reader once what is in flight is answered (or fails over to a retry).
+    /// Closes the connection and waits for its reader, which fails over what is still in
+    /// flight (called once the producer has nothing in flight, or gives up on it).
     fn close(mut self) {
         self.queue.closing.store(true, Ordering::Release);
+        let _ = self.stream.shutdown(Shutdown::Both);
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
-        let _ = self.stream.shutdown(Shutdown::Both);
     }
 }
 
@@ -484,7 +485,10 @@ fn read_responses(mut stream: TcpStream, addr: &str, version: i16, queue: &Queue
     let error = loop {
         let mut size = [0u8; 4];
         match stream.read(&mut size[..1]) {
-            Ok(0) => break io_error(OPERATION, addr, "connection closed by the broker"),
+            Ok(0) if queue.closing.load(Ordering::Acquire) && queue.in_flight.lock().is_empty() => {
+                return;
+            }
+            Ok(0) => break io_error(OPERATION, addr, "connection closed"),
             Ok(_) => {}
             Err(e)
                 if matches!(
@@ -730,6 +734,18 @@ impl Sender {
         for (_, c) in self.conns.drain() {
             c.close();
         }
+        // Whatever is left never goes: its records fail rather than wait forever.
+        let left: Vec<Batch> = self
+            .shared
+            .partitions
+            .lock()
+            .drain()
+            .flat_map(|(_, st)| st.held)
+            .collect();
+        let closed = Arc::new(Error::Closed("producer"));
+        for b in left {
+            done(&self.shared, b, Err(Arc::clone(&closed)));
+        }
     }
 
     /// Stamps and encodes a sealed batch.
@@ -850,22 +866,10 @@ impl Sender {
         }
     }
 
-    /// Produce requests to `node`: at most `max.request.size` each, and one batch per
-    /// partition (Kafka refuses more), a partition's batches in send order.
+    /// Produce requests to `node` (see [`split_requests`]).
     fn send_to(&mut self, node: i32, batches: Vec<Batch>) {
         let limit = self.shared.acc.config().max_request_size;
-        let mut request: Vec<Batch> = Vec::new();
-        let mut size = 0;
-        for b in batches {
-            let full = size + b.bytes.len() > limit || request.iter().any(|r| r.tp == b.tp);
-            if !request.is_empty() && full {
-                self.send_request(node, std::mem::take(&mut request));
-                size = 0;
-            }
-            size += b.bytes.len();
-            request.push(b);
-        }
-        if !request.is_empty() {
+        for request in split_requests(batches, limit) {
             self.send_request(node, request);
         }
     }
@@ -970,6 +974,28 @@ impl Sender {
     }
 }
 
+/// `batches` (in send order) grouped into Produce requests of at most `limit` bytes of
+/// batches (a larger batch goes alone) and one batch per partition (Kafka refuses more), so a
+/// partition's batches go out in send order.
+fn split_requests(batches: Vec<Batch>, limit: usize) -> Vec<Vec<Batch>> {
+    let mut requests = Vec::new();
+    let mut request: Vec<Batch> = Vec::new();
+    let mut size = 0;
+    for b in batches {
+        let full = size + b.bytes.len() > limit || request.iter().any(|r| r.tp == b.tp);
+        if !request.is_empty() && full {
+            requests.push(std::mem::take(&mut request));
+            size = 0;
+        }
+        size += b.bytes.len();
+        request.push(b);
+    }
+    if !request.is_empty() {
+        requests.push(request);
+    }
+    requests
+}
+
 /// A Produce request of `batches` (one per partition).
 fn produce_request(cfg: &ProducerConfig, batches: &[Batch]) -> ProduceRequest {
     let mut topics: Vec<TopicProduceData> = Vec::new();
@@ -990,4 +1016,307 @@ fn produce_request(cfg: &ProducerConfig, batches: &[Batch]) -> ProduceRequest {
         .with_acks(cfg.acks.as_i16())
         .with_timeout_ms(i32::try_from(cfg.request_timeout_ms).unwrap_or(i32::MAX))
         .with_topic_data(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::config::ProducerConfig;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsResponse, InitProducerIdResponse, MetadataResponse, RequestHeader,
+        ResponseHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use std::net::TcpListener;
+
+    /// What the fake broker answers a Produce with, given every partition batch it got so far
+    /// (the last is this request's; `None`: no answer).
+    type Script = Box<dyn FnMut(&[Bytes]) -> Option<i16> + Send>;
+
+    /// A one-broker cluster on loopback serving ApiVersions, Metadata (topic `t`, one
+    /// partition), InitProducerId and Produce as `script` says; returns its address and the
+    /// records fields of every Produce it got.
+    fn fake_broker(script: Script) -> (String, Arc<Mutex<Vec<Bytes>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let produced = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(script));
+        let seen = Arc::clone(&produced);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(50) {
+                let Ok(s) = stream else { return };
+                let seen = Arc::clone(&seen);
+                let script = Arc::clone(&script);
+                std::thread::spawn(move || serve(s, addr, &seen, &script));
+            }
+        });
+        (addr.to_string(), produced)
+    }
+
+    fn serve(
+        mut s: TcpStream,
+        addr: std::net::SocketAddr,
+        seen: &Mutex<Vec<Bytes>>,
+        script: &Mutex<Script>,
+    ) {
+        {
+            {
+                while let Ok(mut body) = read_frame(&mut s, "fake") {
+                    let key = i16::from_be_bytes([body[0], body[1]]);
+                    let version = i16::from_be_bytes([body[2], body[3]]);
+                    let api = ApiKey::try_from(key).expect("api key");
+                    let header =
+                        RequestHeader::decode(&mut body, api.request_header_version(version))
+                            .expect("header");
+                    let mut out = BytesMut::new();
+                    let rh = ResponseHeader::default().with_correlation_id(header.correlation_id);
+                    rh.encode(&mut out, api.response_header_version(version))
+                        .expect("encode");
+                    match api {
+                        ApiKey::ApiVersions => ApiVersionsResponse::default()
+                            .with_api_keys(
+                                [(0, 3, 9), (3, 4, 12), (22, 0, 4)]
+                                    .into_iter()
+                                    .map(|(k, min, max)| {
+                                        ApiVersion::default()
+                                            .with_api_key(k)
+                                            .with_min_version(min)
+                                            .with_max_version(max)
+                                    })
+                                    .collect(),
+                            )
+                            .encode(&mut out, version),
+                        ApiKey::Metadata => MetadataResponse::default()
+                            .with_brokers(vec![
+                                MetadataResponseBroker::default()
+                                    .with_node_id(1.into())
+                                    .with_host(StrBytes::from_string(addr.ip().to_string()))
+                                    .with_port(i32::from(addr.port())),
+                            ])
+                            .with_topics(vec![
+                                MetadataResponseTopic::default()
+                                    .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                                    .with_partitions(vec![
+                                        MetadataResponsePartition::default()
+                                            .with_partition_index(0)
+                                            .with_leader_id(1.into()),
+                                    ]),
+                            ])
+                            .encode(&mut out, version),
+                        ApiKey::InitProducerId => InitProducerIdResponse::default()
+                            .with_producer_id(7.into())
+                            .with_producer_epoch(0)
+                            .encode(&mut out, version),
+                        ApiKey::Produce => {
+                            let r = ProduceRequest::decode(&mut body, version).expect("produce");
+                            for t in r.topic_data {
+                                for p in t.partition_data {
+                                    seen.lock().push(p.records.unwrap_or_default());
+                                }
+                            }
+                            let all = seen.lock().clone();
+                            let Some(code) = (script.lock())(&all) else {
+                                continue;
+                            };
+                            ProduceResponse::default()
+                                .with_responses(vec![
+                                    TopicProduceResponse::default()
+                                        .with_name(TopicName(StrBytes::from_static_str("t")))
+                                        .with_partition_responses(vec![
+                                            PartitionProduceResponse::default()
+                                                .with_index(0)
+                                                .with_error_code(code)
+                                                .with_base_offset(if code == 0 { 40 } else { -1 }),
+                                        ]),
+                                ])
+                                .encode(&mut out, version)
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                    .expect("encode");
+                    let mut frame = (out.len() as i32).to_be_bytes().to_vec();
+                    frame.extend_from_slice(&out);
+                    if s.write_all(&frame).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn producer(addr: &str, props: &[(&str, &str)]) -> NativeProducer {
+        let config = ProducerConfig::from_pairs(props.iter().copied()).expect("config");
+        NativeProducer::new(vec![addr.to_owned()], config).expect("producer")
+    }
+
+    fn value(v: &str) -> ProducerRecord {
+        ProducerRecord {
+            topic: Arc::from("t"),
+            partition: None,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Vec::new(),
+            timestamp: Some(1),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_leader_error_is_retried_with_the_same_batch_and_sequence() {
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        let (addr, produced) = fake_broker(Box::new(move |all| {
+            Some(if all.len() == 1 { not_leader } else { 0 })
+        }));
+        let p = producer(&addr, &[("acks", "all"), ("linger.ms", "0")]);
+        let d = p.send(value("x")).await.expect("send");
+        let m = tokio::time::timeout(Duration::from_secs(10), d)
+            .await
+            .expect("in time")
+            .expect("delivered after a retry");
+        assert_eq!(m.offset, 40);
+        let produced = produced.lock().clone();
+        assert_eq!(produced.len(), 2, "sent twice");
+        assert_eq!(produced[0], produced[1], "the same batch, sequence and all");
+        let h = crate::record::BatchHeader::parse(&produced[0]).expect("batch");
+        assert_eq!((h.producer_id, h.base_sequence), (7, 0));
+        p.close().await.expect("close");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fatal_error_fails_the_records_naming_the_partition_without_retrying() {
+        let denied = ResponseError::TopicAuthorizationFailed.code();
+        let (addr, produced) = fake_broker(Box::new(move |_| Some(denied)));
+        let p = producer(&addr, &[("acks", "1"), ("linger.ms", "0")]);
+        let d = p.send(value("x")).await.expect("send");
+        let e = tokio::time::timeout(Duration::from_secs(10), d)
+            .await
+            .expect("in time")
+            .expect_err("refused");
+        assert!(e.to_string().contains("t-0"), "{e}");
+        assert_eq!(produced.lock().len(), 1, "not retried");
+        // The producer goes on: the next record is sent (and refused) too.
+        let d = p.send(value("y")).await.expect("send");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(10), d)
+                .await
+                .expect("in time")
+                .is_err()
+        );
+        p.close().await.ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_never_answered_fails_at_the_delivery_timeout() {
+        let (addr, produced) = fake_broker(Box::new(|_| None));
+        let p = producer(
+            &addr,
+            &[
+                ("acks", "1"),
+                ("linger.ms", "0"),
+                ("request.timeout.ms", "300"),
+                ("delivery.timeout.ms", "1500"),
+            ],
+        );
+        let d = p.send(value("x")).await.expect("send");
+        let e = tokio::time::timeout(Duration::from_secs(15), d)
+            .await
+            .expect("bounded by delivery.timeout.ms")
+            .expect_err("never acknowledged");
+        assert!(
+            e.to_string().contains("delivery.timeout.ms")
+                || e.to_string().contains("request.timeout.ms"),
+            "{e}"
+        );
+        assert!(
+            produced.lock().len() >= 2,
+            "retried after each request timeout"
+        );
+        drop(p);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_after_a_failed_one_are_retried_behind_it_in_sequence_order() {
+        // The broker refuses sequence 0 once (a leader error); whatever comes before the
+        // sequence it expects is OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka's would be.
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        let out_of_order = ResponseError::OutOfOrderSequenceNumber.code();
+        let mut next = 0;
+        let mut refused = false;
+        let (addr, produced) = fake_broker(Box::new(move |all| {
+            let h = crate::record::BatchHeader::parse(all.last()?).ok()?;
+            if h.base_sequence == 0 && !refused {
+                refused = true;
+                return Some(not_leader);
+            }
+            if h.base_sequence != next {
+                return Some(out_of_order);
+            }
+            next += h.record_count;
+            Some(0)
+        }));
+        // batch.size 1: every record is a batch of its own.
+        let p = producer(
+            &addr,
+            &[("acks", "all"), ("linger.ms", "0"), ("batch.size", "1")],
+        );
+        let mut sent = Vec::new();
+        for v in ["a", "b", "c", "d"] {
+            sent.push(p.send(value(v)).await.expect("send"));
+        }
+        for d in sent {
+            tokio::time::timeout(Duration::from_secs(10), d)
+                .await
+                .expect("in time")
+                .expect("delivered in the end");
+        }
+        // What the log took, in order: the accepted batches' sequences are 0, 1, 2, 3.
+        let mut accepted = Vec::new();
+        let mut expect = 0;
+        let mut first = true;
+        for b in produced.lock().iter() {
+            let seq = crate::record::BatchHeader::parse(b)
+                .expect("batch")
+                .base_sequence;
+            if seq == 0 && first {
+                first = false;
+            } else if seq == expect {
+                accepted.push(seq);
+                expect += 1;
+            }
+        }
+        assert_eq!(accepted, [0, 1, 2, 3]);
+        p.close().await.expect("close");
+    }
+
+    #[test]
+    fn requests_hold_one_batch_per_partition_in_send_order() {
+        let batch = |topic: &str, partition: i32, order: u64, len: usize| Batch {
+            tp: TopicPartition::new(topic, partition),
+            bytes: Bytes::from(vec![0u8; len]),
+            done: Arc::new(crate::client::BatchDone::default()),
+            reserved: 0,
+            created: Instant::now(),
+            order,
+            attempts: 0,
+        };
+        let batches = vec![
+            batch("a", 0, 1, 10),
+            batch("a", 1, 2, 10),
+            batch("a", 0, 3, 10),
+            batch("b", 0, 4, 10),
+            batch("b", 0, 5, 90),
+        ];
+        let requests: Vec<Vec<u64>> = split_requests(batches, 100)
+            .into_iter()
+            .map(|r| r.iter().map(|b| b.order).collect())
+            .collect();
+        assert_eq!(requests, [vec![1, 2], vec![3, 4], vec![5]]);
+    }
 }
