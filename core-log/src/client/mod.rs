@@ -28,6 +28,7 @@
 mod accumulator;
 pub mod config;
 pub mod embedded;
+mod fetched;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod partitioner;

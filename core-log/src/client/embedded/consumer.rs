@@ -4,22 +4,21 @@
 //! [`GroupCoordinator`] (see [`super::group`]).
 //!
 //! With `isolation.level=read_committed` it reads only below the last stable offset and drops
-//! the records of aborted transactions as Kafka's consumer does: an aborted transaction
-//! (producer id, first offset) of the fetch marks its producer aborted from the first batch
-//! reaching that offset until the producer's abort marker.
+//! the records of aborted transactions as Kafka's consumer does (`client::fetched`, shared with
+//! the native Kafka consumer).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::group::Membership;
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
+use crate::client::fetched::take_records;
 use crate::client::{
     Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceListener, TopicPattern,
 };
 use crate::group::{GroupCoordinator, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
-use crate::record::{BatchIter, ControlRecord, decode_records};
 use crate::{Error, Result, TopicPartition};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -315,62 +314,22 @@ impl EmbeddedConsumer {
             }
             budget = budget.saturating_sub(data.records.len());
             self.bytes_consumed += data.records.len() as u64;
-            let mut next = position;
             let topic: Arc<str> = Arc::clone(&tp.topic);
-            let limit = self.config.fetch_max_bytes.max(64 << 20);
-            // (first offset, producer id) of the aborted transactions not yet reached.
-            let mut pending: BTreeSet<(i64, i64)> = data
-                .aborted_transactions
-                .iter()
-                .map(|a| (a.first_offset, a.producer_id))
-                .collect();
-            let mut aborted_producers = BTreeSet::new();
-            for (h, range) in BatchIter::new(&data.records) {
-                let batch = data.records.slice(range);
-                if committed && h.producer_id >= 0 {
-                    while let Some(&(first, pid)) = pending.first()
-                        && first <= h.last_offset()
-                    {
-                        pending.pop_first();
-                        aborted_producers.insert(pid);
-                    }
-                    if h.is_control() {
-                        let marker = decode_records(&batch, limit)?
-                            .next()
-                            .transpose()?
-                            .and_then(|r| r.key.as_deref().and_then(ControlRecord::parse));
-                        if marker == Some(ControlRecord::Abort) {
-                            aborted_producers.remove(&h.producer_id);
-                        }
-                    } else if h.is_transactional() && aborted_producers.contains(&h.producer_id) {
-                        next = next.max(h.next_offset());
-                        continue;
-                    }
-                }
-                if h.is_control() {
-                    next = next.max(h.next_offset());
-                    continue;
-                }
-                for r in decode_records(&batch, limit)? {
-                    let r = r?;
-                    if r.offset < position {
-                        continue;
-                    }
-                    self.records_consumed += 1;
-                    self.buffered.push_back(ConsumerRecord {
-                        topic: Arc::clone(&topic),
-                        partition: tp.partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        timestamp_type: h.timestamp_type(),
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    });
-                    got = true;
-                }
-                next = next.max(h.next_offset());
-            }
+            let taken = take_records(
+                &topic,
+                tp.partition,
+                position,
+                &data.records,
+                data.aborted_transactions
+                    .iter()
+                    .map(|a| (a.first_offset, a.producer_id)),
+                committed,
+                self.config.fetch_max_bytes.max(64 << 20),
+                &mut self.buffered,
+            )?;
+            self.records_consumed += taken.records as u64;
+            got |= taken.records > 0;
+            let next = taken.next;
             let st = self.state(tp)?;
             st.position = Some(next);
             st.lag = Some((end - next).max(0));
