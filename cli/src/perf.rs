@@ -19,7 +19,9 @@ use hdrhistogram::Histogram;
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
-use sluice_log::client::kafka::{ENGINE_PROPERTY, KafkaClient, KafkaProducer};
+use sluice_log::client::kafka::{
+    CONSUMER_ENGINE_PROPERTY, ENGINE_PROPERTY, KafkaClient, KafkaProducer,
+};
 use sluice_log::client::{
     Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };
@@ -132,8 +134,9 @@ struct ConsumePerf {
     /// Give up when no record arrives for this long.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     timeout_ms: u64,
-    /// Consumer configs KEY=VALUE under Kafka's names, e.g. max.poll.records=2000; with
-    /// --bootstrap also librdkafka's properties, passed as they are.
+    /// Consumer configs KEY=VALUE under Kafka's names, e.g. max.poll.records=2000. With
+    /// --bootstrap the consumer is Sluice's own, unless sluice.consumer.engine=librdkafka or
+    /// librdkafka properties are given (passed as they are) or --group is.
     #[arg(long = "consumer-props", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     consumer_props: Vec<(String, String)>,
     /// Read as this consumer group (subscribe; committed offsets, else the beginning) instead
@@ -154,31 +157,45 @@ impl PerfArgs {
             PerfCommand::Produce(a) => crate::RawProperties {
                 producer: with_native_default(
                     crate::take_unknown(&mut a.producer_props, true),
+                    ENGINE_PROPERTY,
                     a.transactional_id.is_none(),
                 ),
                 consumer: Vec::new(),
             },
             PerfCommand::Consume(a) => crate::RawProperties {
                 producer: Vec::new(),
-                consumer: crate::take_unknown(&mut a.consumer_props, false),
+                consumer: with_native_default(
+                    crate::take_unknown(&mut a.consumer_props, false),
+                    CONSUMER_ENGINE_PROPERTY,
+                    a.group.is_none(),
+                ),
             },
             PerfCommand::EndToEnd(a) => crate::RawProperties {
                 producer: with_native_default(
                     crate::take_unknown(&mut a.producer_props, true),
+                    ENGINE_PROPERTY,
                     true,
                 ),
-                consumer: crate::take_unknown(&mut a.consumer_props, false),
+                consumer: with_native_default(
+                    crate::take_unknown(&mut a.consumer_props, false),
+                    CONSUMER_ENGINE_PROPERTY,
+                    true,
+                ),
             },
         }
     }
 }
 
-/// The load tool runs Sluice's own producer unless told otherwise: by `sluice.producer.engine`,
-/// by librdkafka properties among the producer's, or (`native` false) by transactions, which
-/// need librdkafka's.
-fn with_native_default(mut raw: Vec<(String, String)>, native: bool) -> Vec<(String, String)> {
+/// The load tool runs Sluice's own producer and consumer unless told otherwise: by their
+/// engine `property`, by librdkafka properties among theirs, or (`native` false) by what only
+/// librdkafka's do (transactions, group subscriptions).
+fn with_native_default(
+    mut raw: Vec<(String, String)>,
+    property: &str,
+    native: bool,
+) -> Vec<(String, String)> {
     if native && raw.is_empty() {
-        raw.push((ENGINE_PROPERTY.to_owned(), "native".to_owned()));
+        raw.push((property.to_owned(), "native".to_owned()));
     }
     raw
 }

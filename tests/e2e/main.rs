@@ -2,4 +2,5 @@
 mod broker;
 mod cli;
 mod kafka_client;
+mod native_consumer;
 mod native_producer;

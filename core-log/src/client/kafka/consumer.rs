@@ -37,6 +37,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientConfig, ClientContext};
 
 use super::error::{Subject, code_of, from_kafka};
+use super::native_consumer::NativeConsumer;
 use super::{KafkaClient, block_here, blocking, tpl_of, tps_of};
 use crate::client::config::ConsumerConfig;
 use crate::client::{Consumer, ConsumerRecord, Header, RebalanceListener, TopicPattern};
@@ -114,7 +115,7 @@ enum Mode {
 
 /// A consumer of a Kafka cluster: manual assignment, or a subscription through a consumer
 /// group.
-pub struct KafkaConsumer {
+pub(super) struct RdConsumer {
     inner: Arc<StreamConsumer<ConsumerCtx>>,
     client: KafkaClient,
     config: ConsumerConfig,
@@ -136,9 +137,9 @@ pub struct KafkaConsumer {
     closed: bool,
 }
 
-impl std::fmt::Debug for KafkaConsumer {
+impl std::fmt::Debug for RdConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaConsumer")
+        f.debug_struct("RdConsumer")
             .field("group_id", &self.config.group_id)
             .field("mode", &self.mode)
             .field("positions", &self.positions)
@@ -146,7 +147,7 @@ impl std::fmt::Debug for KafkaConsumer {
     }
 }
 
-impl KafkaConsumer {
+impl RdConsumer {
     pub(super) fn new(
         client: KafkaClient,
         rd: ClientConfig,
@@ -185,7 +186,7 @@ impl KafkaConsumer {
     }
 
     /// The config this consumer was made with.
-    pub fn config(&self) -> &ConsumerConfig {
+    pub(super) fn config(&self) -> &ConsumerConfig {
         &self.config
     }
 
@@ -707,7 +708,7 @@ async fn next<'a>(stream: &mut MessageStream<'a, ConsumerCtx>) -> KafkaResult<Bo
         .unwrap_or(Err(KafkaError::Canceled))
 }
 
-impl Consumer for KafkaConsumer {
+impl Consumer for RdConsumer {
     fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
         self.check_open()?;
         if self.mode == Mode::Subscribed {
@@ -1029,5 +1030,176 @@ impl Consumer for KafkaConsumer {
         let left = self.unsubscribe().await;
         self.closed = true;
         result.and(left)
+    }
+}
+
+/// A consumer of a Kafka cluster: librdkafka's, or with `sluice.consumer.engine=native`
+/// Sluice's own for manually assigned partitions (see [`super::CONSUMER_ENGINE_PROPERTY`]).
+#[derive(Debug)]
+pub struct KafkaConsumer(Engine);
+
+#[derive(Debug)]
+enum Engine {
+    Librdkafka(Box<RdConsumer>),
+    Native(Box<NativeConsumer>),
+}
+
+impl KafkaConsumer {
+    pub(super) fn librdkafka(c: RdConsumer) -> Self {
+        Self(Engine::Librdkafka(Box::new(c)))
+    }
+
+    pub(super) fn native(c: NativeConsumer) -> Self {
+        Self(Engine::Native(Box::new(c)))
+    }
+
+    /// Whether this is Sluice's own consumer rather than librdkafka's.
+    pub fn is_native(&self) -> bool {
+        matches!(self.0, Engine::Native(_))
+    }
+
+    /// The config this consumer was made with.
+    pub fn config(&self) -> &ConsumerConfig {
+        match &self.0 {
+            Engine::Librdkafka(c) => c.config(),
+            Engine::Native(c) => c.config(),
+        }
+    }
+
+    /// librdkafka's group metadata (for transactions); none for a native consumer.
+    pub(super) fn rd_group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        match &self.0 {
+            Engine::Librdkafka(c) => c.rd_group_metadata(),
+            Engine::Native(_) => None,
+        }
+    }
+}
+
+impl Consumer for KafkaConsumer {
+    fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.assign(partitions),
+            Engine::Native(c) => c.assign(partitions),
+        }
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        match &self.0 {
+            Engine::Librdkafka(c) => c.assignment(),
+            Engine::Native(c) => c.assignment(),
+        }
+    }
+
+    fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.seek(tp, offset),
+            Engine::Native(c) => c.seek(tp, offset),
+        }
+    }
+
+    async fn seek_to_beginning(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.seek_to_beginning(tps).await,
+            Engine::Native(c) => c.seek_to_beginning(tps).await,
+        }
+    }
+
+    async fn seek_to_end(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.seek_to_end(tps).await,
+            Engine::Native(c) => c.seek_to_end(tps).await,
+        }
+    }
+
+    async fn seek_to_timestamp(&mut self, ts: i64) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.seek_to_timestamp(ts).await,
+            Engine::Native(c) => c.seek_to_timestamp(ts).await,
+        }
+    }
+
+    fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        match &self.0 {
+            Engine::Librdkafka(c) => c.position(tp),
+            Engine::Native(c) => c.position(tp),
+        }
+    }
+
+    fn pause(&mut self, tps: &[TopicPartition]) {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.pause(tps),
+            Engine::Native(c) => c.pause(tps),
+        }
+    }
+
+    fn resume(&mut self, tps: &[TopicPartition]) {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.resume(tps),
+            Engine::Native(c) => c.resume(tps),
+        }
+    }
+
+    async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.poll(timeout).await,
+            Engine::Native(c) => c.poll(timeout).await,
+        }
+    }
+
+    fn subscribe(&mut self, topics: Vec<String>) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.subscribe(topics),
+            Engine::Native(c) => c.subscribe(topics),
+        }
+    }
+
+    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.subscribe_pattern(pattern),
+            Engine::Native(c) => c.subscribe_pattern(pattern),
+        }
+    }
+
+    async fn unsubscribe(&mut self) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.unsubscribe().await,
+            // Never subscribed: nothing to leave.
+            Engine::Native(_) => Ok(()),
+        }
+    }
+
+    async fn commit_sync(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.commit_sync(offsets).await,
+            Engine::Native(c) => c.commit_sync(offsets).await,
+        }
+    }
+
+    fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.commit_async(offsets),
+            Engine::Native(c) => c.commit_async(offsets),
+        }
+    }
+
+    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+        match &self.0 {
+            Engine::Librdkafka(c) => c.committed(tps),
+            Engine::Native(c) => c.committed(tps),
+        }
+    }
+
+    fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.set_rebalance_listener(listener),
+            Engine::Native(c) => c.set_rebalance_listener(listener),
+        }
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.close().await,
+            Engine::Native(c) => c.close().await,
+        }
     }
 }

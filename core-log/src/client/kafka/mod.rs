@@ -38,6 +38,7 @@ mod consumer;
 mod delivery;
 mod error;
 mod native;
+mod native_consumer;
 mod producer;
 mod wire;
 
@@ -61,12 +62,9 @@ use crate::{Error, Result, TopicPartition};
 /// (Sluice's own, [`KafkaProducer`] over the Kafka protocol directly: see `native`).
 pub const ENGINE_PROPERTY: &str = "sluice.producer.engine";
 
-/// Which implementation a [`KafkaProducer`] runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ProducerEngine {
-    Librdkafka,
-    Native,
-}
+/// The consumer property choosing the consumer: `librdkafka` (the default) or `native`
+/// (Sluice's own for manually assigned partitions: see `native_consumer`).
+pub const CONSUMER_ENGINE_PROPERTY: &str = "sluice.consumer.engine";
 
 /// The client's name in [`Error::Unsupported`].
 const CLIENT: &str = "the Kafka-protocol client";
@@ -177,21 +175,25 @@ impl KafkaClient {
         wire::Wire::new(&servers, security, self.settings.timeout, operation)
     }
 
-    /// The producer engine asked for with [`ENGINE_PROPERTY`] (librdkafka unless said
-    /// otherwise), and the producer's raw properties without that one.
-    fn producer_engine(
+    /// Whether `property` (of the common properties, then `raw`) asks for the native engine
+    /// rather than librdkafka (the default), and `raw` without it. `refuse` names why the
+    /// native engine cannot serve this client, if it cannot; librdkafka properties are
+    /// refused with it too, naming the key.
+    fn engine(
         &self,
-        config: &ProducerConfig,
-    ) -> Result<(ProducerEngine, Vec<(String, String)>)> {
-        let mut engine = ProducerEngine::Librdkafka;
-        for (k, v) in self.settings.common.iter().chain(&self.settings.producer) {
-            if k == ENGINE_PROPERTY {
-                engine = match v.as_str() {
-                    "librdkafka" => ProducerEngine::Librdkafka,
-                    "native" => ProducerEngine::Native,
+        raw: &[(String, String)],
+        property: &'static str,
+        refuse: impl Fn(bool) -> Option<&'static str>,
+    ) -> Result<(bool, Vec<(String, String)>)> {
+        let mut native = false;
+        for (k, v) in self.settings.common.iter().chain(raw) {
+            if k == property {
+                native = match v.as_str() {
+                    "librdkafka" => false,
+                    "native" => true,
                     _ => {
                         return Err(Error::InvalidConfig {
-                            key: ENGINE_PROPERTY.into(),
+                            key: property.into(),
                             value: v.clone(),
                             reason: "expected librdkafka or native".into(),
                         });
@@ -199,35 +201,29 @@ impl KafkaClient {
                 };
             }
         }
-        if engine == ProducerEngine::Native && config.transactional_id.is_some() {
+        if let Some(reason) = refuse(native) {
             return Err(Error::InvalidConfig {
-                key: ENGINE_PROPERTY.into(),
+                key: property.into(),
                 value: "native".into(),
-                reason: "the native producer has no transactions: a producer with a \
-                         transactional.id uses librdkafka"
-                    .into(),
+                reason: reason.into(),
             });
         }
-        let raw: Vec<(String, String)> = self
-            .settings
-            .producer
+        let rest: Vec<(String, String)> = raw
             .iter()
-            .filter(|(k, _)| k != ENGINE_PROPERTY)
+            .filter(|(k, _)| k != ENGINE_PROPERTY && k != CONSUMER_ENGINE_PROPERTY)
             .cloned()
             .collect();
-        if engine == ProducerEngine::Native
-            && let Some((k, v)) = raw.first()
-        {
+        if native && let Some((k, v)) = rest.first() {
             return Err(Error::InvalidConfig {
                 key: k.clone(),
                 value: v.clone(),
                 reason: format!(
-                    "not a producer config; librdkafka properties apply only with \
-                     {ENGINE_PROPERTY}=librdkafka"
+                    "not a Kafka config; librdkafka properties apply only with \
+                     {property}=librdkafka"
                 ),
             });
         }
-        Ok((engine, raw))
+        Ok((native, rest))
     }
 
     /// An rdkafka config: bootstrap servers (`servers` if any, else the client's), then
@@ -256,7 +252,7 @@ impl KafkaClient {
             c.set(*k, v.as_str());
         }
         for (k, v) in self.settings.common.iter().chain(extra) {
-            if k != ENGINE_PROPERTY {
+            if k != ENGINE_PROPERTY && k != CONSUMER_ENGINE_PROPERTY {
                 c.set(k.as_str(), v.as_str());
             }
         }
@@ -296,17 +292,22 @@ impl Client for KafkaClient {
         KafkaAdmin::new(self.clone())
     }
 
-    fn producer(&self, mut config: ProducerConfig) -> Result<KafkaProducer> {
-        config.resolve()?;
-        let (engine, raw) = self.producer_engine(&config)?;
-        match engine {
-            ProducerEngine::Native => {
+    fn producer(&self, config: ProducerConfig) -> Result<KafkaProducer> {
+        let transactional = config.transactional_id.is_some();
+        let (native, raw) = self.engine(&self.settings.producer, ENGINE_PROPERTY, |native| {
+            (native && transactional).then_some(
+                "the native producer has no transactions: a producer with a transactional.id \
+                 uses librdkafka",
+            )
+        })?;
+        match native {
+            true => {
                 let wire = self.wire_to(&config.bootstrap_servers, "producer")?;
                 let native =
                     native::NativeProducer::new(wire.bootstrap_servers().to_vec(), config.clone())?;
                 Ok(KafkaProducer::native(self.clone(), native, config))
             }
-            ProducerEngine::Librdkafka => {
+            false => {
                 let rd = self.rd_config(
                     &config.bootstrap_servers,
                     &config::producer_properties(&config),
@@ -318,14 +319,23 @@ impl Client for KafkaClient {
     }
 
     fn consumer(&self, config: ConsumerConfig) -> Result<KafkaConsumer> {
+        let (native, raw) =
+            self.engine(&self.settings.consumer, CONSUMER_ENGINE_PROPERTY, |_| None)?;
+        if native {
+            let wire = self.wire_to(&config.bootstrap_servers, "consumer")?;
+            let timeout = self.settings.timeout;
+            return Ok(KafkaConsumer::native(native_consumer::NativeConsumer::new(
+                wire, config, timeout,
+            )));
+        }
         let mut mapped = config::consumer_properties(&config);
         if config.group_id.is_none() {
             mapped.push(("group.id", unjoined_group()));
             mapped.push(("enable.auto.commit", "false".to_owned()));
             mapped.push(("enable.auto.offset.store", "false".to_owned()));
         }
-        let rd = self.rd_config(&config.bootstrap_servers, &mapped, &self.settings.consumer)?;
-        KafkaConsumer::new(self.clone(), rd, config)
+        let rd = self.rd_config(&config.bootstrap_servers, &mapped, &raw)?;
+        consumer::RdConsumer::new(self.clone(), rd, config).map(KafkaConsumer::librdkafka)
     }
 }
 

@@ -24,13 +24,18 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     ApiVersionsRequest, BrokerId, DescribeTransactionsRequest, FindCoordinatorRequest, GroupId,
-    ListOffsetsRequest, ListTransactionsRequest, MetadataRequest, OffsetDeleteRequest,
-    RequestHeader, ResponseHeader, TopicName, TransactionalId,
+    ListOffsetsRequest, ListTransactionsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, RequestHeader, ResponseHeader, TopicName,
+    TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,7 +58,7 @@ const COORDINATOR_ATTEMPTS: u32 = 10;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One connection to one broker, with the versions it serves.
-struct Conn {
+pub(super) struct Conn {
     stream: TcpStream,
     addr: String,
     /// The operation it serves, named in its errors.
@@ -121,7 +126,11 @@ fn is_coordinator_moving(code: i16) -> bool {
 impl Conn {
     /// Connects and asks for the versions the broker serves (ApiVersions v0, which every
     /// broker answers).
-    async fn open(addr: &str, timeout: Duration, operation: &'static str) -> Result<Self> {
+    pub(super) async fn open(
+        addr: &str,
+        timeout: Duration,
+        operation: &'static str,
+    ) -> Result<Self> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| Error::Timeout(format!("{operation}: connecting to {addr}")))?
@@ -150,7 +159,7 @@ impl Conn {
     }
 
     /// The highest version of `R` both sides know within `ours`.
-    fn version<R: Request>(
+    pub(super) fn version<R: Request>(
         &self,
         operation: &'static str,
         ours: RangeInclusive<i16>,
@@ -159,7 +168,11 @@ impl Conn {
     }
 
     /// Sends `request` at `version` and reads its response, within the timeout.
-    async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
+    pub(super) async fn call<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response> {
         let operation = self.operation;
         let addr = self.addr.clone();
         tokio::time::timeout(self.timeout, self.exchange(request, version))
@@ -457,6 +470,146 @@ impl Wire {
             .ok_or_else(|| Error::Timeout(format!("connecting to {addr}")))
     }
 
+    /// `request` (made for the version picked within `versions`) to `group`'s coordinator,
+    /// found with FindCoordinator and asked again while `error` of the response says it is
+    /// loading or moving (bounded).
+    async fn group_call<R: Request>(
+        &self,
+        group: &str,
+        operation: &'static str,
+        versions: RangeInclusive<i16>,
+        request: impl Fn(i16) -> R,
+        error: impl Fn(&R::Response) -> i16,
+    ) -> Result<R::Response> {
+        let mut conn = self.bootstrap().await?;
+        let mut other = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (_, addr) = self
+                .coordinator(&mut conn, operation, GROUP_KEY, group)
+                .await?;
+            let c = self.to(&mut conn, &mut other, &addr).await?;
+            let version = c.version::<R>(operation, versions.clone())?;
+            let r = c.call(&request(version), version).await?;
+            if is_coordinator_moving(error(&r)) && attempt < COORDINATOR_ATTEMPTS {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+            return Ok(r);
+        }
+    }
+
+    /// OffsetCommit of `offsets` for `group` from outside its membership (generation -1, no
+    /// member id), as Kafka's consumer commits with a manual assignment: accepted while the
+    /// group has no members.
+    pub(super) async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<()> {
+        let operation = "commit";
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for (tp, offset) in offsets {
+            let p = OffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition)
+                .with_committed_offset(*offset)
+                .with_committed_leader_epoch(-1)
+                .with_committed_metadata(Some(StrBytes::from_static_str("")));
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
+                Some(t) => t.partitions.push(p),
+                None => topics.push(
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_retention_time_ms(-1)
+            .with_topics(topics);
+        let first_error = |r: &kafka_protocol::messages::OffsetCommitResponse| {
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+                .find(|(_, p)| p.error_code != 0)
+                .map(|(t, p)| (t.name.0.to_string(), p.partition_index, p.error_code))
+        };
+        let r = self
+            .group_call(
+                group,
+                operation,
+                2..=8,
+                |_| request.clone(),
+                |r| first_error(r).map_or(0, |(_, _, code)| code),
+            )
+            .await?;
+        match first_error(&r) {
+            None => Ok(()),
+            Some((topic, partition, code)) => Err(code_error(
+                operation,
+                code,
+                &format!("{}", TopicPartition::new(topic.as_str(), partition)),
+            )),
+        }
+    }
+
+    /// OffsetFetch: `group`'s committed offsets of `partitions`, in their order.
+    pub(super) async fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<Option<i64>>> {
+        let operation = "committed";
+        let mut topics: Vec<OffsetFetchRequestTopic> = Vec::new();
+        for tp in partitions {
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
+                Some(t) => t.partition_indexes.push(tp.partition),
+                None => topics.push(
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
+                        .with_partition_indexes(vec![tp.partition]),
+                ),
+            }
+        }
+        // v1-v7: one group per request (v8 moved it into a list).
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_topics(Some(topics));
+        let r = self
+            .group_call(
+                group,
+                operation,
+                1..=7,
+                |_| request.clone(),
+                |r| r.error_code,
+            )
+            .await?;
+        if r.error_code != 0 {
+            return Err(code_error(operation, r.error_code, group));
+        }
+        partitions
+            .iter()
+            .map(|tp| {
+                let p = r
+                    .topics
+                    .iter()
+                    .filter(|t| t.name.0.as_str() == &*tp.topic)
+                    .flat_map(|t| t.partitions.iter())
+                    .find(|p| p.partition_index == tp.partition);
+                match p {
+                    None => Ok(None),
+                    Some(p) if p.error_code != 0 => {
+                        Err(code_error(operation, p.error_code, &tp.to_string()))
+                    }
+                    Some(p) => Ok((p.committed_offset >= 0).then_some(p.committed_offset)),
+                }
+            })
+            .collect()
+    }
+
     /// OffsetDelete: removes `group`'s committed offsets of `partitions`, asked of the group's
     /// coordinator. A partition a member is subscribed to is refused, as Kafka refuses it.
     pub(super) async fn delete_offsets(
@@ -480,23 +633,15 @@ impl Wire {
         let request = OffsetDeleteRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
             .with_topics(topics);
-        let mut conn = self.bootstrap().await?;
-        let mut other = None;
-        let mut attempt = 0;
-        let r = loop {
-            attempt += 1;
-            let (_, addr) = self
-                .coordinator(&mut conn, operation, GROUP_KEY, group)
-                .await?;
-            let c = self.to(&mut conn, &mut other, &addr).await?;
-            let version = c.version::<OffsetDeleteRequest>(operation, 0..=0)?;
-            let r = c.call(&request, version).await?;
-            if is_coordinator_moving(r.error_code) && attempt < COORDINATOR_ATTEMPTS {
-                tokio::time::sleep(RETRY_BACKOFF).await;
-                continue;
-            }
-            break r;
-        };
+        let r = self
+            .group_call(
+                group,
+                operation,
+                0..=0,
+                |_| request.clone(),
+                |r| r.error_code,
+            )
+            .await?;
         match ResponseError::try_from_code(r.error_code) {
             None if r.error_code == 0 => {}
             Some(ResponseError::GroupIdNotFound) => {
@@ -535,6 +680,16 @@ impl Wire {
     /// record with the largest timestamp of `tp` (-1 and -1 if it has none), asked of its
     /// leader.
     pub(super) async fn max_timestamp(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
+        self.list_offset(tp, MAX_TIMESTAMP).await
+    }
+
+    /// ListOffsets of one partition, asked of its leader: `timestamp` -2 (earliest), -1
+    /// (latest), -3 (max timestamp) or a time; gives (offset, timestamp), -1 offset if none.
+    pub(super) async fn list_offset(
+        &self,
+        tp: &TopicPartition,
+        timestamp: i64,
+    ) -> Result<(i64, i64)> {
         let operation = "list_offsets";
         let mut conn = self.bootstrap().await?;
         let version = conn.version::<MetadataRequest>(operation, 1..=12)?;
@@ -583,7 +738,11 @@ impl Wire {
             })?;
         let mut other = None;
         let c = self.to(&mut conn, &mut other, &addr).await?;
-        let version = c.version::<ListOffsetsRequest>("list_offsets with MaxTimestamp", 7..=8)?;
+        let version = if timestamp == MAX_TIMESTAMP {
+            c.version::<ListOffsetsRequest>("list_offsets with MaxTimestamp", 7..=8)?
+        } else {
+            c.version::<ListOffsetsRequest>(operation, 1..=8)?
+        };
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_topics(vec![
@@ -592,7 +751,7 @@ impl Wire {
                     .with_partitions(vec![
                         ListOffsetsPartition::default()
                             .with_partition_index(tp.partition)
-                            .with_timestamp(MAX_TIMESTAMP),
+                            .with_timestamp(timestamp),
                     ]),
             ]);
         let r = c.call(&request, version).await?;
