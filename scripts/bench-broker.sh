@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The broker benchmarks of docs/benchmarks.md (issue 5), each three times, against one release
 # broker on 127.0.0.1:$PORT over a fresh data directory: end-to-end latency at 50k records/s,
-# produce (default settings, big batches, and librdkafka's C tool as the reference), acks=all
-# with 1 KiB records, consume, 1,000 idle connections. Prints one line per run with
-# the broker's CPU time beside it. Takes about 10 minutes; run nothing else meanwhile.
+# produce (default settings and big batches with Sluice's own producer; big batches with
+# librdkafka's producer through Sluice's client and with librdkafka's C tool, as references),
+# acks=all with 1 KiB records, consume (Sluice's own consumer; librdkafka's and kcat as
+# references), 1,000 idle connections. Prints one line per run with the broker's CPU time
+# beside it. Takes about 12 minutes; run nothing else meanwhile.
 #   bash scripts/bench-broker.sh [PORT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +48,12 @@ for i in 1 2 3; do
     --record-size 100 --acks 1 --producer-props linger.ms=5 batch.size=1000000
 done
 for i in 1 2 3; do
-  run "c-produce-batch-$i" bash scripts/rdkafka-performance.sh -P -t p3 -p 0 -b "$B" -s 100 \
+  run "rd-produce-batch-$i" "$S" perf produce --bootstrap "$B" --topic p3 --num-records 10000000 \
+    --record-size 100 --acks 1 --producer-props linger.ms=5 batch.size=1000000 \
+    sluice.producer.engine=librdkafka
+done
+for i in 1 2 3; do
+  run "c-produce-batch-$i" bash scripts/rdkafka-performance.sh -P -t p4 -p 0 -b "$B" -s 100 \
     -c 10000000 -a 1 -X linger.ms=5 -X batch.size=1000000 \
     -X queue.buffering.max.messages=1000000 -X queue.buffering.max.kbytes=32768 -q
 done
@@ -56,6 +63,10 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do
   run "consume-$i" "$S" perf consume --bootstrap "$B" --topic p1 --messages 10000000
+done
+for i in 1 2 3; do
+  run "rd-consume-$i" "$S" perf consume --bootstrap "$B" --topic p1 --messages 10000000 \
+    --consumer-props sluice.consumer.engine=librdkafka
 done
 if command -v kcat >/dev/null; then
   for i in 1 2 3; do

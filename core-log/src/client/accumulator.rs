@@ -370,7 +370,8 @@ fn new_open(cfg: &ProducerConfig, outstanding: &mut Vec<Arc<BatchDone>>, sticky:
     Open {
         builder: BatchBuilder::with_capacity(
             cfg.compression,
-            cfg.batch_size.min(1 << 20) + HEADER_LEN,
+            // Grown as records come: a batch of a few records does not hold a megabyte.
+            cfg.batch_size.min(256 << 10) + HEADER_LEN,
         ),
         created: now,
         deadline: now + Duration::from_millis(cfg.linger_ms),

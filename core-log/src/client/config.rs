@@ -313,6 +313,14 @@ impl ProducerConfig {
         self.explicit.contains(key)
     }
 
+    /// Whether `batch.size` was set rather than left at Kafka's 16 KiB default. Clients over
+    /// the Kafka protocol then use 1,000,000 bytes (librdkafka's default): Kafka's 16 KiB caps
+    /// each partition's share of a request, which under acks=all (one fsync per round of
+    /// in-flight requests here) holds a producer to a few tens of MB/s.
+    pub fn batch_size_is_set(&self) -> bool {
+        self.is_explicit("batch.size")
+    }
+
     /// Every known key with its value, sorted by name; keys never `set` count as defaults.
     pub fn describe(&self) -> Vec<ConfigEntry> {
         parse::describe(PRODUCER_DEFS, self, |name| !self.is_explicit(name))
@@ -752,6 +760,13 @@ mod tests {
                 ..ConsumerConfig::default()
             }
         );
+    }
+
+    #[test]
+    fn batch_size_is_set_only_when_given() {
+        assert!(!ProducerConfig::default().batch_size_is_set());
+        let c = ProducerConfig::from_pairs([("batch.size", "16384")]).unwrap();
+        assert!(c.batch_size_is_set(), "even at the default value");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(super) fn producer_properties(config: &ProducerConfig) -> Vec<(&'static str,
     // holds a producer to a few MB/s; librdkafka's own default (1,000,000 bytes, bounded
     // also by `batch.num.messages`) is what kcat and confluent-kafka users get.
     // librdkafka needs at least 1 byte; Kafka's 0 means "one record per batch".
-    if !is_default(&config.describe(), "batch.size") {
+    if config.batch_size_is_set() {
         p.push(("batch.size", config.batch_size.max(1).to_string()));
     }
     p.push((

@@ -1,5 +1,6 @@
-//! The client interface over the Kafka protocol, through librdkafka (the `rdkafka` crate):
-//! against `sluice broker` or any Kafka cluster. Feature `kafka`.
+//! The client interface over the Kafka protocol: against `sluice broker` or any Kafka cluster.
+//! Feature `kafka`. librdkafka (the `rdkafka` crate) by default; Sluice's own producer and
+//! consumer where chosen.
 //!
 //! ```text
 //! KafkaClient (bootstrap.servers, extra librdkafka properties)
@@ -8,8 +9,19 @@
 //!   |                                its committed offsets
 //!   |-- producer() -> KafkaProducer: ThreadedProducer; delivery reports complete cells of
 //!   |                                shared chunks (no allocation per record)
+//!   |                 or, with sluice.producer.engine=native, Sluice's own (`native`): the
+//!   |                 embedded producer's accumulator, Produce requests pipelined per leader
 //!   '-- consumer() -> KafkaConsumer: StreamConsumer; poll returns up to max.poll.records
+//!                     or, with sluice.consumer.engine=native, Sluice's own for assigned
+//!                     partitions (`native_consumer`): Fetch decoded in place
 //! ```
+//!
+//! The native engines exist for speed: on a small machine librdkafka's per-record costs bound
+//! a client near a million records per second, while these encode records straight into (and
+//! decode them straight out of) the record batches on the wire, at a fraction of the cost
+//! (`docs/benchmarks.md`). They speak plaintext only; the producer has no transactions and the
+//! consumer no group subscriptions (both refuse, naming the engine that has them); librdkafka
+//! properties given to them are refused, naming the key.
 //!
 //! [`ProducerConfig`] and [`ConsumerConfig`] map to librdkafka's properties (Kafka's defaults
 //! included, so the client behaves as Kafka's Java client would); properties given with

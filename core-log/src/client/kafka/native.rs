@@ -61,6 +61,8 @@ use crate::record::increment_sequence;
 use crate::{Error, Result, TopicPartition};
 
 const OPERATION: &str = "send";
+/// `batch.size` when not set: librdkafka's default, not Java's 16 KiB.
+const DEFAULT_BATCH_SIZE: usize = 1_000_000;
 /// Pause before a failed batch is sent again, and between metadata attempts (Kafka's
 /// `retry.backoff.ms`).
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
@@ -127,7 +129,11 @@ struct Batch {
 }
 
 impl NativeProducer {
-    pub(super) fn new(bootstrap: Vec<String>, config: ProducerConfig) -> Result<Self> {
+    pub(super) fn new(bootstrap: Vec<String>, mut config: ProducerConfig) -> Result<Self> {
+        if !config.batch_size_is_set() {
+            // As the librdkafka engine does (see `ProducerConfig::batch_size_is_set`).
+            config.batch_size = DEFAULT_BATCH_SIZE;
+        }
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let idempotence = if config.enable_idempotence {
             Some(init_producer_id(&bootstrap, timeout)?)
