@@ -235,6 +235,19 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn the_empty_group_id_commits_as_kafka_lets_old_clients() {
+        let t = test_state();
+        t.log
+            .create_topic("t", 1, std::iter::empty::<(&str, &str)>())
+            .unwrap();
+        let got = commit(&t, 9, commit_request("", -1, "", &[("t", 0, 4, "")])).await;
+        assert_eq!(got, vec![("t".to_owned(), 0, 0)]);
+        let committed = t.groups.fetch_offsets("", None);
+        assert_eq!(committed.len(), 1);
+        assert_eq!(committed[0].1.as_ref().map(|o| o.offset), Some(4));
+    }
+
+    #[tokio::test]
     async fn a_member_commits_at_its_generation_only() {
         let t = test_state();
         t.log

@@ -1249,9 +1249,8 @@ impl GroupCoordinator {
     }
 
     fn check_commit(&self, req: &OffsetCommitRequest) -> Result<()> {
-        if req.group_id.is_empty() {
-            return Err(Error::InvalidGroupId(req.group_id.clone()));
-        }
+        // The empty group id is a group of committed offsets like any other here: Kafka keeps
+        // accepting commits to it for old clients (its coordinator refuses only a null id).
         let now = self.now();
         let mut groups = self.inner.groups.lock();
         let Some(group) = groups.get_mut(&req.group_id) else {

@@ -385,9 +385,8 @@ impl OffsetStore {
         group: &str,
         offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
     ) -> Result<()> {
-        if group.is_empty() {
-            return Err(Error::InvalidGroupId(group.to_owned()));
-        }
+        // An empty group id is accepted, as Kafka accepts it in OffsetCommit (not in
+        // TxnOffsetCommit, see `txn_offset_commit_records`).
         let max = self.inner.config.metadata_max_bytes;
         for (_, o) in &offsets {
             let size = o.metadata.as_deref().map_or(0, str::len);
