@@ -737,10 +737,14 @@ fn kill_9_during_commits_leaves_each_transaction_all_or_nothing() {
                 .filter_map(|l| l.strip_prefix("committed ").map(str::to_owned)),
         );
     }
-    // Reopen: loading the coordinator completes or aborts what the crash left open.
+    // Reopen: loading the coordinator completes what the crash left in Prepare*; the restarted
+    // application's init_transactions fences the old epoch, aborting a transaction the kill
+    // caught Ongoing (records sent, no commit yet), which would otherwise stay open until
+    // transaction.timeout.ms, as in Kafka.
     let log = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
     let client = EmbeddedClient::new(log.clone());
-    client.transaction_coordinator().unwrap();
+    let coordinator = client.transaction_coordinator().unwrap();
+    coordinator.init_producer_id("crash-app", 60_000).unwrap();
     let mut by_txn: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for p in 0..3 {
         let part = log.partition(&TopicPartition::new(TXN_TOPIC, p)).unwrap();
