@@ -7,6 +7,8 @@
 # references), 1,000 idle connections. Prints one line per run with the broker's CPU time
 # beside it. Takes about 12 minutes; run nothing else meanwhile.
 #   bash scripts/bench-broker.sh [PORT]
+# Broker settings go in BROKER_OVERRIDES, e.g.
+#   BROKER_OVERRIDES="log.page.cache.window.bytes=67108864" bash scripts/bench-broker.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
@@ -15,7 +17,9 @@ cargo build --quiet --locked --release -p sluice
 S="$CARGO_TARGET_DIR/release/sluice"
 B="127.0.0.1:$port"
 data="$(mktemp -d)"
-"$S" broker --log-dirs "$data" --listeners "PLAINTEXT://$B" >"$data.log" 2>&1 &
+overrides=()
+for o in ${BROKER_OVERRIDES:-}; do overrides+=(--override "$o"); done
+"$S" broker --log-dirs "$data" --listeners "PLAINTEXT://$B" "${overrides[@]}" >"$data.log" 2>&1 &
 pid=$!
 cleanup() { kill -9 "$pid" 2>/dev/null || true; rm -rf "$data" "$data.log" "$data.out"; }
 trap cleanup EXIT

@@ -39,6 +39,7 @@ impl BrokerState {
         log_config.retention_check_interval = config.retention_check_interval;
         log_config.checkpoint_interval = config.checkpoint_interval;
         log_config.cleaner_interval = config.cleaner_backoff;
+        log_config.page_cache_window = config.page_cache_window;
         let log = LogManager::open(log_config)?;
         let client = EmbeddedClient::new(log.clone());
         let groups = client.group_coordinator_with(GroupCoordinatorConfig {

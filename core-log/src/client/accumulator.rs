@@ -32,6 +32,7 @@ pub(crate) struct Sealed {
     /// Bytes of `buffer.memory` it holds until [`Accumulator::release`].
     pub(crate) reserved: usize,
     /// When its first record was appended (for `delivery.timeout.ms`).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub(crate) created: Instant,
 }
 
@@ -294,6 +295,7 @@ impl Accumulator {
     }
 
     /// Wakes the sender (e.g. when it has something of its own to do), once.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub(crate) fn nudge(&self) {
         self.wake.notify_all();
     }

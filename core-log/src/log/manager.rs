@@ -53,6 +53,11 @@ pub struct LogManagerConfig {
     /// `producer.id.expiration.ms`: how long a partition remembers an idempotent producer that
     /// stopped writing (default one day, [`super::DEFAULT_PRODUCER_ID_EXPIRATION_MS`]).
     pub producer_id_expiration_ms: i64,
+    /// The page-cache window (`log.page.cache.window.bytes`): bytes behind each partition's
+    /// log end kept in the page cache; older data is written back and dropped from it, so the
+    /// cache stays bounded and new writes reuse recently freed pages. `None` (the default)
+    /// keeps everything, as Kafka does; readers of dropped data read the disk.
+    pub page_cache_window: Option<u64>,
 }
 
 impl LogManagerConfig {
@@ -69,6 +74,7 @@ impl LogManagerConfig {
             cleaner_interval: Duration::from_secs(15),
             cleaner_dedupe_buffer_size: cleaner::DEFAULT_DEDUPE_BUFFER_SIZE,
             producer_id_expiration_ms: super::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            page_cache_window: None,
         }
     }
 }
@@ -210,6 +216,9 @@ impl LogManager {
         if config.background {
             mgr.start_background(&config)?;
             mgr.start_cleaner(config.cleaner_interval)?;
+            if let Some(window) = config.page_cache_window {
+                mgr.start_page_cache_window(window)?;
+            }
         }
         tracing::info!(dir = %mgr.inner.dir.display(), topics = mgr.inner.topics.read().len(), "log opened");
         Ok(mgr)
@@ -240,6 +249,21 @@ impl LogManager {
                 }
             }
         })
+    }
+
+    /// The page-cache window's thread: every partition checked every 100 ms.
+    fn start_page_cache_window(&self, window: u64) -> Result<()> {
+        self.spawn_periodic(
+            "sluice-log-page-cache",
+            Duration::from_millis(100),
+            move |mgr| {
+                for p in mgr.all_partitions() {
+                    if let Err(e) = p.drop_cache_behind(window) {
+                        tracing::warn!(tp = %p.topic_partition(), error = %crate::report(&e), "page-cache window failed");
+                    }
+                }
+            },
+        )
     }
 
     /// The cleaner thread: a pass every `every`, until the log closes.

@@ -15,7 +15,7 @@ mod txn_index;
 pub use append_signal::AppendSignal;
 pub use cleaner::{CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE};
 pub use manager::{LogManager, LogManagerConfig, PartitionDescription, TopicDescription};
-pub use partition::{AppendInfo, FetchedData, Partition};
+pub use partition::{AppendInfo, DROP_STEP, FetchedData, Partition};
 pub use producer_state::{DEFAULT_PRODUCER_ID_EXPIRATION_MS, ProducerStateInfo};
 pub use txn_index::AbortedTransaction;
 

@@ -52,6 +52,9 @@ pub struct FetchedData {
     pub aborted_transactions: Vec<AbortedTransaction>,
 }
 
+/// Least cached bytes beyond the page-cache window worth a write-back and a drop.
+pub const DROP_STEP: u64 = 8 << 20;
+
 /// State only the writer touches.
 #[derive(Debug)]
 struct Writer {
@@ -544,6 +547,44 @@ impl Partition {
         w.unflushed_messages = 0;
         w.last_flush_ms = self.ctx.clock.now_ms();
         Ok(end)
+    }
+
+    /// Keeps at most `window` bytes behind the log end in the page cache: once more than
+    /// [`DROP_STEP`] beyond the window is cached, writes everything back ([`Self::flush`]: the
+    /// recovery point moves too) and drops the older pages. Returns the bytes dropped.
+    pub fn drop_cache_behind(&self, window: u64) -> Result<u64> {
+        if self.offline.read().is_some() {
+            return Ok(0);
+        }
+        let segments = self.segments();
+        let mut newer = 0u64;
+        let mut plan = Vec::new();
+        for seg in segments.iter().rev() {
+            let size = seg.size();
+            let keep = window.saturating_sub(newer).min(size);
+            let upto = size - keep;
+            if upto > seg.cache_dropped() {
+                plan.push((Arc::clone(seg), upto));
+            }
+            newer = newer.saturating_add(size);
+        }
+        let pending: u64 = plan.iter().map(|(s, upto)| upto - s.cache_dropped()).sum();
+        if pending < DROP_STEP {
+            return Ok(0);
+        }
+        // Only clean pages can be dropped: write everything back first.
+        self.flush()?;
+        let mut dropped = 0;
+        for (seg, upto) in plan {
+            let before = seg.cache_dropped();
+            match seg.drop_cache_below(&self.ctx.files, upto) {
+                Ok(()) => dropped += upto.saturating_sub(before),
+                // Retention or the cleaner deleted it meanwhile.
+                Err(_) if seg.is_deleted() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(dropped)
     }
 
     /// Waits until everything below `offset` is fsynced, grouping with every other waiter

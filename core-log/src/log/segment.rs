@@ -84,6 +84,8 @@ pub(crate) struct Segment {
     /// Wall-clock ms when this segment was created (or opened), for `segment.ms`.
     created_ms: i64,
     index: Mutex<Index>,
+    /// Bytes from the start whose page-cache pages were dropped (the page-cache window).
+    cache_dropped: AtomicU64,
 }
 
 impl Segment {
@@ -149,6 +151,7 @@ impl Segment {
             offset_of_max_timestamp: AtomicI64::new(-1),
             created_ms: now_ms,
             index: Mutex::new(Index::default()),
+            cache_dropped: AtomicU64::new(0),
         }
     }
 
@@ -596,6 +599,25 @@ impl Segment {
             .retain(|&(_, r)| base + i64::from(r) < next_offset);
         idx.offsets_persisted = idx.offsets_persisted.min(idx.offsets.len());
         idx.times_persisted = idx.times_persisted.min(idx.times.len());
+        Ok(())
+    }
+
+    /// Bytes from the start whose page-cache pages were dropped.
+    pub(crate) fn cache_dropped(&self) -> u64 {
+        self.cache_dropped.load(Ordering::Acquire)
+    }
+
+    /// Drops the page-cache pages of bytes `[cache_dropped, upto)` (written back already:
+    /// the kernel keeps dirty pages). Readers of them read the file from disk again.
+    pub(crate) fn drop_cache_below(&self, files: &FileCache, upto: u64) -> Result<()> {
+        let from = self.cache_dropped();
+        let Some(len) = upto.checked_sub(from).and_then(std::num::NonZeroU64::new) else {
+            return Ok(());
+        };
+        let file = self.file(files)?;
+        rustix::fs::fadvise(&*file, from, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(|e| Error::io(self.log_path(), std::io::Error::from(e)))?;
+        self.cache_dropped.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
 

@@ -454,3 +454,67 @@ fn append_signals_fire_only_for_their_partitions() {
     log.delete_topic("b").unwrap();
     assert!(fired(&mut on_b), "deletion wakes its readers");
 }
+
+#[test]
+fn the_page_cache_window_writes_back_and_drops_what_is_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let log = open(dir.path(), &clock);
+    log.create_topic("big", 1, [("segment.bytes", "4194304")])
+        .unwrap();
+    let p = log.partition(&TopicPartition::new("big", 0)).unwrap();
+    let value = "x".repeat(64 << 10);
+    let append = |n: usize| {
+        for _ in 0..n {
+            p.append(testing::batch([value.as_str(); 4], 1)).unwrap();
+        }
+    };
+    // 40 MiB in 256 KiB batches over 4 MiB segments.
+    append(160);
+    let window = 8 << 20;
+    let dropped = p.drop_cache_behind(window).unwrap();
+    assert!(
+        (31 << 20..=33 << 20).contains(&dropped),
+        "all but the window's 8 MiB of 40: {dropped}"
+    );
+    assert_eq!(p.recovery_point(), p.log_end_offset(), "written back first");
+    assert_eq!(
+        p.drop_cache_behind(window).unwrap(),
+        0,
+        "nothing new behind it"
+    );
+    // Less than a step past the window: left alone until more comes.
+    append(16);
+    assert_eq!(p.drop_cache_behind(window).unwrap(), 0);
+    append(32);
+    assert!(p.drop_cache_behind(window).unwrap() >= sluice_log::log::DROP_STEP);
+    // Dropped data reads back from the file.
+    let all = read_all(&p, 0, 1 << 20);
+    assert_eq!(all.len(), 208 * 4);
+    assert!(all.iter().all(|v| v.len() == 64 << 10));
+}
+
+#[test]
+fn a_log_with_a_page_cache_window_writes_back_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = LogManagerConfig::new(dir.path());
+    c.page_cache_window = Some(1 << 20);
+    let log = LogManager::open(c).unwrap();
+    log.create_topic("t", 1, [("segment.bytes", "4194304")])
+        .unwrap();
+    let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+    let value = "y".repeat(64 << 10);
+    for _ in 0..64 {
+        p.append(testing::batch([value.as_str(); 4], 1)).unwrap();
+    }
+    // flush.ms is off: only the window's thread moves the recovery point.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p.recovery_point() < p.log_end_offset() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window's thread never wrote back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    log.close().unwrap();
+}
