@@ -41,9 +41,7 @@ pub(crate) fn handle(
                                         .with_producer_epoch(i32::from(s.producer_epoch))
                                         .with_last_sequence(s.last_sequence)
                                         .with_last_timestamp(s.last_timestamp)
-                                        // Markers carry no coordinator epoch worth telling on
-                                        // one node; Kafka's "unknown".
-                                        .with_coordinator_epoch(-1)
+                                        .with_coordinator_epoch(s.coordinator_epoch)
                                         .with_current_txn_start_offset(
                                             s.current_txn_start_offset.unwrap_or(-1),
                                         )
@@ -108,6 +106,7 @@ mod tests {
         assert_eq!(p[0].last_sequence, 2);
         assert_eq!(p[0].last_timestamp, 1_700_000_000_000);
         assert_eq!(p[0].current_txn_start_offset, 0);
+        assert_eq!(p[0].coordinator_epoch, -1, "no marker yet");
         assert_eq!(t[2].error_code, 3);
         assert_eq!(r.topics[1].partitions[0].error_code, 3);
         assert!(r.topics[1].partitions[0].error_message.is_some());
@@ -120,9 +119,9 @@ mod tests {
                 .with_partition_indexes(vec![1]),
         ]);
         let r = handle(&b, &ctx(0), req);
-        assert_eq!(
-            r.topics[0].partitions[0].active_producers[0].current_txn_start_offset,
-            -1
-        );
+        let p = &r.topics[0].partitions[0].active_producers[0];
+        assert_eq!(p.current_txn_start_offset, -1);
+        // The commit marker's coordinator epoch (one node: the coordinator's epoch 0).
+        assert_eq!(p.coordinator_epoch, 0);
     }
 }

@@ -206,9 +206,14 @@ fn load_producer_state(
             match seg.header_at(&file, pos, limit) {
                 Ok(Some(h)) => {
                     if h.base_offset >= from && h.is_control() && h.producer_id >= 0 {
-                        let marker = control_marker(seg, ctx, pos, &h)?;
-                        let first =
-                            state.apply_marker(h.producer_id, h.producer_epoch, h.base_offset, now);
+                        let (marker, coordinator_epoch) = control_marker(seg, ctx, pos, &h)?;
+                        let first = state.apply_marker(
+                            h.producer_id,
+                            h.producer_epoch,
+                            h.base_offset,
+                            coordinator_epoch,
+                            now,
+                        );
                         if let (Some(ControlRecord::Abort), Some(first_offset)) = (marker, first)
                             && h.base_offset >= log_start
                         {
@@ -244,17 +249,28 @@ fn load_producer_state(
 }
 
 /// The marker a control batch holds (`None` if its record is not a known marker).
+/// The marker of a control batch and its coordinator epoch (-1 if the value has none).
 fn control_marker(
     seg: &Segment,
     ctx: &LogContext,
     pos: u64,
     h: &BatchHeader,
-) -> Result<Option<ControlRecord>> {
+) -> Result<(Option<ControlRecord>, i32)> {
     let bytes = bytes::Bytes::from(seg.read(&ctx.files, pos, h.total_len())?);
     let Some(first) = record::decode_records(&bytes, 1 << 20)?.next() else {
-        return Ok(None);
+        return Ok((None, -1));
     };
-    Ok(first?.key.as_deref().and_then(ControlRecord::parse))
+    let first = first?;
+    let coordinator_epoch = first
+        .value
+        .as_deref()
+        .and_then(|v| v.get(2..6))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(-1, i32::from_be_bytes);
+    Ok((
+        first.key.as_deref().and_then(ControlRecord::parse),
+        coordinator_epoch,
+    ))
 }
 
 enum Scan {

@@ -388,9 +388,9 @@ impl Partition {
         if let Err(e) = active.append(&self.ctx.files, &batch, &h, config.index_interval_bytes) {
             return Err(self.ctx.fail_write(e));
         }
-        let first = w
-            .producers
-            .apply_marker(producer_id, producer_epoch, base, now);
+        let first =
+            w.producers
+                .apply_marker(producer_id, producer_epoch, base, coordinator_epoch, now);
         if let (ControlRecord::Abort, Some(first_offset)) = (marker, first) {
             let entry = AbortedTxn {
                 producer_id,

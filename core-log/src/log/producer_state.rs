@@ -25,11 +25,13 @@
 //! smallest first offset of the open transactions bounds the last stable offset. Producers with
 //! an open transaction never expire.
 //!
-//! Snapshot file, big-endian: `version u16 = 2 | crc u32 (CRC-32C of what follows) | offset i64
+//! Snapshot file, big-endian: `version u16 = 3 | crc u32 (CRC-32C of what follows) | offset i64
 //! | producers u32 | per producer: id i64, epoch i16, last append ms i64, open transaction's
-//! first offset i64 (-1: none), last marker offset i64 (-1: none), batches u8, per batch:
-//! first sequence i32, last sequence i32, first offset i64, last offset i64, max timestamp i64`.
-//! Version 1 (read, never written) lacks the two transaction fields and has at least one batch.
+//! first offset i64 (-1: none), last marker offset i64 (-1: none), that marker's coordinator
+//! epoch i32 (-1: none), batches u8, per batch: first sequence i32, last sequence i32, first
+//! offset i64, last offset i64, max timestamp i64`. Versions 1 and 2 are read, never written:
+//! version 2 lacks the coordinator epoch; version 1 also the two transaction fields, and has at
+//! least one batch.
 //! Written to `.snapshot.tmp`, fsynced, renamed; a snapshot failing its CRC is ignored (and
 //! deleted), and an older one plus a longer replay takes its place. The newest
 //! [`SNAPSHOTS_KEPT`] are kept.
@@ -52,7 +54,7 @@ pub(crate) const MAX_CACHED_BATCHES: usize = 5;
 pub(crate) const SNAPSHOTS_KEPT: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
 const SNAPSHOT_TMP_SUFFIX: &str = ".snapshot.tmp";
-const SNAPSHOT_VERSION: u16 = 2;
+const SNAPSHOT_VERSION: u16 = 3;
 /// Longest time between two sweeps for expired producers.
 const MAX_SWEEP_INTERVAL_MS: i64 = 60_000;
 const BATCH_BYTES: usize = 32;
@@ -90,6 +92,8 @@ pub(crate) struct ProducerEntry {
     pub(crate) txn_first_offset: Option<i64>,
     /// Offset of the last transaction marker written for the producer, or -1.
     pub(crate) last_marker_offset: i64,
+    /// Coordinator epoch of that marker, or -1 (Kafka's `coordinatorEpoch`).
+    pub(crate) coordinator_epoch: i32,
     /// The log's clock at the producer's last append (load time for replayed batches).
     pub(crate) last_append_ms: i64,
 }
@@ -120,6 +124,8 @@ pub struct ProducerStateInfo {
     pub last_timestamp: i64,
     /// First offset of its open transaction, if one is open.
     pub current_txn_start_offset: Option<i64>,
+    /// Coordinator epoch of its last transaction marker, -1 if none.
+    pub coordinator_epoch: i32,
 }
 
 /// What [`ProducerStateManager::check`] decided for a batch.
@@ -201,6 +207,7 @@ impl ProducerStateManager {
         producer_id: i64,
         epoch: i16,
         offset: i64,
+        coordinator_epoch: i32,
         now: i64,
     ) -> Option<i64> {
         let entry = self
@@ -211,11 +218,15 @@ impl ProducerStateManager {
                 batches: VecDeque::new(),
                 txn_first_offset: None,
                 last_marker_offset: -1,
+                coordinator_epoch: -1,
                 last_append_ms: now,
             });
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
+        }
+        if offset >= entry.last_marker_offset {
+            entry.coordinator_epoch = coordinator_epoch;
         }
         entry.last_marker_offset = entry.last_marker_offset.max(offset);
         entry.last_append_ms = entry.last_append_ms.max(now);
@@ -238,6 +249,7 @@ impl ProducerStateManager {
                 last_sequence: e.last_seq().unwrap_or(-1),
                 last_timestamp: e.batches.back().map_or(-1, |b| b.max_timestamp),
                 current_txn_start_offset: e.txn_first_offset,
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         out.sort_by_key(|p| p.producer_id);
@@ -344,6 +356,7 @@ impl ProducerStateManager {
                 batches: VecDeque::with_capacity(MAX_CACHED_BATCHES),
                 txn_first_offset: None,
                 last_marker_offset: -1,
+                coordinator_epoch: -1,
                 last_append_ms: now,
             });
         if h.producer_epoch < entry.epoch {
@@ -527,6 +540,7 @@ fn encode_snapshot(offset: i64, producers: &HashMap<i64, ProducerEntry>) -> Vec<
         body.extend_from_slice(&e.last_append_ms.to_be_bytes());
         body.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
         body.extend_from_slice(&e.last_marker_offset.to_be_bytes());
+        body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
         body.push(e.batches.len() as u8);
         for b in &e.batches {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -578,7 +592,7 @@ impl Cursor<'_> {
 fn decode_snapshot(bytes: &[u8], offset: i64) -> Result<HashMap<i64, ProducerEntry>, String> {
     let mut c = Cursor(bytes);
     let version = c.u16()?;
-    if version != 1 && version != SNAPSHOT_VERSION {
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
         return Err(format!("unknown snapshot version {version}"));
     }
     let crc = c.u32()?;
@@ -602,6 +616,7 @@ fn decode_snapshot(bytes: &[u8], offset: i64) -> Result<HashMap<i64, ProducerEnt
         } else {
             (None, -1)
         };
+        let coordinator_epoch = if version >= 3 { c.i32()? } else { -1 };
         let n = c.u8()? as usize;
         if (n == 0 && version == 1) || n > MAX_CACHED_BATCHES {
             return Err(format!("producer {id} has {n} batches"));
@@ -623,6 +638,7 @@ fn decode_snapshot(bytes: &[u8], offset: i64) -> Result<HashMap<i64, ProducerEnt
                 batches,
                 txn_first_offset,
                 last_marker_offset,
+                coordinator_epoch,
                 last_append_ms,
             },
         );
@@ -851,6 +867,33 @@ mod tests {
         s.write_snapshot(8, 0).unwrap();
         let (loaded, _) = ProducerStateManager::load(tp(), dir.path(), 7, 8, EXPIRY, 0).unwrap();
         assert_eq!(loaded.producers.keys().copied().collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn a_markers_coordinator_epoch_survives_a_snapshot_and_older_versions_read_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = state(dir.path());
+        let h = header(5, 0, 0, 1, 0);
+        assert_eq!(offer(&mut s, &h, 0).unwrap(), Verdict::Append);
+        assert_eq!(s.describe(0)[0].coordinator_epoch, -1, "no marker yet");
+        s.apply_marker(5, 0, 1, 7, 0);
+        assert_eq!(s.describe(0)[0].coordinator_epoch, 7);
+        s.write_snapshot(2, 0).unwrap();
+        let (loaded, _) = ProducerStateManager::load(tp(), dir.path(), 0, 2, EXPIRY, 0).unwrap();
+        assert_eq!(loaded.describe(0)[0].coordinator_epoch, 7);
+        // The same snapshot as version 2 wrote it: no coordinator epoch field.
+        let bytes = encode_snapshot(2, &s.producers);
+        let body = &bytes[6..];
+        // offset i64, count u32, id i64, epoch i16, last append i64, txn first i64, marker i64
+        let at = 8 + 4 + 8 + 2 + 8 + 8 + 8;
+        let mut v2_body = body[..at].to_vec();
+        v2_body.extend_from_slice(&body[at + 4..]);
+        let mut v2 = 2u16.to_be_bytes().to_vec();
+        v2.extend_from_slice(&crc32c::crc32c(&v2_body).to_be_bytes());
+        v2.extend_from_slice(&v2_body);
+        let producers = decode_snapshot(&v2, 2).unwrap();
+        assert_eq!(producers[&5].coordinator_epoch, -1);
+        assert_eq!(producers[&5].last_marker_offset, 1);
     }
 
     #[test]
