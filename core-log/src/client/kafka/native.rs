@@ -890,7 +890,7 @@ impl Sender {
             let addr = self.shared.cluster.read().brokers.get(&node).cloned();
             let addr = addr.ok_or_else(|| Error::Kafka {
                 operation: OPERATION,
-                code: -187, // librdkafka's __UNKNOWN_BROKER... as the rest of the client
+                code: super::wire::UNKNOWN_BROKER,
                 message: format!("broker {node} is not in the metadata"),
                 retriable: true,
             })?;

@@ -47,6 +47,11 @@ use crate::{Error, Result, TopicPartition};
 
 /// The largest response read: far above any answer to these requests.
 const MAX_RESPONSE: usize = 64 << 20;
+/// librdkafka's local error codes, as the rest of this client reports them: `__TRANSPORT`,
+/// `__BAD_MSG`, `__UNKNOWN_BROKER`.
+pub(super) const TRANSPORT: i32 = -195;
+pub(super) const BAD_MSG: i32 = -199;
+pub(super) const UNKNOWN_BROKER: i32 = -146;
 /// FindCoordinator key type of a group id.
 const GROUP_KEY: i8 = 0;
 /// FindCoordinator key type of a transactional id.
@@ -72,7 +77,7 @@ pub(super) struct Conn {
 pub(super) fn io_error(operation: &'static str, addr: &str, e: impl std::fmt::Display) -> Error {
     Error::Kafka {
         operation,
-        code: -195, // librdkafka's __TRANSPORT, as the rest of this client reports it
+        code: TRANSPORT,
         message: format!("{addr}: {e}"),
         retriable: true,
     }
@@ -85,7 +90,7 @@ pub(super) fn protocol_error(
 ) -> Error {
     Error::Kafka {
         operation,
-        code: -190, // librdkafka's __BAD_MSG
+        code: BAD_MSG,
         message: format!("{addr}: malformed response: {e}"),
         retriable: false,
     }
