@@ -213,6 +213,50 @@ async fn acks_0_and_1_auto_creation_and_errors_a_user_can_act_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_partitions_are_used_after_metadata_max_age() {
+    let b = broker().await;
+    let admin = b.client.admin().expect("admin");
+    admin
+        .create_topics(vec![NewTopic::new("grow", 1)])
+        .await
+        .expect("create");
+    let topic: Arc<str> = Arc::from("grow");
+    let p = native(&b.client, &[("acks", "1"), ("metadata.max.age.ms", "200")]);
+    // A key that Kafka's partitioner puts in partition 2 of 3.
+    let key = (0..1000)
+        .map(|i| format!("k{i}"))
+        .find(|k| partition_for_key(k.as_bytes(), 3) == 2)
+        .expect("such a key");
+    let first = p
+        .send(record(&topic, Some(&key), "before"))
+        .await
+        .expect("send")
+        .await
+        .expect("delivered");
+    assert_eq!(first.partition, 0, "one partition so far");
+    admin.create_partitions("grow", 3).await.expect("grow");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = p
+            .send(record(&topic, Some(&key), "after"))
+            .await
+            .expect("send")
+            .await
+            .expect("delivered");
+        if m.partition == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new partitions were never used"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p.close().await.expect("close");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_producer_rides_out_a_broker_restart_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = broker_at(dir.path(), "127.0.0.1:0", &[]).await;

@@ -100,6 +100,9 @@ pub struct ProducerConfig {
     pub delivery_timeout_ms: u64,
     /// `request.timeout.ms`: time to wait for a response (default 30000).
     pub request_timeout_ms: u64,
+    /// `metadata.max.age.ms`: how often partition counts and leaders are refreshed even
+    /// without an error, so new partitions are used (default 300000).
+    pub metadata_max_age_ms: u64,
     /// `enable.idempotence` (default true; turned off by [`ProducerConfig::resolve`] when
     /// conflicting settings are given and it was not set explicitly).
     pub enable_idempotence: bool,
@@ -131,6 +134,7 @@ impl Default for ProducerConfig {
             max_request_size: 1_048_576,
             delivery_timeout_ms: DEFAULT_DELIVERY_TIMEOUT_MS,
             request_timeout_ms: 30_000,
+            metadata_max_age_ms: 300_000,
             enable_idempotence: true,
             partitioner_ignore_keys: false,
             retries: i32::MAX.unsigned_abs(),
@@ -188,6 +192,7 @@ const PRODUCER_DEFS: &[Def<ProducerConfig>] = &[
         INT_MAX
     ),
     integer_def!("max.request.size", max_request_size, 0, INT_MAX),
+    integer_def!("metadata.max.age.ms", metadata_max_age_ms, 0, LONG_MAX),
     bool_def!("partitioner.ignore.keys", partitioner_ignore_keys),
     integer_def!("request.timeout.ms", request_timeout_ms, 0, INT_MAX),
     integer_def!("retries", retries, 0, INT_MAX),
@@ -708,6 +713,7 @@ mod tests {
             ("max.block.ms", "60000"),
             ("max.in.flight.requests.per.connection", "5"),
             ("max.request.size", "1048576"),
+            ("metadata.max.age.ms", "300000"),
             ("partitioner.ignore.keys", "false"),
             ("request.timeout.ms", "30000"),
             ("retries", "2147483647"),

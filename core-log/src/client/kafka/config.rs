@@ -70,6 +70,11 @@ pub(super) fn producer_properties(config: &ProducerConfig) -> Vec<(&'static str,
     }
     p.push(("delivery.timeout.ms", delivery_timeout.to_string()));
     p.push(("request.timeout.ms", config.request_timeout_ms.to_string()));
+    // librdkafka takes 1 ms to a day.
+    p.push((
+        "metadata.max.age.ms",
+        config.metadata_max_age_ms.clamp(1, 86_400_000).to_string(),
+    ));
     p.push(("enable.idempotence", config.enable_idempotence.to_string()));
     p.push(("retries", config.retries.to_string()));
     p.push((

@@ -721,9 +721,22 @@ impl Sender {
 
     fn run(mut self) {
         let mut pace = Pace::default();
+        let max_age = Duration::from_millis(self.shared.acc.config().metadata_max_age_ms);
+        let mut refreshed = Instant::now();
         loop {
+            if refreshed.elapsed() >= max_age {
+                // metadata.max.age.ms: new partitions and moved leaders are seen without an error.
+                refreshed = Instant::now();
+                let topics: Vec<Arc<str>> =
+                    self.shared.cluster.read().topics.keys().cloned().collect();
+                if !topics.is_empty()
+                    && let Err(e) = self.shared.refresh_metadata(&topics)
+                {
+                    tracing::debug!(error = %e, "periodic metadata refresh failed");
+                }
+            }
             let busy = self.shared.open_batches.load(Ordering::Acquire) > 0;
-            let wait = if busy { TICK } else { Duration::from_secs(1) };
+            let wait = if busy { TICK } else { Duration::from_secs(1) }.min(max_age.max(TICK));
             let Some(sealed) = self.shared.acc.next_ready(&mut pace, wait) else {
                 break;
             };
