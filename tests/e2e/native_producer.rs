@@ -213,6 +213,34 @@ async fn acks_0_and_1_auto_creation_and_errors_a_user_can_act_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compression_type_reads_back() {
+    let b = broker().await;
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let name = format!("c-{codec}");
+        let topic: Arc<str> = Arc::from(name.as_str());
+        let p = native(
+            &b.client,
+            &[("compression.type", codec), ("linger.ms", "20")],
+        );
+        let mut sent = Vec::new();
+        for i in 0..200 {
+            let value = format!("{codec} record {i} {}", "z".repeat(i % 50));
+            sent.push(p.send(record(&topic, None, &value)).await.expect("send"));
+        }
+        for d in sent {
+            d.await.expect("delivered");
+        }
+        p.close().await.expect("close");
+        let got = read_all(&b.client, &name, 1, 200).await;
+        let want: Vec<String> = (0..200)
+            .map(|i| format!("{codec} record {i} {}", "z".repeat(i % 50)))
+            .collect();
+        assert_eq!(values(&got), want, "{codec}");
+    }
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_partitions_are_used_after_metadata_max_age() {
     let b = broker().await;
     let admin = b.client.admin().expect("admin");
