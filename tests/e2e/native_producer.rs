@@ -213,6 +213,33 @@ async fn acks_0_and_1_auto_creation_and_errors_a_user_can_act_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stay_within_max_request_size_whatever_batch_size_says() {
+    let b = broker().await;
+    let topic: Arc<str> = Arc::from("wide");
+    // 3 MB in one linger window; batch.size would allow it all in one batch, which the
+    // broker (message.max.bytes ~1 MB) could only refuse.
+    let p = native(
+        &b.client,
+        &[
+            ("batch.size", "4000000"),
+            ("max.request.size", "100000"),
+            ("linger.ms", "50"),
+        ],
+    );
+    let value = "v".repeat(1000);
+    let mut sent = Vec::new();
+    for _ in 0..3000 {
+        sent.push(p.send(record(&topic, None, &value)).await.expect("send"));
+    }
+    for d in sent {
+        d.await.expect("delivered");
+    }
+    p.close().await.expect("close");
+    assert_eq!(read_all(&b.client, "wide", 1, 3000).await.len(), 3000);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_compression_type_reads_back() {
     let b = broker().await;
     for codec in ["gzip", "snappy", "lz4", "zstd"] {

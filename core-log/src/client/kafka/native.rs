@@ -134,6 +134,15 @@ impl NativeProducer {
             // As the librdkafka engine does (see `ProducerConfig::batch_size_is_set`).
             config.batch_size = DEFAULT_BATCH_SIZE;
         }
+        // A batch goes alone in a request at most: one bigger than max.request.size could
+        // only be refused (Java's producer splits such a batch after the refusal; this one
+        // never builds it).
+        config.batch_size = config.batch_size.min(
+            config
+                .max_request_size
+                .saturating_sub(crate::record::HEADER_LEN)
+                .max(1),
+        );
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let idempotence = if config.enable_idempotence {
             Some(init_producer_id(&bootstrap, timeout)?)
