@@ -51,7 +51,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::wire::{
-    code_error, decode_response, encode_request, io_error, pick_version, protocol_error,
+    by_topic, code_error, decode_response, encode_request, io_error, pick_version, protocol_error,
     response_size,
 };
 use crate::client::accumulator::{Accumulator, Pace, Sealed};
@@ -1026,20 +1026,19 @@ fn split_requests(batches: Vec<Batch>, limit: usize) -> Vec<Vec<Batch>> {
 
 /// A Produce request of `batches` (one per partition).
 fn produce_request(cfg: &ProducerConfig, batches: &[Batch]) -> ProduceRequest {
-    let mut topics: Vec<TopicProduceData> = Vec::new();
-    for b in batches {
+    let topics = by_topic(batches.iter().map(|b| {
         let data = PartitionProduceData::default()
             .with_index(b.tp.partition)
             .with_records(Some(b.bytes.clone()));
-        match topics.iter_mut().find(|t| t.name.as_str() == &*b.tp.topic) {
-            Some(t) => t.partition_data.push(data),
-            None => topics.push(
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(b.tp.topic.to_string())))
-                    .with_partition_data(vec![data]),
-            ),
-        }
-    }
+        (Arc::clone(&b.tp.topic), data)
+    }))
+    .into_iter()
+    .map(|(name, partitions)| {
+        TopicProduceData::default()
+            .with_name(name)
+            .with_partition_data(partitions)
+    })
+    .collect();
     ProduceRequest::default()
         .with_acks(cfg.acks.as_i16())
         .with_timeout_ms(i32::try_from(cfg.request_timeout_ms).unwrap_or(i32::MAX))

@@ -30,7 +30,7 @@ use kafka_protocol::protocol::StrBytes;
 use rustc_hash::FxHashMap as HashMap;
 use tokio::time::Instant;
 
-use super::wire::{Conn, Wire, code_error};
+use super::wire::{Conn, Wire, by_topic, code_error};
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::client::fetched::take_records;
 use crate::client::{ConsumerRecord, RebalanceListener, TopicPattern};
@@ -332,8 +332,7 @@ impl NativeConsumer {
         };
         let version = conn.version::<FetchRequest>(OPERATION, FETCH_VERSIONS)?;
         let cfg = &self.config;
-        let mut topics: Vec<FetchTopic> = Vec::new();
-        for (tp, offset) in partitions {
+        let topics: Vec<FetchTopic> = by_topic(partitions.iter().map(|(tp, offset)| {
             let p = FetchPartition::default()
                 .with_partition(tp.partition)
                 .with_current_leader_epoch(-1)
@@ -343,15 +342,15 @@ impl NativeConsumer {
                 .with_partition_max_bytes(
                     i32::try_from(cfg.max_partition_fetch_bytes).unwrap_or(i32::MAX),
                 );
-            match topics.iter_mut().find(|t| t.topic.0.as_str() == &*tp.topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(tp.topic.to_string())))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
+            (Arc::clone(&tp.topic), p)
+        }))
+        .into_iter()
+        .map(|(name, partitions)| {
+            FetchTopic::default()
+                .with_topic(name)
+                .with_partitions(partitions)
+        })
+        .collect();
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))

@@ -52,6 +52,23 @@ const MAX_RESPONSE: usize = 64 << 20;
 pub(super) const TRANSPORT: i32 = -195;
 pub(super) const BAD_MSG: i32 = -199;
 pub(super) const UNKNOWN_BROKER: i32 = -146;
+/// `items` grouped by topic, topics and each topic's items in first-seen order: the shape of
+/// every per-topic, per-partition request.
+pub(super) fn by_topic<T>(
+    items: impl IntoIterator<Item = (std::sync::Arc<str>, T)>,
+) -> Vec<(TopicName, Vec<T>)> {
+    let mut out: Vec<(std::sync::Arc<str>, Vec<T>)> = Vec::new();
+    for (topic, item) in items {
+        match out.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, v)) => v.push(item),
+            None => out.push((topic, vec![item])),
+        }
+    }
+    out.into_iter()
+        .map(|(t, v)| (TopicName(StrBytes::from_string(t.to_string())), v))
+        .collect()
+}
+
 /// FindCoordinator key type of a group id.
 const GROUP_KEY: i8 = 0;
 /// FindCoordinator key type of a transactional id.
@@ -514,22 +531,21 @@ impl Wire {
         offsets: &[(TopicPartition, i64)],
     ) -> Result<()> {
         let operation = "commit";
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for (tp, offset) in offsets {
+        let topics = by_topic(offsets.iter().map(|(tp, offset)| {
             let p = OffsetCommitRequestPartition::default()
                 .with_partition_index(tp.partition)
                 .with_committed_offset(*offset)
                 .with_committed_leader_epoch(-1)
                 .with_committed_metadata(Some(StrBytes::from_static_str("")));
-            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
+            (std::sync::Arc::clone(&tp.topic), p)
+        }))
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetCommitRequestTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
             .with_generation_id_or_member_epoch(-1)
@@ -568,17 +584,18 @@ impl Wire {
         partitions: &[TopicPartition],
     ) -> Result<Vec<Option<i64>>> {
         let operation = "committed";
-        let mut topics: Vec<OffsetFetchRequestTopic> = Vec::new();
-        for tp in partitions {
-            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
-                Some(t) => t.partition_indexes.push(tp.partition),
-                None => topics.push(
-                    OffsetFetchRequestTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
-                        .with_partition_indexes(vec![tp.partition]),
-                ),
-            }
-        }
+        let topics = by_topic(
+            partitions
+                .iter()
+                .map(|tp| (std::sync::Arc::clone(&tp.topic), tp.partition)),
+        )
+        .into_iter()
+        .map(|(name, indexes)| {
+            OffsetFetchRequestTopic::default()
+                .with_name(name)
+                .with_partition_indexes(indexes)
+        })
+        .collect();
         // v1-v7: one group per request (v8 moved it into a list).
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
@@ -623,18 +640,17 @@ impl Wire {
         partitions: &[TopicPartition],
     ) -> Result<()> {
         let operation = "delete_offsets";
-        let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();
-        for tp in partitions {
+        let topics = by_topic(partitions.iter().map(|tp| {
             let p = OffsetDeleteRequestPartition::default().with_partition_index(tp.partition);
-            match topics.iter_mut().find(|t| t.name.0.as_str() == &*tp.topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetDeleteRequestTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
+            (std::sync::Arc::clone(&tp.topic), p)
+        }))
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetDeleteRequestTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
         let request = OffsetDeleteRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
             .with_topics(topics);
