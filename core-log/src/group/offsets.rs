@@ -354,20 +354,9 @@ impl OffsetStore {
         );
     }
 
-    /// How many offsets of open transactions `group` has pending.
-    pub fn pending_count(&self, group: &str) -> usize {
-        self.inner
-            .pending
-            .lock()
-            .values()
-            .flatten()
-            .filter(|o| o.group == group)
-            .count()
-    }
-
-    /// The partitions `group` has offsets pending for in open transactions (an OffsetFetch
-    /// with `require_stable` answers those UNSTABLE_OFFSET_COMMIT).
-    pub fn pending_partitions(&self, group: &str) -> BTreeSet<TopicPartition> {
+    /// The partition of each offset `group` has pending in open transactions, one per offset
+    /// (a partition committed twice in open transactions is there twice).
+    fn pending_of(&self, group: &str) -> Vec<TopicPartition> {
         self.inner
             .pending
             .lock()
@@ -376,6 +365,17 @@ impl OffsetStore {
             .filter(|o| o.group == group)
             .map(|o| o.tp.clone())
             .collect()
+    }
+
+    /// How many offsets of open transactions `group` has pending.
+    pub fn pending_count(&self, group: &str) -> usize {
+        self.pending_of(group).len()
+    }
+
+    /// The partitions `group` has offsets pending for in open transactions (an OffsetFetch
+    /// with `require_stable` answers those UNSTABLE_OFFSET_COMMIT).
+    pub fn pending_partitions(&self, group: &str) -> BTreeSet<TopicPartition> {
+        self.pending_of(group).into_iter().collect()
     }
 
     /// Commits `offsets` for `group` in one batch and waits until it is fsynced. Generation
