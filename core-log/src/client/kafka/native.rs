@@ -1265,7 +1265,10 @@ mod tests {
             ],
         );
         let d = p.send(value("x")).await.expect("send");
-        assert!(format!("{p:?}").len() < 1000, "Debug leaves the batches out");
+        assert!(
+            format!("{p:?}").len() < 1000,
+            "Debug leaves the batches out"
+        );
         let e = tokio::time::timeout(Duration::from_secs(15), d)
             .await
             .expect("bounded by delivery.timeout.ms")
