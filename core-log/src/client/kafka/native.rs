@@ -40,19 +40,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiVersionsRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest, ProduceResponse,
-    TopicName,
 };
-use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::protocol::Request;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::wire::{
-    by_topic, code_error, decode_response, encode_request, io_error, pick_version, protocol_error,
-    response_size,
+    broker_addr, by_topic, code_error, decode_response, encode_request, io_error, is_leader_moved,
+    metadata_request, pick_version, protocol_error, response_size, served_versions,
 };
 use crate::client::accumulator::{Accumulator, Pace, Sealed};
 use crate::client::config::{Acks, ProducerConfig};
@@ -285,14 +283,7 @@ impl SyncConn {
             correlation_id: 0,
         };
         let r = conn.call(&ApiVersionsRequest::default(), 0)?;
-        if r.error_code != 0 {
-            return Err(code_error(OPERATION, r.error_code, addr));
-        }
-        conn.versions = r
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, k.min_version, k.max_version))
-            .collect();
+        conn.versions = served_versions(&r, OPERATION, addr)?;
         Ok(conn)
     }
 
@@ -373,24 +364,14 @@ impl Shared {
     fn refresh_metadata(&self, topics: &[Arc<str>]) -> Result<()> {
         let mut conn = bootstrap_conn(&self.bootstrap, self.timeout)?;
         let version = conn.version::<MetadataRequest>(4..=12)?;
-        let request = MetadataRequest::default()
-            .with_topics(Some(
-                topics
-                    .iter()
-                    .map(|t| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))
-                    })
-                    .collect(),
-            ))
-            .with_allow_auto_topic_creation(true);
+        let request = metadata_request(topics.iter().map(|t| &**t), true);
         let r = conn.call(&request, version)?;
         let mut first_error = None;
         let mut cluster = self.cluster.write();
         cluster.brokers = r
             .brokers
             .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .map(|b| (b.node_id.0, broker_addr(b)))
             .collect();
         for t in &r.topics {
             let Some(name) = &t.name else { continue };
@@ -653,13 +634,7 @@ fn outcome_of(shared: &Shared, tp: &TopicPartition, code: i16, base: i64, append
         {
             Outcome::Retry(Arc::new(code_error(OPERATION, code, &subject)))
         }
-        Some(
-            ResponseError::NotLeaderOrFollower
-            | ResponseError::UnknownTopicOrPartition
-            | ResponseError::LeaderNotAvailable
-            | ResponseError::FencedLeaderEpoch
-            | ResponseError::UnknownLeaderEpoch,
-        ) => {
+        _ if is_leader_moved(code) => {
             shared.stale.store(true, Ordering::Release);
             Outcome::Retry(Arc::new(code_error(OPERATION, code, &subject)))
         }
@@ -1063,6 +1038,7 @@ mod tests {
     use super::*;
     use crate::client::config::ProducerConfig;
     use bytes::BytesMut;
+    use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::metadata_response::{
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -1074,7 +1050,7 @@ mod tests {
         ApiKey, ApiVersionsResponse, InitProducerIdResponse, MetadataResponse, RequestHeader,
         ResponseHeader,
     };
-    use kafka_protocol::protocol::{Decodable, Encodable};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
     use std::net::TcpListener;
 
     /// What the fake broker answers a Produce with, given every partition batch it got so far

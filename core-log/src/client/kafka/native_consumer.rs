@@ -24,13 +24,13 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{BrokerId, FetchRequest, MetadataRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{BrokerId, FetchRequest, MetadataRequest};
 use rustc_hash::FxHashMap as HashMap;
 use tokio::time::Instant;
 
-use super::wire::{Conn, Wire, by_topic, code_error};
+use super::wire::{
+    Conn, Wire, broker_addr, by_topic, code_error, is_leader_moved, metadata_request,
+};
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::client::fetched::take_records;
 use crate::client::{ConsumerRecord, RebalanceListener, TopicPattern};
@@ -225,23 +225,12 @@ impl NativeConsumer {
             match Conn::open(addr, self.timeout, OPERATION).await {
                 Ok(mut conn) => {
                     let version = conn.version::<MetadataRequest>(OPERATION, 4..=12)?;
-                    let request = MetadataRequest::default()
-                        .with_topics(Some(
-                            topics
-                                .iter()
-                                .map(|t| {
-                                    MetadataRequestTopic::default().with_name(Some(TopicName(
-                                        StrBytes::from_string(t.to_string()),
-                                    )))
-                                })
-                                .collect(),
-                        ))
-                        .with_allow_auto_topic_creation(false);
+                    let request = metadata_request(topics.iter().map(|t| &**t), false);
                     let r = conn.call(&request, version).await?;
                     self.brokers = r
                         .brokers
                         .iter()
-                        .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+                        .map(|b| (b.node_id.0, broker_addr(b)))
                         .collect();
                     self.leaders.clear();
                     for t in &r.topics {
@@ -412,13 +401,7 @@ impl NativeConsumer {
                         self.seek_to(&tp, to)?;
                         continue;
                     }
-                    Some(
-                        ResponseError::NotLeaderOrFollower
-                        | ResponseError::UnknownTopicOrPartition
-                        | ResponseError::LeaderNotAvailable
-                        | ResponseError::FencedLeaderEpoch
-                        | ResponseError::UnknownLeaderEpoch,
-                    ) => {
+                    _ if is_leader_moved(p.error_code) => {
                         self.stale = true;
                         continue;
                     }

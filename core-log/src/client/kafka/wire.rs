@@ -24,6 +24,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -32,10 +33,10 @@ use kafka_protocol::messages::offset_delete_request::{
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, BrokerId, DescribeTransactionsRequest, FindCoordinatorRequest, GroupId,
-    ListOffsetsRequest, ListTransactionsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, RequestHeader, ResponseHeader, TopicName,
-    TransactionalId,
+    ApiVersionsRequest, ApiVersionsResponse, BrokerId, DescribeTransactionsRequest,
+    FindCoordinatorRequest, GroupId, ListOffsetsRequest, ListTransactionsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, RequestHeader, ResponseHeader,
+    TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,6 +68,59 @@ pub(super) fn by_topic<T>(
     out.into_iter()
         .map(|(t, v)| (TopicName(StrBytes::from_string(t.to_string())), v))
         .collect()
+}
+
+/// The (api key, min, max) versions an ApiVersions answer lists, or its error.
+pub(super) fn served_versions(
+    r: &ApiVersionsResponse,
+    operation: &'static str,
+    addr: &str,
+) -> Result<Vec<(i16, i16, i16)>> {
+    if r.error_code != 0 {
+        return Err(code_error(operation, r.error_code, addr));
+    }
+    Ok(r.api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect())
+}
+
+/// A Metadata request for `topics` (created if `auto_create` and the cluster does so).
+pub(super) fn metadata_request<'a>(
+    topics: impl IntoIterator<Item = &'a str>,
+    auto_create: bool,
+) -> MetadataRequest {
+    MetadataRequest::default()
+        .with_topics(Some(
+            topics
+                .into_iter()
+                .map(|t| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(t.to_owned()))))
+                })
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(auto_create)
+}
+
+/// `host:port` of a broker of a Metadata answer.
+pub(super) fn broker_addr(b: &MetadataResponseBroker) -> String {
+    format!("{}:{}", b.host.as_str(), b.port)
+}
+
+/// Whether a partition's error code says its leader moved or is not known yet: the client
+/// refreshes its metadata and tries again.
+pub(super) fn is_leader_moved(code: i16) -> bool {
+    matches!(
+        ResponseError::try_from_code(code),
+        Some(
+            ResponseError::NotLeaderOrFollower
+                | ResponseError::UnknownTopicOrPartition
+                | ResponseError::LeaderNotAvailable
+                | ResponseError::FencedLeaderEpoch
+                | ResponseError::UnknownLeaderEpoch
+        )
+    )
 }
 
 /// FindCoordinator key type of a group id.
@@ -169,14 +223,7 @@ impl Conn {
             timeout,
         };
         let r = conn.call(&ApiVersionsRequest::default(), 0).await?;
-        if r.error_code != 0 {
-            return Err(code_error(operation, r.error_code, addr));
-        }
-        conn.versions = r
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, k.min_version, k.max_version))
-            .collect();
+        conn.versions = served_versions(&r, operation, addr)?;
         Ok(conn)
     }
 
@@ -385,15 +432,10 @@ impl Wire {
     async fn brokers(&self, conn: &mut Conn) -> Result<Vec<(i32, String)>> {
         let version = conn.version::<MetadataRequest>("list_transactions", 1..=12)?;
         // An empty topic list (not null): brokers only.
-        let r = conn
-            .call(
-                &MetadataRequest::default().with_topics(Some(Vec::new())),
-                version,
-            )
-            .await?;
+        let r = conn.call(&metadata_request([], false), version).await?;
         Ok(r.brokers
             .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .map(|b| (b.node_id.0, broker_addr(b)))
             .collect())
     }
 
@@ -716,12 +758,7 @@ impl Wire {
         let version = conn.version::<MetadataRequest>(operation, 1..=12)?;
         let name = TopicName(StrBytes::from_string(tp.topic.to_string()));
         let metadata = conn
-            .call(
-                &MetadataRequest::default().with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(name.clone())),
-                ])),
-                version,
-            )
+            .call(&metadata_request([&*tp.topic], false), version)
             .await?;
         let unknown = || Error::UnknownPartition {
             topic: tp.topic.to_string(),
@@ -750,7 +787,7 @@ impl Wire {
             .brokers
             .iter()
             .find(|b| b.node_id.0 == leader)
-            .map(|b| format!("{}:{}", b.host.as_str(), b.port))
+            .map(broker_addr)
             .ok_or_else(|| Error::Kafka {
                 operation,
                 code: ResponseError::LeaderNotAvailable.code().into(),
