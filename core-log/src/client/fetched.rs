@@ -4,16 +4,16 @@
 //! From `position` on, control batches skipped; with `read_committed`, the records of aborted
 //! transactions dropped: an aborted transaction (first offset, producer id) of the fetch marks
 //! its producer aborted from the first batch reaching that offset until the producer's abort
-//! marker.
+//! marker. Also the reassignment both consumers make of their partition states and buffer.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::Result;
 use crate::client::ConsumerRecord;
 use crate::record::{BatchIter, ControlRecord, decode_records};
+use crate::{Result, TopicPartition};
 
 /// What one partition's fetched batches gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,4 +92,27 @@ pub(crate) fn take_records(
         next = next.max(h.next_offset());
     }
     Ok(Taken { next, records })
+}
+
+/// A new assignment of `partitions`, each keeping its state in `old` (default if new), and
+/// `buffered` without the records of partitions no longer assigned.
+pub(crate) fn reassign<S: Copy + Default>(
+    old: &BTreeMap<TopicPartition, S>,
+    partitions: Vec<TopicPartition>,
+    buffered: &mut VecDeque<ConsumerRecord>,
+) -> BTreeMap<TopicPartition, S> {
+    let next: BTreeMap<TopicPartition, S> = partitions
+        .into_iter()
+        .map(|tp| {
+            let st = old.get(&tp).copied().unwrap_or_default();
+            (tp, st)
+        })
+        .collect();
+    buffered.retain(|r| {
+        next.contains_key(&TopicPartition {
+            topic: Arc::clone(&r.topic),
+            partition: r.partition,
+        })
+    });
+    next
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::group::Membership;
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
-use crate::client::fetched::take_records;
+use crate::client::fetched::{reassign, take_records};
 use crate::client::{
     Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceListener, TopicPattern,
 };
@@ -218,18 +218,7 @@ impl EmbeddedConsumer {
     /// Replaces the assignment, keeping positions of partitions kept and dropping buffered
     /// records of partitions removed.
     pub(super) fn set_assignment(&mut self, partitions: Vec<TopicPartition>) {
-        let mut next = BTreeMap::new();
-        for tp in partitions {
-            let st = self.assignment.get(&tp).copied().unwrap_or_default();
-            next.insert(tp, st);
-        }
-        self.buffered.retain(|r| {
-            next.contains_key(&TopicPartition {
-                topic: Arc::clone(&r.topic),
-                partition: r.partition,
-            })
-        });
-        self.assignment = next;
+        self.assignment = reassign(&self.assignment, partitions, &mut self.buffered);
     }
 
     fn state(&mut self, tp: &TopicPartition) -> Result<&mut PartitionState> {

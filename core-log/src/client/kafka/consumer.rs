@@ -199,10 +199,7 @@ impl RdConsumer {
     }
 
     fn group(&self) -> Result<&str> {
-        self.config
-            .group_id
-            .as_deref()
-            .ok_or_else(|| Error::InvalidGroupId(String::new()))
+        group_of(&self.config)
     }
 
     fn current_assignment(&self) -> Vec<TopicPartition> {
@@ -1031,6 +1028,15 @@ impl Consumer for RdConsumer {
         self.closed = true;
         result.and(left)
     }
+}
+
+/// The `group.id` of `config`, or [`Error::InvalidGroupId`] without one (what group calls of
+/// both consumers need).
+pub(super) fn group_of(config: &ConsumerConfig) -> Result<&str> {
+    config
+        .group_id
+        .as_deref()
+        .ok_or_else(|| Error::InvalidGroupId(String::new()))
 }
 
 /// A consumer of a Kafka cluster: librdkafka's, or with `sluice.consumer.engine=native`

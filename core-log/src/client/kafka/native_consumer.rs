@@ -32,7 +32,7 @@ use super::wire::{
     Conn, Wire, broker_addr, by_topic, code_error, is_leader_moved, metadata_request,
 };
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
-use crate::client::fetched::take_records;
+use crate::client::fetched::{reassign, take_records};
 use crate::client::{ConsumerRecord, RebalanceListener, TopicPattern};
 use crate::{Error, Result, TopicPartition};
 
@@ -128,10 +128,7 @@ impl NativeConsumer {
     }
 
     fn group(&self) -> Result<&str> {
-        self.config
-            .group_id
-            .as_deref()
-            .ok_or_else(|| Error::InvalidGroupId(String::new()))
+        super::consumer::group_of(&self.config)
     }
 
     fn part(&mut self, tp: &TopicPartition) -> Result<&mut Part> {
@@ -508,18 +505,7 @@ impl NativeConsumer {
 
     pub(super) fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
         self.check_open()?;
-        let mut parts = BTreeMap::new();
-        for tp in partitions {
-            let kept = self.parts.get(&tp).copied().unwrap_or_default();
-            parts.insert(tp, kept);
-        }
-        self.buffered.retain(|r| {
-            parts.contains_key(&TopicPartition {
-                topic: Arc::clone(&r.topic),
-                partition: r.partition,
-            })
-        });
-        self.parts = parts;
+        self.parts = reassign(&self.parts, partitions, &mut self.buffered);
         self.stale = true;
         Ok(())
     }
