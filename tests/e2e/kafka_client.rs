@@ -67,6 +67,16 @@ pub(crate) async fn broker_at(
 }
 
 impl Running {
+    /// Creates `name` with `partitions` partitions through the admin client.
+    pub(crate) async fn create_topic(&self, name: &str, partitions: i32) {
+        self.client
+            .admin()
+            .expect("admin")
+            .create_topics(vec![NewTopic::new(name, partitions)])
+            .await
+            .expect("create");
+    }
+
     pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().expect("running").send(());
         tokio::time::timeout(Duration::from_secs(40), &mut self.task)
@@ -107,12 +117,7 @@ pub(crate) fn values(records: &[ConsumerRecord]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_rdkafka_consumers_share_a_topic_and_rebalance_when_one_leaves() {
     let b = broker().await;
-    b.client
-        .admin()
-        .expect("admin")
-        .create_topics(vec![NewTopic::new("jobs", 4)])
-        .await
-        .expect("create");
+    b.create_topic("jobs", 4).await;
     let group = [
         ("group.id", "workers"),
         ("auto.offset.reset", "earliest"),
@@ -178,12 +183,7 @@ async fn two_rdkafka_consumers_share_a_topic_and_rebalance_when_one_leaves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactional_round_trip_commits_and_aborts() {
     let b = broker().await;
-    b.client
-        .admin()
-        .expect("admin")
-        .create_topics(vec![NewTopic::new("ledger", 1)])
-        .await
-        .expect("create");
+    b.create_topic("ledger", 1).await;
     let p = producer(
         &b.client,
         &[("transactional.id", "ledger-writer"), ("linger.ms", "0")],
@@ -347,10 +347,7 @@ async fn consume_transform_produce_commits_the_group_offsets_in_the_transaction(
 async fn transactions_are_listed_and_described_over_the_protocol() {
     let b = broker().await;
     let admin = b.client.admin().expect("admin");
-    admin
-        .create_topics(vec![NewTopic::new("ledger", 2)])
-        .await
-        .expect("create");
+    b.create_topic("ledger", 2).await;
     let done = producer(
         &b.client,
         &[("transactional.id", "tx-done"), ("linger.ms", "0")],
@@ -442,10 +439,7 @@ async fn transactions_are_listed_and_described_over_the_protocol() {
 async fn max_timestamp_offsets_and_deleting_a_groups_offsets() {
     let b = broker().await;
     let admin = b.client.admin().expect("admin");
-    admin
-        .create_topics(vec![NewTopic::new("ts", 2)])
-        .await
-        .expect("create");
+    b.create_topic("ts", 2).await;
     let p = producer(&b.client, &[("linger.ms", "0")]);
     for ts in [100, 300, 200] {
         p.send(ProducerRecord::new("ts", "v").partition(0).timestamp(ts))

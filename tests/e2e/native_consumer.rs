@@ -9,7 +9,7 @@ use sluice_log::TopicPartition;
 use sluice_log::client::config::ConsumerConfig;
 use sluice_log::client::kafka::{CONSUMER_ENGINE_PROPERTY, KafkaClient, KafkaConsumer};
 use sluice_log::client::{
-    Admin, Client, Consumer, ConsumerRecord, Header, NewTopic, Producer, ProducerRecord,
+    Admin, Client, Consumer, ConsumerRecord, Header, Producer, ProducerRecord,
 };
 
 use crate::kafka_client::{broker, values};
@@ -60,10 +60,7 @@ async fn fill(c: &KafkaClient, topic: &str, prefix: &str, n: usize) {
 async fn reads_what_was_sent_with_positions_seeks_and_pause() {
     let b = broker().await;
     let admin = b.client.admin().expect("admin");
-    admin
-        .create_topics(vec![NewTopic::new("events", 3)])
-        .await
-        .expect("create");
+    b.create_topic("events", 3).await;
     fill(&b.client, "events", "e", 900).await;
     let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("events", p)).collect();
 
@@ -162,12 +159,7 @@ async fn reads_what_was_sent_with_positions_seeks_and_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_commits_and_a_new_consumer_resumes_there() {
     let b = broker().await;
-    b.client
-        .admin()
-        .expect("admin")
-        .create_topics(vec![NewTopic::new("jobs", 1)])
-        .await
-        .expect("create");
+    b.create_topic("jobs", 1).await;
     fill(&b.client, "jobs", "j", 50).await;
     let tp = TopicPartition::new("jobs", 0);
     let group = [
@@ -216,12 +208,7 @@ async fn a_group_commits_and_a_new_consumer_resumes_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_committed_skips_aborted_transactions_and_markers() {
     let b = broker().await;
-    b.client
-        .admin()
-        .expect("admin")
-        .create_topics(vec![NewTopic::new("ledger", 1)])
-        .await
-        .expect("create");
+    b.create_topic("ledger", 1).await;
     let p = b
         .client
         .producer(
@@ -307,12 +294,7 @@ async fn refusals_name_what_to_do_instead() {
         .expect("assign");
     assert!(plain.commit_sync(None).await.is_err());
     // auto.offset.reset=none with no committed offset: a typed error naming the partition.
-    b.client
-        .admin()
-        .expect("admin")
-        .create_topics(vec![NewTopic::new("strict", 1)])
-        .await
-        .expect("create");
+    b.create_topic("strict", 1).await;
     let mut strict = native(&b.client, &[("auto.offset.reset", "none")]);
     strict
         .assign(vec![TopicPartition::new("strict", 0)])

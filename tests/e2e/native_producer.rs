@@ -11,7 +11,7 @@ use bytes::Bytes;
 use sluice_log::client::config::ProducerConfig;
 use sluice_log::client::kafka::{ENGINE_PROPERTY, KafkaClient, KafkaProducer};
 use sluice_log::client::partitioner::partition_for_key;
-use sluice_log::client::{Admin, Client, Consumer, Header, NewTopic, Producer, ProducerRecord};
+use sluice_log::client::{Admin, Client, Consumer, Header, Producer, ProducerRecord};
 use sluice_log::{Error, TopicPartition};
 
 use crate::kafka_client::{broker, broker_at, consume, consumer, values};
@@ -58,12 +58,7 @@ async fn read_all(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_arrive_as_sent_keyed_ones_where_kafka_puts_them() {
     let b = broker().await;
-    b.client
-        .admin()
-        .expect("admin")
-        .create_topics(vec![NewTopic::new("orders", 3)])
-        .await
-        .expect("create");
+    b.create_topic("orders", 3).await;
     let topic: Arc<str> = Arc::from("orders");
     let p = native(&b.client, &[("acks", "all"), ("linger.ms", "2")]);
     let mut sent = Vec::new();
@@ -271,10 +266,7 @@ async fn every_compression_type_reads_back() {
 async fn new_partitions_are_used_after_metadata_max_age() {
     let b = broker().await;
     let admin = b.client.admin().expect("admin");
-    admin
-        .create_topics(vec![NewTopic::new("grow", 1)])
-        .await
-        .expect("create");
+    b.create_topic("grow", 1).await;
     let topic: Arc<str> = Arc::from("grow");
     let p = native(&b.client, &[("acks", "1"), ("metadata.max.age.ms", "200")]);
     // A key that Kafka's partitioner puts in partition 2 of 3.
