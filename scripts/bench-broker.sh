@@ -7,8 +7,8 @@
 # references), 1,000 idle connections. Prints one line per run with the broker's CPU time
 # beside it. Takes about 12 minutes; run nothing else meanwhile.
 #   bash scripts/bench-broker.sh [PORT]
-# Broker settings go in BROKER_OVERRIDES, e.g.
-#   BROKER_OVERRIDES="log.page.cache.window.bytes=67108864" bash scripts/bench-broker.sh
+# Broker settings go in BROKER_OVERRIDES, e.g. Kafka's page-cache behaviour instead of `auto`:
+#   BROKER_OVERRIDES="log.page.cache.window.bytes=-1" bash scripts/bench-broker.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sluice_log::config::TopicConfig;
+use sluice_log::log::PageCacheWindow;
 
 use crate::error::{BrokerError, Result};
 
@@ -105,8 +106,9 @@ pub struct BrokerConfig {
     /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
     pub num_partitions: i32,
     /// `log.page.cache.window.bytes`: bytes behind each partition's end kept in the page cache
-    /// (`None`, -1: everything, as Kafka).
-    pub page_cache_window: Option<u64>,
+    /// (`auto`, the default: 64 MiB where the host reclaims free memory, else everything as
+    /// Kafka; -1: everything).
+    pub page_cache_window: PageCacheWindow,
     /// `socket.request.max.bytes`: largest request frame accepted; a larger one closes the
     /// connection.
     pub socket_request_max_bytes: usize,
@@ -179,9 +181,10 @@ pub const SETTINGS: &[Setting] = &[
     s("num.partitions", "1", "partitions of an auto-created topic"),
     s(
         "log.page.cache.window.bytes",
-        "-1",
+        "auto",
         "bytes behind each partition's end kept in the page cache; older data is written \
-         back and dropped from it (-1: keep everything, as Kafka)",
+         back and dropped from it (-1: keep everything, as Kafka; auto: 64 MiB on a VM whose \
+         host reclaims free memory, else -1)",
     ),
     s(
         "message.max.bytes",
@@ -435,7 +438,7 @@ impl Default for BrokerConfig {
             cluster_id: "sluice-cluster".into(),
             auto_create_topics: true,
             num_partitions: 1,
-            page_cache_window: None,
+            page_cache_window: PageCacheWindow::Auto,
             socket_request_max_bytes: 104_857_600,
             connections_max_idle: Duration::from_millis(600_000),
             group_initial_rebalance_delay_ms: 3_000,
@@ -529,12 +532,7 @@ impl BrokerConfig {
                 self.num_partitions = parse_num(key, value, "a positive number of partitions")?
             }
             "log.page.cache.window.bytes" => {
-                let bytes: i64 = parse_num(key, value, "a number of bytes, or -1")?;
-                self.page_cache_window = match u64::try_from(bytes) {
-                    Ok(b) => Some(b),
-                    Err(_) if bytes == -1 => None,
-                    Err(_) => return Err(config_error(key, "a number of bytes, or -1")),
-                };
+                self.page_cache_window = value.parse().map_err(|e| config_error(key, e))?;
             }
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes =
@@ -717,10 +715,7 @@ impl BrokerConfig {
             "cluster.id" => Some(self.cluster_id.clone()),
             "auto.create.topics.enable" => Some(self.auto_create_topics.to_string()),
             "num.partitions" => Some(self.num_partitions.to_string()),
-            "log.page.cache.window.bytes" => Some(
-                self.page_cache_window
-                    .map_or_else(|| "-1".to_owned(), |b| b.to_string()),
-            ),
+            "log.page.cache.window.bytes" => Some(self.page_cache_window.to_string()),
             "socket.request.max.bytes" => Some(self.socket_request_max_bytes.to_string()),
             "connections.max.idle.ms" => Some(ms(self.connections_max_idle)),
             "group.initial.rebalance.delay.ms" => {
@@ -806,14 +801,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_page_cache_window_is_bytes_or_minus_one() {
+    fn the_page_cache_window_is_auto_bytes_or_minus_one() {
         let c = BrokerConfig::from_properties("log.page.cache.window.bytes=67108864\n").unwrap();
-        assert_eq!(c.page_cache_window, Some(64 << 20));
+        assert_eq!(c.page_cache_window, PageCacheWindow::Bytes(64 << 20));
         let c = BrokerConfig::from_properties("log.page.cache.window.bytes=-1\n").unwrap();
-        assert_eq!(c.page_cache_window, None);
-        assert_eq!(BrokerConfig::default().page_cache_window, None);
+        assert_eq!(c.page_cache_window, PageCacheWindow::Unbounded);
+        let c = BrokerConfig::from_properties("log.page.cache.window.bytes=auto\n").unwrap();
+        assert_eq!(c.page_cache_window, PageCacheWindow::Auto);
+        assert_eq!(
+            BrokerConfig::default().page_cache_window,
+            PageCacheWindow::Auto
+        );
         let e = BrokerConfig::from_properties("log.page.cache.window.bytes=-5\n").unwrap_err();
         assert!(e.to_string().contains("log.page.cache.window.bytes"), "{e}");
+        assert!(e.to_string().contains("auto, -1"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::cleaner::{self, CleanerOptions, CleanerStats};
 use super::files::FileCache;
 use super::flusher::FlusherHandle;
+use super::page_cache::PageCacheWindow;
 use super::partition::Partition;
 use super::{LogContext, checkpoint, loader};
 use crate::config::{ConfigEntry, TopicConfig};
@@ -53,11 +54,11 @@ pub struct LogManagerConfig {
     /// `producer.id.expiration.ms`: how long a partition remembers an idempotent producer that
     /// stopped writing (default one day, [`super::DEFAULT_PRODUCER_ID_EXPIRATION_MS`]).
     pub producer_id_expiration_ms: i64,
-    /// The page-cache window (`log.page.cache.window.bytes`): bytes behind each partition's
-    /// log end kept in the page cache; older data is written back and dropped from it, so the
-    /// cache stays bounded and new writes reuse recently freed pages. `None` (the default)
-    /// keeps everything, as Kafka does; readers of dropped data read the disk.
-    pub page_cache_window: Option<u64>,
+    /// The page-cache window (`log.page.cache.window.bytes`, see [`PageCacheWindow`]): bytes
+    /// behind each partition's log end kept in the page cache; older data is written back and
+    /// dropped from it, so new writes reuse recently freed pages. The default, `Auto`, bounds
+    /// it only where the host reclaims free memory; readers of dropped data read the disk.
+    pub page_cache_window: PageCacheWindow,
 }
 
 impl LogManagerConfig {
@@ -74,7 +75,7 @@ impl LogManagerConfig {
             cleaner_interval: Duration::from_secs(15),
             cleaner_dedupe_buffer_size: cleaner::DEFAULT_DEDUPE_BUFFER_SIZE,
             producer_id_expiration_ms: super::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
-            page_cache_window: None,
+            page_cache_window: PageCacheWindow::Auto,
         }
     }
 }
@@ -216,7 +217,13 @@ impl LogManager {
         if config.background {
             mgr.start_background(&config)?;
             mgr.start_cleaner(config.cleaner_interval)?;
-            if let Some(window) = config.page_cache_window {
+            let window = config.page_cache_window.resolve();
+            tracing::info!(
+                setting = %config.page_cache_window,
+                window_bytes = window.map_or(-1, |w| i64::try_from(w).unwrap_or(i64::MAX)),
+                "page-cache window"
+            );
+            if let Some(window) = window {
                 mgr.start_page_cache_window(window)?;
             }
         }

@@ -498,7 +498,7 @@ fn the_page_cache_window_writes_back_and_drops_what_is_behind_it() {
 fn a_log_with_a_page_cache_window_writes_back_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = LogManagerConfig::new(dir.path());
-    c.page_cache_window = Some(1 << 20);
+    c.page_cache_window = sluice_log::log::PageCacheWindow::Bytes(1 << 20);
     let log = LogManager::open(c).unwrap();
     log.create_topic("t", 1, [("segment.bytes", "4194304")])
         .unwrap();
