@@ -11,7 +11,7 @@ use bytes::Bytes;
 use sluice_log::client::config::ProducerConfig;
 use sluice_log::client::kafka::{ENGINE_PROPERTY, KafkaClient, KafkaProducer};
 use sluice_log::client::partitioner::partition_for_key;
-use sluice_log::client::{Admin, Client, Consumer, Header, Producer, ProducerRecord};
+use sluice_log::client::{Admin, Client, Consumer, Header, NewTopic, Producer, ProducerRecord};
 use sluice_log::{Error, TopicPartition};
 
 use crate::kafka_client::{broker, broker_at, consume, consumer, values};
@@ -204,6 +204,43 @@ async fn acks_0_and_1_auto_creation_and_errors_a_user_can_act_on() {
     assert!(e.to_string().contains(ENGINE_PROPERTY), "{e}");
     drop(p);
     strict.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_refused_for_good_leaves_no_sequence_gap_behind_it() {
+    let b = broker().await;
+    b.client
+        .admin()
+        .expect("admin")
+        .create_topics(vec![
+            NewTopic::new("small", 1).config("max.message.bytes", "2000"),
+        ])
+        .await
+        .expect("create");
+    let topic: Arc<str> = Arc::from("small");
+    let p = native(&b.client, &[("acks", "all"), ("linger.ms", "0")]);
+    let d = p.send(record(&topic, None, "a")).await.expect("send");
+    d.await.expect("delivered");
+    // Within max.request.size, over the topic's max.message.bytes: the broker refuses it,
+    // and its sequence number never reaches the log.
+    let big = "x".repeat(5000);
+    let d = p.send(record(&topic, None, &big)).await.expect("send");
+    let e = d.await.expect_err("too large for the topic");
+    assert!(e.to_string().contains("small-0"), "{e}");
+    // The records after it go (under a new producer id), none lost, none twice.
+    let mut sent = Vec::new();
+    for v in ["b", "c", "d"] {
+        sent.push(p.send(record(&topic, None, v)).await.expect("send"));
+    }
+    for d in sent {
+        d.await.expect("delivered after the refused record");
+    }
+    p.close().await.expect("close");
+    assert_eq!(
+        values(&read_all(&b.client, "small", 1, 4).await),
+        ["a", "b", "c", "d"]
+    );
     b.stop().await;
 }
 

@@ -34,6 +34,8 @@ pub const NO_SEQUENCE: i32 = -1;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+/// Producer id (8 bytes), then producer epoch (2) and base sequence (4).
+const PRODUCER_ID_OFFSET: usize = 43;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
@@ -234,6 +236,22 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     }
 }
 
+/// Restamps the producer id, epoch and base sequence of a built batch and rewrites its CRC
+/// (a producer re-sending held batches under a new producer id, as Java's does after an
+/// epoch bump).
+pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    if batch.len() < HEADER_LEN {
+        return;
+    }
+    batch[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_ID_OFFSET + 8..PRODUCER_ID_OFFSET + 10]
+        .copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[PRODUCER_ID_OFFSET + 10..PRODUCER_ID_OFFSET + 14]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Marks the batch `LogAppendTime` with `now_ms` as its max timestamp and rewrites the CRC, as a
 /// Kafka broker does for topics with `message.timestamp.type=LogAppendTime`.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
@@ -309,5 +327,28 @@ pub mod testing {
             b.append(ts + i as i64, Some(k.as_bytes()), v.map(str::as_bytes), &[]);
         }
         b.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restamped_batch_carries_the_new_producer_and_a_valid_crc() {
+        let mut b = BatchBuilder::new(Compression::None).producer(7, 3, 100);
+        b.append(1_000, Some(b"k"), Some(b"v"), &[]);
+        b.append(1_001, None, Some(b"w"), &[]);
+        let mut batch = b.build();
+        set_producer(&mut batch, 8, 0, 41);
+        let h = validate(&batch).expect("the CRC covers the new fields");
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (8, 0, 41)
+        );
+        assert_eq!(h.record_count, 2);
+        let mut short = vec![0u8; 10];
+        set_producer(&mut short, 8, 0, 41);
+        assert_eq!(short, [0u8; 10], "too short to be a batch: left alone");
     }
 }

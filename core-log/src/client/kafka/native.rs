@@ -27,8 +27,15 @@
 //! retried too). A broken connection or a request with no answer in `request.timeout.ms` fails
 //! every request on it over to a retry; leader errors refresh the metadata. What is not retried
 //! (fatal codes, `retries` spent, `delivery.timeout.ms` passed) fails the batch's records.
-//! An idempotent producer whose batch failed for good leaves a sequence gap: the partition's
-//! later batches fail too (Java's producer bumps the epoch there; this one does not).
+//!
+//! An idempotent batch that fails for good leaves a gap in its partition's sequence, which the
+//! broker would answer with OUT_OF_ORDER_SEQUENCE_NUMBER for every later batch. As Java's
+//! producer does (KIP-360), this one then takes a new producer id: it holds every batch until
+//! none is in flight (those coming back out of order are held for a retry), asks
+//! InitProducerId naming its current id and epoch, and restamps the held batches from
+//! sequence 0 under the new one, in send order. A held batch whose earlier attempt may have
+//! been written (its answer was lost) can then be written twice: idempotence covers one
+//! producer id, as in Java.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -80,7 +87,7 @@ impl std::fmt::Debug for NativeProducer {
         // Not the batches: their bytes would fill the output.
         f.debug_struct("NativeProducer")
             .field("bootstrap", &self.shared.bootstrap)
-            .field("producer_id_and_epoch", &self.shared.idempotence)
+            .field("producer_id_and_epoch", &*self.shared.idempotence.lock())
             .field(
                 "open_batches",
                 &self.shared.open_batches.load(Ordering::Relaxed),
@@ -97,8 +104,10 @@ struct Shared {
     cluster: RwLock<Cluster>,
     /// Partitions with batches in flight or held for a retry.
     partitions: Mutex<HashMap<TopicPartition, PartState>>,
-    /// Producer id and epoch with `enable.idempotence`.
-    idempotence: Option<(i64, i16)>,
+    /// Producer id and epoch with `enable.idempotence` (replaced when a batch fails for good).
+    idempotence: Mutex<Option<(i64, i16)>>,
+    /// An idempotent batch failed for good: nothing is sent until a new producer id is taken.
+    bump: AtomicBool,
     /// Set when a leader error or a broken connection calls for fresh metadata.
     stale: AtomicBool,
     /// Batches handed to the sender and not complete.
@@ -156,7 +165,7 @@ impl NativeProducer {
         );
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let idempotence = if config.enable_idempotence {
-            Some(init_producer_id(&bootstrap, timeout)?)
+            Some(init_producer_id(&bootstrap, timeout, None)?)
         } else {
             None
         };
@@ -166,7 +175,8 @@ impl NativeProducer {
             timeout,
             cluster: RwLock::new(Cluster::default()),
             partitions: Mutex::new(HashMap::default()),
-            idempotence,
+            idempotence: Mutex::new(idempotence),
+            bump: AtomicBool::new(false),
             stale: AtomicBool::new(false),
             open_batches: AtomicU64::new(0),
         });
@@ -332,18 +342,24 @@ fn bootstrap_conn(bootstrap: &[String], timeout: Duration) -> Result<SyncConn> {
     Err(last.unwrap_or_else(|| Error::Timeout("no bootstrap server".into())))
 }
 
-/// A producer id for an idempotent producer (InitProducerId without a transactional id).
-fn init_producer_id(bootstrap: &[String], timeout: Duration) -> Result<(i64, i16)> {
+/// A producer id for an idempotent producer (InitProducerId without a transactional id),
+/// naming the `current` one it replaces where the broker takes that (v3+, KIP-360).
+fn init_producer_id(
+    bootstrap: &[String],
+    timeout: Duration,
+    current: Option<(i64, i16)>,
+) -> Result<(i64, i16)> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut conn = bootstrap_conn(bootstrap, timeout)?;
         let version = conn.version::<InitProducerIdRequest>(0..=4)?;
+        let (pid, epoch) = current.filter(|_| version >= 3).unwrap_or((-1, -1));
         let r = conn.call(
             &InitProducerIdRequest::default()
                 .with_transactional_id(None)
                 .with_transaction_timeout_ms(i32::MAX)
-                .with_producer_id((-1).into())
-                .with_producer_epoch(-1),
+                .with_producer_id(pid.into())
+                .with_producer_epoch(epoch),
             version,
         )?;
         if r.error_code == 0 {
@@ -629,8 +645,10 @@ fn outcome_of(shared: &Shared, tp: &TopicPartition, code: i16, base: i64, append
     match ResponseError::try_from_code(code) {
         // A retry of a batch the log already has: written once, as idempotence promises.
         Some(ResponseError::DuplicateSequenceNumber) => Outcome::Done(base, append),
+        // Behind a batch to retry, or one that failed for good (retried under a new id).
         Some(ResponseError::OutOfOrderSequenceNumber)
-            if shared.partitions.lock().get(tp).is_some_and(|s| s.retrying) =>
+            if shared.bump.load(Ordering::Acquire)
+                || shared.partitions.lock().get(tp).is_some_and(|s| s.retrying) =>
         {
             Outcome::Retry(Arc::new(code_error(OPERATION, code, &subject)))
         }
@@ -692,6 +710,10 @@ fn timed_out(cfg: &ProducerConfig, b: &Batch) -> Error {
 fn done(shared: &Shared, b: Batch, outcome: std::result::Result<(i64, i64), Arc<Error>>) {
     if let Err(e) = &outcome {
         tracing::debug!(tp = %b.tp, error = %e, "batch failed");
+        if shared.idempotence.lock().is_some() {
+            // Its sequence may never reach the log: the batches after it need a new id.
+            shared.bump.store(true, Ordering::Release);
+        }
     }
     b.done.complete(outcome);
     shared.acc.release(b.reserved);
@@ -704,6 +726,8 @@ struct Sender {
     conns: HashMap<i32, BrokerConn>,
     sequences: HashMap<TopicPartition, i32>,
     order: u64,
+    /// No new producer id asked for before this (after a failed InitProducerId).
+    bump_not_before: Option<Instant>,
 }
 
 impl Sender {
@@ -713,6 +737,7 @@ impl Sender {
             conns: HashMap::default(),
             sequences: HashMap::default(),
             order: 0,
+            bump_not_before: None,
         }
     }
 
@@ -773,7 +798,8 @@ impl Sender {
             reserved,
             created,
         } = s;
-        let builder = match self.shared.idempotence {
+        let producer = *self.shared.idempotence.lock();
+        let builder = match producer {
             Some((pid, epoch)) => {
                 let seq = self.sequences.entry(tp.clone()).or_insert(0);
                 let first = *seq;
@@ -796,7 +822,14 @@ impl Sender {
     }
 
     /// Sends new batches and the held ones whose turn came.
-    fn pump(&mut self, fresh: Vec<Batch>) {
+    fn pump(&mut self, mut fresh: Vec<Batch>) {
+        if self.shared.bump.load(Ordering::Acquire) {
+            self.hold(std::mem::take(&mut fresh));
+            if !self.bump_producer_id() {
+                self.expire_held();
+                return;
+            }
+        }
         let mut out = Vec::with_capacity(fresh.len());
         {
             let now = Instant::now();
@@ -870,6 +903,91 @@ impl Sender {
             }
             self.send_to(node, batches);
         }
+    }
+
+    /// Holds batches behind their partitions' held ones, in send order.
+    fn hold(&self, batches: Vec<Batch>) {
+        let mut parts = self.shared.partitions.lock();
+        for b in batches {
+            parts.entry(b.tp.clone()).or_default().held.push_back(b);
+        }
+    }
+
+    /// Fails the held batches past `delivery.timeout.ms`.
+    fn expire_held(&self) {
+        let cfg = self.shared.acc.config();
+        let mut expired_batches = Vec::new();
+        {
+            let mut parts = self.shared.partitions.lock();
+            for st in parts.values_mut() {
+                let (old, keep): (VecDeque<Batch>, VecDeque<Batch>) =
+                    st.held.drain(..).partition(|b| expired(cfg, b));
+                st.held = keep;
+                expired_batches.extend(old);
+            }
+            parts.retain(|_, st| st.in_flight > 0 || !st.held.is_empty());
+        }
+        for b in expired_batches {
+            let e = timed_out(cfg, &b);
+            done(&self.shared, b, Err(Arc::new(e)));
+        }
+    }
+
+    /// Once nothing is in flight, takes a new producer id and restamps every held batch under
+    /// it from sequence 0, in send order. Returns whether the producer may send again.
+    fn bump_producer_id(&mut self) -> bool {
+        if self.bump_not_before.is_some_and(|t| Instant::now() < t)
+            || self
+                .shared
+                .partitions
+                .lock()
+                .values()
+                .any(|st| st.in_flight > 0)
+        {
+            return false;
+        }
+        let current = *self.shared.idempotence.lock();
+        let (pid, epoch) = match init_producer_id(
+            &self.shared.bootstrap,
+            self.shared.timeout,
+            current,
+        ) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(error = %e, "no new producer id after a failed batch; trying again");
+                self.bump_not_before = Some(Instant::now() + RETRY_BACKOFF);
+                return false;
+            }
+        };
+        self.bump_not_before = None;
+        self.sequences.clear();
+        {
+            let mut parts = self.shared.partitions.lock();
+            for (tp, st) in parts.iter_mut() {
+                let mut seq = 0;
+                for b in &mut st.held {
+                    let count =
+                        crate::record::BatchHeader::parse(&b.bytes).map_or(0, |h| h.record_count);
+                    let mut bytes = b.bytes.to_vec();
+                    crate::record::set_producer(&mut bytes, pid, epoch, seq);
+                    b.bytes = Bytes::from(bytes);
+                    seq = increment_sequence(seq, count);
+                }
+                self.sequences.insert(tp.clone(), seq);
+                st.retrying = false;
+                st.not_before = None;
+            }
+            // Under the partitions' lock: a batch failing now belongs to the new id's sends.
+            *self.shared.idempotence.lock() = Some((pid, epoch));
+            self.shared.bump.store(false, Ordering::Release);
+        }
+        tracing::info!(
+            producer_id = pid,
+            producer_epoch = epoch,
+            previous = ?current,
+            "new producer id after a batch failed for good"
+        );
+        true
     }
 
     fn refresh(&self, batches: &[Batch]) {
@@ -1058,20 +1176,22 @@ mod tests {
     type Script = Box<dyn FnMut(&[Bytes]) -> Option<i16> + Send>;
 
     /// A one-broker cluster on loopback serving ApiVersions, Metadata (topic `t`, one
-    /// partition), InitProducerId and Produce as `script` says; returns its address and the
-    /// records fields of every Produce it got.
+    /// partition), InitProducerId (producer ids 7, 8, ...) and Produce as `script` says;
+    /// returns its address and the records fields of every Produce it got.
     fn fake_broker(script: Script) -> (String, Arc<Mutex<Vec<Bytes>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let produced = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
         let seen = Arc::clone(&produced);
+        let producer_ids = Arc::new(std::sync::atomic::AtomicI64::new(7));
         std::thread::spawn(move || {
             for stream in listener.incoming().take(50) {
                 let Ok(s) = stream else { return };
                 let seen = Arc::clone(&seen);
                 let script = Arc::clone(&script);
-                std::thread::spawn(move || serve(s, addr, &seen, &script));
+                let ids = Arc::clone(&producer_ids);
+                std::thread::spawn(move || serve(s, addr, &seen, &script, &ids));
             }
         });
         (addr.to_string(), produced)
@@ -1082,6 +1202,7 @@ mod tests {
         addr: std::net::SocketAddr,
         seen: &Mutex<Vec<Bytes>>,
         script: &Mutex<Script>,
+        producer_ids: &std::sync::atomic::AtomicI64,
     ) {
         {
             {
@@ -1128,7 +1249,7 @@ mod tests {
                             ])
                             .encode(&mut out, version),
                         ApiKey::InitProducerId => InitProducerIdResponse::default()
-                            .with_producer_id(7.into())
+                            .with_producer_id(producer_ids.fetch_add(1, Ordering::AcqRel).into())
                             .with_producer_epoch(0)
                             .encode(&mut out, version),
                         ApiKey::Produce => {
@@ -1312,6 +1433,74 @@ mod tests {
             }
         }
         assert_eq!(accepted, [0, 1, 2, 3]);
+        p.close().await.expect("close");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_failed_for_good_is_followed_by_a_new_producer_id_not_a_sequence_gap() {
+        // Producer 7's first batch is refused for good; the broker then expects sequence 0
+        // from it again, so its later batches come back OUT_OF_ORDER_SEQUENCE_NUMBER.
+        let too_large = ResponseError::MessageTooLarge.code();
+        let out_of_order = ResponseError::OutOfOrderSequenceNumber.code();
+        let mut next: HashMap<i64, i32> = HashMap::default();
+        let (addr, produced) = fake_broker(Box::new(move |all| {
+            let h = crate::record::BatchHeader::parse(all.last()?).ok()?;
+            if (h.producer_id, h.base_sequence) == (7, 0) {
+                return Some(too_large);
+            }
+            let expect = next.entry(h.producer_id).or_insert(0);
+            if h.base_sequence != *expect {
+                return Some(out_of_order);
+            }
+            *expect += h.record_count;
+            Some(0)
+        }));
+        let p = producer(
+            &addr,
+            &[("acks", "all"), ("linger.ms", "0"), ("batch.size", "1")],
+        );
+        let mut sent = Vec::new();
+        for v in ["a", "b", "c", "d"] {
+            sent.push(p.send(value(v)).await.expect("send"));
+        }
+        let mut outcomes = Vec::new();
+        for d in sent {
+            let r = tokio::time::timeout(Duration::from_secs(10), d)
+                .await
+                .expect("in time");
+            outcomes.push(r.map(|_| ()).map_err(|e| e.to_string()));
+        }
+        let first = outcomes.remove(0).expect_err("refused for good");
+        assert!(first.contains("t-0"), "{first}");
+        assert_eq!(outcomes, [Ok(()), Ok(()), Ok(())], "the later records go");
+        // Under producer 8, from sequence 0, the three later records in send order.
+        let taken: Vec<(i64, i32, Bytes)> = produced
+            .lock()
+            .iter()
+            .filter_map(|b| {
+                let h = crate::record::BatchHeader::parse(b).ok()?;
+                let value = crate::record::decode_records(b, 1 << 20)
+                    .ok()?
+                    .next()?
+                    .ok()?
+                    .value?;
+                (h.producer_id == 8).then_some((h.producer_id, h.base_sequence, value))
+            })
+            .collect();
+        assert_eq!(
+            taken,
+            [
+                (8, 0, Bytes::from_static(b"b")),
+                (8, 1, Bytes::from_static(b"c")),
+                (8, 2, Bytes::from_static(b"d"))
+            ]
+        );
+        // The producer goes on under the new id.
+        let d = p.send(value("e")).await.expect("send");
+        tokio::time::timeout(Duration::from_secs(10), d)
+            .await
+            .expect("in time")
+            .expect("delivered");
         p.close().await.expect("close");
     }
 
