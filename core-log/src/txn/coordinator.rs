@@ -378,6 +378,10 @@ impl TransactionCoordinator {
             }
             TransactionState::Ongoing => {
                 // Fence the old epoch: abort with the bumped one, which the new producer gets.
+                // Kafka answers CONCURRENT_TRANSACTIONS here and never returns the fencing
+                // epoch: a new instance's retry gets the epoch after it (the same end), but a
+                // producer that named its own epoch (KIP-360) is fenced on its retry, where
+                // here it gets the fencing epoch and carries on with its transaction aborted.
                 self.abort_with_bumped_epoch(&mut txns, transactional_id)?;
                 true
             }
