@@ -191,11 +191,7 @@ impl RdConsumer {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed {
-            Err(Error::Closed("consumer"))
-        } else {
-            Ok(())
-        }
+        ensure_open(self.closed)
     }
 
     fn group(&self) -> Result<&str> {
@@ -1027,6 +1023,15 @@ impl Consumer for RdConsumer {
         let left = self.unsubscribe().await;
         self.closed = true;
         result.and(left)
+    }
+}
+
+/// `Closed` once a consumer engine was closed (both engines check it first).
+pub(super) fn ensure_open(closed: bool) -> Result<()> {
+    if closed {
+        Err(Error::Closed("consumer"))
+    } else {
+        Ok(())
     }
 }
 

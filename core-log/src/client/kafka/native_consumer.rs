@@ -120,11 +120,7 @@ impl NativeConsumer {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed {
-            Err(Error::Closed("consumer"))
-        } else {
-            Ok(())
-        }
+        super::consumer::ensure_open(self.closed)
     }
 
     fn group(&self) -> Result<&str> {
