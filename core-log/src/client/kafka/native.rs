@@ -707,10 +707,19 @@ fn timed_out(cfg: &ProducerConfig, b: &Batch) -> Error {
     ))
 }
 
+/// Fails batches past `delivery.timeout.ms`.
+fn fail_timed_out(shared: &Shared, batches: Vec<Batch>) {
+    let cfg = shared.acc.config();
+    for b in batches {
+        let e = timed_out(cfg, &b);
+        done(shared, b, Err(Arc::new(e)));
+    }
+}
+
 fn done(shared: &Shared, b: Batch, outcome: std::result::Result<(i64, i64), Arc<Error>>) {
     if let Err(e) = &outcome {
         tracing::debug!(tp = %b.tp, error = %e, "batch failed");
-        if shared.idempotence.lock().is_some() {
+        if shared.acc.config().enable_idempotence {
             // Its sequence may never reach the log: the batches after it need a new id.
             shared.bump.store(true, Ordering::Release);
         }
@@ -864,10 +873,7 @@ impl Sender {
             }
             parts.retain(|_, st| st.in_flight > 0 || !st.held.is_empty());
             drop(parts);
-            for b in expired_batches {
-                let e = timed_out(cfg, &b);
-                done(&self.shared, b, Err(Arc::new(e)));
-            }
+            fail_timed_out(&self.shared, expired_batches);
         }
         if out.is_empty() {
             return;
@@ -927,10 +933,7 @@ impl Sender {
             }
             parts.retain(|_, st| st.in_flight > 0 || !st.held.is_empty());
         }
-        for b in expired_batches {
-            let e = timed_out(cfg, &b);
-            done(&self.shared, b, Err(Arc::new(e)));
-        }
+        fail_timed_out(&self.shared, expired_batches);
     }
 
     /// Once nothing is in flight, takes a new producer id and restamps every held batch under
@@ -1294,6 +1297,30 @@ mod tests {
         NativeProducer::new(vec![addr.to_owned()], config).expect("producer")
     }
 
+    /// A producer sending every record in a batch of its own (batch.size 1), acks=all.
+    fn one_record_batches(addr: &str) -> NativeProducer {
+        producer(
+            addr,
+            &[("acks", "all"), ("linger.ms", "0"), ("batch.size", "1")],
+        )
+    }
+
+    /// Sends `values` and awaits each delivery (10 s at most): `Err` holds the error's text.
+    async fn deliver(p: &NativeProducer, values: &[&str]) -> Vec<std::result::Result<(), String>> {
+        let mut sent = Vec::new();
+        for v in values {
+            sent.push(p.send(value(v)).await.expect("send"));
+        }
+        let mut outcomes = Vec::new();
+        for d in sent {
+            let r = tokio::time::timeout(Duration::from_secs(10), d)
+                .await
+                .expect("in time");
+            outcomes.push(r.map(|_| ()).map_err(|e| e.to_string()));
+        }
+        outcomes
+    }
+
     fn value(v: &str) -> ProducerRecord {
         ProducerRecord {
             topic: Arc::from("t"),
@@ -1402,21 +1429,12 @@ mod tests {
             next += h.record_count;
             Some(0)
         }));
-        // batch.size 1: every record is a batch of its own.
-        let p = producer(
-            &addr,
-            &[("acks", "all"), ("linger.ms", "0"), ("batch.size", "1")],
+        let p = one_record_batches(&addr);
+        assert_eq!(
+            deliver(&p, &["a", "b", "c", "d"]).await,
+            [Ok(()), Ok(()), Ok(()), Ok(())],
+            "delivered in the end"
         );
-        let mut sent = Vec::new();
-        for v in ["a", "b", "c", "d"] {
-            sent.push(p.send(value(v)).await.expect("send"));
-        }
-        for d in sent {
-            tokio::time::timeout(Duration::from_secs(10), d)
-                .await
-                .expect("in time")
-                .expect("delivered in the end");
-        }
         // What the log took, in order: the accepted batches' sequences are 0, 1, 2, 3.
         let mut accepted = Vec::new();
         let mut expect = 0;
@@ -1455,21 +1473,8 @@ mod tests {
             *expect += h.record_count;
             Some(0)
         }));
-        let p = producer(
-            &addr,
-            &[("acks", "all"), ("linger.ms", "0"), ("batch.size", "1")],
-        );
-        let mut sent = Vec::new();
-        for v in ["a", "b", "c", "d"] {
-            sent.push(p.send(value(v)).await.expect("send"));
-        }
-        let mut outcomes = Vec::new();
-        for d in sent {
-            let r = tokio::time::timeout(Duration::from_secs(10), d)
-                .await
-                .expect("in time");
-            outcomes.push(r.map(|_| ()).map_err(|e| e.to_string()));
-        }
+        let p = one_record_batches(&addr);
+        let mut outcomes = deliver(&p, &["a", "b", "c", "d"]).await;
         let first = outcomes.remove(0).expect_err("refused for good");
         assert!(first.contains("t-0"), "{first}");
         assert_eq!(outcomes, [Ok(()), Ok(()), Ok(())], "the later records go");
