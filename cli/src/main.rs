@@ -34,10 +34,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use sluice_kafka::KafkaClient;
 use sluice_log::client::Client;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::embedded::EmbeddedClient;
-use sluice_log::client::kafka::KafkaClient;
 use sluice_log::log::{LogManager, LogManagerConfig};
 
 /// Sluice: a Kafka-compatible streaming platform.

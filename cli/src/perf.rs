@@ -16,12 +16,10 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
+use sluice_kafka::{CONSUMER_ENGINE_PROPERTY, ENGINE_PROPERTY, KafkaClient, KafkaProducer};
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
-use sluice_log::client::kafka::{
-    CONSUMER_ENGINE_PROPERTY, ENGINE_PROPERTY, KafkaClient, KafkaProducer,
-};
 use sluice_log::client::{
     Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };

@@ -155,7 +155,8 @@ pub(crate) async fn run<C: Client>(client: C, args: TopicsArgs) -> anyhow::Resul
     Ok(())
 }
 
-/// kafka-topics' describe layout, with the log's own numbers in place of leaders and replicas.
+/// kafka-topics' describe layout (leader; -1 on the embedded log), with the partition's offsets
+/// in place of replicas.
 fn format_description(d: &TopicDescription, all_configs: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -169,8 +170,8 @@ fn format_description(d: &TopicDescription, all_configs: bool) -> String {
     for p in &d.partitions {
         let _ = write!(
             s,
-            "\tPartition: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\tSegments: {}",
-            p.partition, p.log_start_offset, p.log_end_offset, p.size_bytes, p.segments
+            "\tPartition: {}\tLeader: {}\tLogStartOffset: {}\tLogEndOffset: {}",
+            p.partition, p.leader, p.log_start_offset, p.log_end_offset
         );
         if let Some(why) = &p.offline {
             let _ = write!(s, "\tOffline: {why}");

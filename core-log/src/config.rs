@@ -18,27 +18,17 @@
 //! # Ok::<(), sluice_log::Error>(())
 //! ```
 
-pub(crate) mod parse;
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+
+pub use sluice_protocol::config::ConfigEntry;
+pub(crate) use sluice_protocol::config::parse;
 
 use crate::error::{Error, Result};
 use crate::types::{Compression, TimestampType};
 
 use self::parse::{Def, INT_MAX, LONG_MAX, bool_def, integer_def};
-
-/// One key of a config as `kafka-configs --describe --all` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigEntry {
-    /// Kafka's name of the key, e.g. `retention.ms`.
-    pub name: String,
-    /// The value in effect, in the form the key accepts.
-    pub value: String,
-    /// Whether the value comes from the defaults rather than being set explicitly.
-    pub is_default: bool,
-}
 
 /// `cleanup.policy`: what happens to old segments; either or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -20,14 +20,11 @@
 pub mod client;
 pub mod clock;
 pub mod config;
-pub mod error;
 pub mod group;
 pub mod log;
-pub mod names;
-pub mod record;
 pub mod txn;
-pub mod types;
 
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
-pub use error::{Error, Result, report};
-pub use types::{Compression, TimestampType, TopicPartition};
+pub use sluice_protocol::{Compression, TimestampType, TopicPartition};
+pub use sluice_protocol::{Error, ErrorCode, Result, report};
+pub use sluice_protocol::{error, names, record, types};

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use sluice_broker::{Broker, BrokerConfig};
+use sluice_kafka::{KafkaClient, KafkaConsumer, KafkaProducer};
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
-use sluice_log::client::kafka::{KafkaClient, KafkaConsumer, KafkaProducer};
 use sluice_log::client::{
     Admin, Client, Consumer, ConsumerRecord, NewTopic, OffsetSpec, Producer, ProducerRecord,
     ResetSpec,

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sluice_kafka::{CONSUMER_ENGINE_PROPERTY, KafkaClient, KafkaConsumer};
 use sluice_log::TopicPartition;
 use sluice_log::client::config::ConsumerConfig;
-use sluice_log::client::kafka::{CONSUMER_ENGINE_PROPERTY, KafkaClient, KafkaConsumer};
 use sluice_log::client::{
     Admin, Client, Consumer, ConsumerRecord, Header, Producer, ProducerRecord,
 };

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use sluice_kafka::{ENGINE_PROPERTY, KafkaClient, KafkaProducer};
 use sluice_log::client::config::ProducerConfig;
-use sluice_log::client::kafka::{ENGINE_PROPERTY, KafkaClient, KafkaProducer};
 use sluice_log::client::partitioner::partition_for_key;
 use sluice_log::client::{Admin, Client, Consumer, Header, NewTopic, Producer, ProducerRecord};
 use sluice_log::{Error, TopicPartition};

@@ -18,6 +18,7 @@
 //! expiry fire in [`GroupCoordinator::tick`], driven by the log's clock; the owner calls it
 //! periodically, or runs [`GroupCoordinator::spawn_ticker`].
 
+pub use sluice_client::{GroupListing, GroupState};
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -55,34 +56,6 @@ impl Default for GroupCoordinatorConfig {
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
             offsets_retention_check_interval_ms: 600_000,
-        }
-    }
-}
-
-/// The state of a group, as Kafka names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GroupState {
-    /// No members (offsets may remain).
-    Empty,
-    /// Waiting for members to (re)join.
-    PreparingRebalance,
-    /// Joined; waiting for the leader's assignment.
-    CompletingRebalance,
-    /// Every member has its assignment.
-    Stable,
-    /// Deleted.
-    Dead,
-}
-
-impl GroupState {
-    /// Kafka's spelling, as DescribeGroups and ListGroups report it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupState::Empty => "Empty",
-            GroupState::PreparingRebalance => "PreparingRebalance",
-            GroupState::CompletingRebalance => "CompletingRebalance",
-            GroupState::Stable => "Stable",
-            GroupState::Dead => "Dead",
         }
     }
 }
@@ -236,17 +209,6 @@ pub struct OffsetCommitRequest {
     pub group_instance_id: Option<String>,
     /// What to commit.
     pub offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
-}
-
-/// One group in ListGroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupListing {
-    /// The group.
-    pub group_id: String,
-    /// Its protocol type (empty for groups with only committed offsets).
-    pub protocol_type: String,
-    /// Its state.
-    pub state: GroupState,
 }
 
 /// One member in DescribeGroups.

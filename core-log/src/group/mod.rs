@@ -11,13 +11,11 @@
 //! [`GroupCoordinator::tick`]. The broker and the embedded consumer call the same functions.
 
 mod assignor;
-mod consumer_protocol;
 mod coordinator;
 mod offsets;
 pub(crate) mod schema;
 
 pub use assignor::{MemberSubscription, assign, assign_members, strategy_for_protocol};
-pub use consumer_protocol::{Assignment, Subscription};
 pub use coordinator::{
     GroupCoordinator, GroupCoordinatorConfig, GroupDescription, GroupListing, GroupState,
     JoinGroupMember, JoinGroupRequest, JoinResult, MemberDescription, MemberIdentity,
@@ -27,3 +25,4 @@ pub use offsets::{
     CONSUMER_OFFSETS_TOPIC, CommittedOffset, OffsetAndMetadata, OffsetStore, OffsetStoreConfig,
     TxnOffsetRecord,
 };
+pub use sluice_protocol::consumer_protocol::{self, Assignment, Subscription};

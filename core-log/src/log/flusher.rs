@@ -132,7 +132,7 @@ fn run(shared: &Shared) {
                     Some(Ok(rp)) => Err(Error::Timeout(format!(
                         "{tp} flushed to {rp}, below {offset}"
                     ))),
-                    Some(Err(e)) => Err(e.clone_for_waiter()),
+                    Some(Err(e)) => Err(clone_for_waiter(e)),
                     None => Err(Error::UnknownPartition {
                         topic: tp.topic.to_string(),
                         partition: tp.partition,
@@ -163,16 +163,14 @@ fn sync_all(shared: &Shared, tps: &[TopicPartition]) -> HashMap<TopicPartition, 
     parts.into_iter().map(|(tp, _)| tp).zip(results).collect()
 }
 
-impl Error {
-    /// The error each waiter of a failed fsync gets (the original goes to the log).
-    fn clone_for_waiter(&self) -> Error {
-        match self {
-            Error::Io { path, source } => Error::Io {
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            Error::LogDirOffline { dir } => Error::LogDirOffline { dir: dir.clone() },
-            other => Error::InvalidRequest(other.to_string()),
-        }
+/// The error each waiter of a failed fsync gets (the original goes to the log).
+fn clone_for_waiter(err: &Error) -> Error {
+    match err {
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::LogDirOffline { dir } => Error::LogDirOffline { dir: dir.clone() },
+        other => Error::InvalidRequest(other.to_string()),
     }
 }

@@ -28,11 +28,11 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::group::schema::{Reader, put_string};
 use crate::group::{CONSUMER_OFFSETS_TOPIC, GroupCoordinator};
 use crate::log::{LogManager, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, TopicPartition};
+use sluice_protocol::codec::{Reader, put_string};
 
 /// The internal topic holding the coordinator's state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";

@@ -10,8 +10,6 @@ mod consumer_group;
 mod eos;
 mod group;
 mod idempotence;
-#[cfg(feature = "kafka")]
-mod kafka;
 mod log;
 mod recovery;
 mod transactions;

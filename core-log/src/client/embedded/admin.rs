@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use super::EmbeddedClient;
 use crate::client::{
     Admin, ConsumerGroupDescription, ConsumerGroupMember, GroupListing, GroupState, ListedOffset,
-    NewTopic, OffsetSpec, PartitionLag, ResetSpec, TopicDescription, TransactionDescription,
-    TransactionListing,
+    NewTopic, OffsetSpec, PartitionInfo, PartitionLag, ResetSpec, TopicDescription,
+    TransactionDescription, TransactionListing,
 };
 use crate::group::{Assignment, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
@@ -66,7 +66,23 @@ impl Admin for EmbeddedAdmin {
     }
 
     async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        self.log.describe_topic(name)
+        let d = self.log.describe_topic(name)?;
+        Ok(TopicDescription {
+            name: d.name,
+            internal: d.internal,
+            partitions: d
+                .partitions
+                .into_iter()
+                .map(|p| PartitionInfo {
+                    partition: p.partition,
+                    leader: -1,
+                    log_start_offset: p.log_start_offset,
+                    log_end_offset: p.log_end_offset,
+                    offline: p.offline,
+                })
+                .collect(),
+            configs: d.configs,
+        })
     }
 
     async fn alter_configs(
