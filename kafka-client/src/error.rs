@@ -7,52 +7,9 @@
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
 
 use sluice_client::Error;
+use sluice_protocol::ErrorCode;
 
-/// What a failing call was about, to fill the typed variants.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Subject<'a> {
-    pub(super) topic: Option<&'a str>,
-    pub(super) partition: Option<i32>,
-    pub(super) group: Option<&'a str>,
-    pub(super) transactional_id: Option<&'a str>,
-    /// A partition count asked for.
-    pub(super) count: Option<i32>,
-}
-
-impl<'a> Subject<'a> {
-    pub(super) fn none() -> Self {
-        Self::default()
-    }
-
-    pub(super) fn topic(topic: &'a str) -> Self {
-        Self {
-            topic: Some(topic),
-            ..Self::default()
-        }
-    }
-
-    pub(super) fn partition(topic: &'a str, partition: i32) -> Self {
-        Self {
-            topic: Some(topic),
-            partition: Some(partition),
-            ..Self::default()
-        }
-    }
-
-    pub(super) fn group(group: &'a str) -> Self {
-        Self {
-            group: Some(group),
-            ..Self::default()
-        }
-    }
-
-    pub(super) fn transaction(transactional_id: Option<&'a str>) -> Self {
-        Self {
-            transactional_id,
-            ..Self::default()
-        }
-    }
-}
+pub(super) use sluice_protocol::error::Subject;
 
 /// Whether Kafka (or librdkafka) calls the code retriable.
 fn retriable(code: Code) -> bool {
@@ -105,62 +62,32 @@ fn from_code_message(
     subject: Subject<'_>,
 ) -> Error {
     let owned = |s: Option<&str>| s.unwrap_or_default().to_owned();
+    let number = code as i32;
+    // Kafka's wire codes (and UNKNOWN -1) go through the one mapping every client shares;
+    // librdkafka's local codes (negative) are librdkafka's own.
+    if let Ok(wire) = i16::try_from(number)
+        && wire >= -1
+    {
+        return Error::from_code(operation, ErrorCode::from_i16(wire), message, subject);
+    }
     match code {
-        Code::UnknownPartition | Code::UnknownTopicOrPartition
-            if subject.topic.is_some() && subject.partition.is_some() =>
-        {
+        Code::UnknownPartition if subject.topic.is_some() && subject.partition.is_some() => {
             Error::UnknownPartition {
                 topic: owned(subject.topic),
                 partition: subject.partition.unwrap_or(-1),
             }
         }
-        Code::UnknownTopic | Code::UnknownTopicOrPartition | Code::UnknownPartition
-            if subject.topic.is_some() =>
-        {
+        Code::UnknownTopic | Code::UnknownPartition if subject.topic.is_some() => {
             Error::UnknownTopic(owned(subject.topic))
         }
-        Code::TopicAlreadyExists if subject.topic.is_some() => {
-            Error::TopicExists(owned(subject.topic))
+        Code::OperationTimedOut | Code::MessageTimedOut | Code::TimedOutQueue => {
+            Error::Timeout(format!("{operation}: {message}"))
         }
-        Code::InvalidTopic if subject.topic.is_some() => Error::InvalidTopicName {
-            name: owned(subject.topic),
-            reason: message,
-        },
-        Code::InvalidPartitions if subject.count.is_some() => Error::InvalidPartitions {
-            count: subject.count.unwrap_or(-1),
-            reason: message,
-        },
-        Code::RequestTimedOut
-        | Code::OperationTimedOut
-        | Code::MessageTimedOut
-        | Code::TimedOutQueue => Error::Timeout(format!("{operation}: {message}")),
-        Code::GroupIdNotFound if subject.group.is_some() => {
-            Error::GroupIdNotFound(owned(subject.group))
-        }
-        Code::NonEmptyGroup if subject.group.is_some() => {
-            Error::NonEmptyGroup(owned(subject.group))
-        }
-        Code::InvalidGroupId if subject.group.is_some() => {
-            Error::InvalidGroupId(owned(subject.group))
-        }
-        Code::CoordinatorNotAvailable | Code::NotCoordinator | Code::CoordinatorLoadInProgress
-            if subject.group.is_some() =>
-        {
-            Error::CoordinatorNotAvailable(owned(subject.group))
-        }
-        Code::RebalanceInProgress if subject.group.is_some() => Error::RebalanceInProgress {
-            group_id: owned(subject.group),
-        },
-        Code::InvalidTransactionalState | Code::State => {
-            Error::InvalidTxnState(format!("{operation}: {message}"))
-        }
-        Code::ConcurrentTransactions if subject.transactional_id.is_some() => {
-            Error::ConcurrentTransactions(owned(subject.transactional_id))
-        }
+        Code::State => Error::InvalidTxnState(format!("{operation}: {message}")),
         Code::BrokerDestroy | Code::DestroyBroker => Error::Closed("Kafka client"),
         _ => Error::Kafka {
             operation,
-            code: code as i32,
+            code: number,
             message,
             retriable: retriable(code),
         },

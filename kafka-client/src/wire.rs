@@ -45,6 +45,8 @@ use tokio::net::TcpStream;
 use super::CLIENT;
 use sluice_client::{Error, Result, TopicPartition};
 use sluice_client::{TransactionDescription, TransactionListing};
+use sluice_protocol::ErrorCode;
+use sluice_protocol::error::Subject;
 
 /// The largest response read: far above any answer to these requests.
 const MAX_RESPONSE: usize = 64 << 20;
@@ -167,25 +169,21 @@ pub(super) fn protocol_error(
     }
 }
 
-/// A Kafka error code of a response as this crate's error.
-pub(super) fn code_error(operation: &'static str, code: i16, subject: &str) -> Error {
-    match ResponseError::try_from_code(code) {
-        Some(ResponseError::TransactionalIdNotFound) => {
-            Error::TransactionalIdNotFound(subject.to_owned())
-        }
-        Some(e) => Error::Kafka {
-            operation,
-            code: i32::from(code),
-            message: format!("{subject}: {e}"),
-            retriable: e.is_retriable(),
-        },
-        None => Error::Kafka {
-            operation,
-            code: i32::from(code),
-            message: format!("{subject}: error code {code}"),
-            retriable: false,
-        },
-    }
+/// A Kafka error code of a response as the client's error, through the one mapping
+/// ([`Error::from_code`]); `label` (an address, a partition) leads the message.
+pub(super) fn code_error(operation: &'static str, code: i16, label: &str) -> Error {
+    code_error_about(operation, code, label, Subject::none())
+}
+
+/// [`code_error`] about a known subject, so typed variants can name it.
+pub(super) fn code_error_about(
+    operation: &'static str,
+    code: i16,
+    label: &str,
+    subject: Subject<'_>,
+) -> Error {
+    let code = ErrorCode::from_i16(code);
+    Error::from_code(operation, code, format!("{label}: {code}"), subject)
 }
 
 fn is_coordinator_moving(code: i16) -> bool {
@@ -510,7 +508,12 @@ impl Wire {
                 ));
             }
             if !is_coordinator_moving(found.error_code) || attempt >= COORDINATOR_ATTEMPTS {
-                return Err(code_error(operation, found.error_code, key));
+                let subject = if key_type == 1 {
+                    Subject::transaction(Some(key))
+                } else {
+                    Subject::group(key)
+                };
+                return Err(code_error_about(operation, found.error_code, key, subject));
             }
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
@@ -611,10 +614,11 @@ impl Wire {
             .await?;
         match first_error(&r) {
             None => Ok(()),
-            Some((topic, partition, code)) => Err(code_error(
+            Some((topic, partition, code)) => Err(code_error_about(
                 operation,
                 code,
                 &format!("{}", TopicPartition::new(topic.as_str(), partition)),
+                Subject::partition(topic.as_str(), partition),
             )),
         }
     }
@@ -914,7 +918,12 @@ mod tests {
     #[test]
     fn error_codes_name_the_transaction_and_keep_retriability() {
         assert!(matches!(
-            code_error("d", ResponseError::TransactionalIdNotFound.code(), "tx"),
+            code_error_about(
+                "d",
+                ResponseError::TransactionalIdNotFound.code(),
+                "tx",
+                Subject::transaction(Some("tx"))
+            ),
             Error::TransactionalIdNotFound(id) if id == "tx"
         ));
         match code_error("d", ResponseError::CoordinatorLoadInProgress.code(), "tx") {
@@ -926,7 +935,7 @@ mod tests {
             } => {
                 assert_eq!(code, 14);
                 assert!(retriable);
-                assert!(message.starts_with("tx: "), "{message}");
+                assert_eq!(message, "tx: COORDINATOR_LOAD_IN_PROGRESS");
             }
             e => panic!("{e:?}"),
         }

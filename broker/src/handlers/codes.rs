@@ -54,3 +54,94 @@ pub(crate) const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
 pub(crate) const UNSTABLE_OFFSET_COMMIT: i16 = ResponseError::UnstableOffsetCommit.code();
 pub(crate) const UNSUPPORTED_ENDPOINT_TYPE: i16 = ResponseError::UnsupportedEndpointType.code();
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::ResponseError;
+    use sluice_log::ErrorCode;
+
+    /// Kafka's name of a kafka-protocol variant: `UnknownTopicOrPartition` ->
+    /// `UNKNOWN_TOPIC_OR_PARTITION`.
+    fn kafka_name(variant: &ResponseError) -> String {
+        let debug = format!("{variant:?}");
+        let mut name = String::new();
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                name.push('_');
+            }
+            name.push(c.to_ascii_uppercase());
+        }
+        name
+    }
+
+    #[test]
+    fn the_error_code_table_is_kafkas() {
+        // Both ways over every code Kafka defines: names, numbers and retriability agree with
+        // kafka-protocol's table, which the broker's responses are encoded with.
+        for code in ErrorCode::ALL {
+            let theirs = ResponseError::try_from_code(code.code())
+                .unwrap_or_else(|| panic!("{code:?} is NONE to kafka-protocol"));
+            assert!(
+                !matches!(theirs, ResponseError::Unknown(_)),
+                "{code:?} unknown to kafka-protocol"
+            );
+            assert_eq!(code.name(), Some(kafka_name(&theirs).as_str()));
+            assert_eq!(code.is_retriable(), theirs.is_retriable(), "{code:?}");
+        }
+        for number in -1..=200i16 {
+            if let Some(theirs) = ResponseError::try_from_code(number)
+                && !matches!(theirs, ResponseError::Unknown(_))
+            {
+                assert!(
+                    ErrorCode::ALL.contains(&ErrorCode::from_i16(number)),
+                    "{theirs:?} ({number}) is missing from ErrorCode"
+                );
+            }
+        }
+        assert_eq!(ErrorCode::NONE.name(), Some("NONE"));
+        assert_eq!(ErrorCode::from_i16(9999).name(), None);
+    }
+
+    #[test]
+    fn errors_answer_the_codes_clients_map_back_to_the_same_errors() {
+        use sluice_log::Error;
+        use sluice_log::error::Subject;
+        // The two mappings are inverse where the subject is known.
+        let cases = [
+            (Error::UnknownTopic("t".into()), Subject::topic("t")),
+            (
+                Error::UnknownPartition {
+                    topic: "t".into(),
+                    partition: 3,
+                },
+                Subject::partition("t", 3),
+            ),
+            (Error::TopicExists("t".into()), Subject::topic("t")),
+            (Error::GroupIdNotFound("g".into()), Subject::group("g")),
+            (Error::NonEmptyGroup("g".into()), Subject::group("g")),
+            (Error::InvalidGroupId("g".into()), Subject::group("g")),
+            (
+                Error::CoordinatorNotAvailable("g".into()),
+                Subject::group("g"),
+            ),
+            (
+                Error::TransactionalIdNotFound("tx".into()),
+                Subject::transaction(Some("tx")),
+            ),
+            (
+                Error::ConcurrentTransactions("tx".into()),
+                Subject::transaction(Some("tx")),
+            ),
+        ];
+        for (err, subject) in cases {
+            let code = err.code();
+            let back = Error::from_code("op", code, "m", subject);
+            assert_eq!(back.code(), code, "{err:?} -> {code:?} -> {back:?}");
+            assert_eq!(back.to_string(), err.to_string(), "{code:?}");
+        }
+        // Codes without a variant keep their number and Kafka's retriability.
+        let back = Error::from_code("op", ErrorCode::NOT_ENOUGH_REPLICAS, "m", Subject::none());
+        assert_eq!(back.code(), ErrorCode::NOT_ENOUGH_REPLICAS);
+        assert!(back.is_retriable());
+    }
+}
