@@ -1,4 +1,5 @@
-//! CreateTopics: with partitions (or `num.partitions` for -1), configs, and validate_only.
+//! CreateTopics: with partitions (or `num.partitions` for -1), configs, and validate_only; v7
+//! answers each created topic's id.
 
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -6,7 +7,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use sluice_log::config::TopicConfig;
 
-use super::{RequestContext, error_of, sb};
+use super::{RequestContext, error_of, sb, topic_uuid};
 use crate::handlers::codes::{INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR};
 use crate::state::BrokerState;
 
@@ -96,6 +97,9 @@ pub(crate) fn handle(
         };
         match outcome {
             Ok(config) => {
+                if ctx.api_version >= 7 && !req.validate_only {
+                    r = r.with_topic_id(topic_uuid(state, &name));
+                }
                 if ctx.api_version >= 5 {
                     r = r.with_num_partitions(partitions).with_replication_factor(1);
                     if let Some(config) = config {

@@ -1,6 +1,7 @@
 //! DescribeCluster: the cluster id, this broker as the only broker and the controller, and
 //! (when asked) the cluster operations allowed. A broker answers for the brokers endpoint only:
 //! asked for the controllers, it answers MISMATCHED_ENDPOINT_TYPE, as Kafka's brokers do.
+//! v2 (KIP-1073) may ask for fenced brokers too and tells which are: this one never is.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};

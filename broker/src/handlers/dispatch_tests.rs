@@ -96,6 +96,10 @@ fn requests() -> Vec<(ApiKey, RequestKind)> {
             ApiKey::OffsetForLeaderEpoch,
             R::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default()),
         ),
+        (
+            ApiKey::DescribeTopicPartitions,
+            R::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default()),
+        ),
         (ApiKey::JoinGroup, R::JoinGroup(JoinGroupRequest::default())),
         (ApiKey::SyncGroup, R::SyncGroup(SyncGroupRequest::default())),
         (ApiKey::Heartbeat, R::Heartbeat(HeartbeatRequest::default())),

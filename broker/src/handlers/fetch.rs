@@ -1,6 +1,7 @@
 //! Fetch: stored batches as bytes (never decoded here), long-polling until `min_bytes` or
 //! `max_wait_ms`, within `max_bytes` and each partition's limit, at either isolation level, in
-//! or out of an incremental fetch session.
+//! or out of an incremental fetch session. v13+ names topics by id (KIP-516): an id no topic
+//! has is answered UNKNOWN_TOPIC_ID, as Kafka does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,23 +11,32 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use sluice_log::TopicPartition;
+use uuid::Uuid;
 
-use super::fetch_session::{Resolved, SessionPartition, sessionless};
-use super::{Reply, RequestContext, sb};
-use crate::handlers::codes::OFFSET_OUT_OF_RANGE;
+use super::fetch_session::{PartitionKey, Resolved, SessionPartition, sessionless};
+use super::{Reply, RequestContext, topic_by_uuid};
+use crate::handlers::codes::{OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID};
 use crate::state::BrokerState;
 
 const READ_COMMITTED: i8 = 1;
 
 pub(crate) fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, req: FetchRequest) -> Reply {
     let version = ctx.api_version;
-    let requested: Vec<(TopicPartition, i64, i32)> = req
+    let topic_ids = version >= 13;
+    let key = |name: &TopicName, id: Uuid, partition: i32| {
+        if topic_ids {
+            PartitionKey::Id(id, partition)
+        } else {
+            PartitionKey::Name(TopicPartition::new(name.as_str(), partition))
+        }
+    };
+    let requested: Vec<(PartitionKey, i64, i32)> = req
         .topics
         .iter()
         .flat_map(|t| {
             t.partitions.iter().map(|p| {
                 (
-                    TopicPartition::new(t.topic.as_str(), p.partition),
+                    key(&t.topic, t.topic_id, p.partition),
                     p.fetch_offset,
                     p.partition_max_bytes,
                 )
@@ -37,15 +47,15 @@ pub(crate) fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, req: FetchR
         let forgotten = req
             .forgotten_topics_data
             .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|&p| TopicPartition::new(t.topic.as_str(), p))
-            })
+            .flat_map(|t| t.partitions.iter().map(|&p| key(&t.topic, t.topic_id, p)))
             .collect();
-        state
-            .fetch_sessions
-            .resolve(req.session_id, req.session_epoch, requested, forgotten)
+        state.fetch_sessions.resolve(
+            req.session_id,
+            req.session_epoch,
+            topic_ids,
+            requested,
+            forgotten,
+        )
     } else {
         sessionless(requested)
     };
@@ -103,9 +113,15 @@ async fn long_poll(
     partitions: &[SessionPartition],
 ) -> FetchResponse {
     let deadline = tokio::time::Instant::now() + plan.max_wait;
+    // The partitions by name, as now: a topic id no topic has is left out (it is answered
+    // UNKNOWN_TOPIC_ID at once, so there is no waiting for it).
+    let named: Vec<Option<TopicPartition>> = partitions
+        .iter()
+        .map(|p| topic_partition(state, &p.key))
+        .collect();
     loop {
-        let mut appended = state.log.next_append_to(partitions.iter().map(|p| &p.tp));
-        let read = read_once(state, plan, partitions);
+        let mut appended = state.log.next_append_to(named.iter().flatten());
+        let read = read_once(state, plan, partitions, &named);
         let done = read.bytes >= plan.min_bytes.max(1)
             || read.errors
             || plan.max_wait.is_zero()
@@ -125,22 +141,45 @@ async fn long_poll(
     }
 }
 
+/// The partition `key` names: by name as it is, by id the topic that has that id now.
+fn topic_partition(state: &BrokerState, key: &PartitionKey) -> Option<TopicPartition> {
+    match key {
+        PartitionKey::Name(tp) => Some(tp.clone()),
+        PartitionKey::Id(id, p) => {
+            topic_by_uuid(state, *id).map(|name| TopicPartition::new(name.as_str(), *p))
+        }
+    }
+}
+
 struct Read {
     topics: Vec<FetchableTopicResponse>,
     bytes: usize,
     errors: bool,
-    sent: Vec<(TopicPartition, (i64, i64, i64))>,
+    sent: Vec<(PartitionKey, (i64, i64, i64))>,
 }
 
-fn read_once(state: &BrokerState, plan: &Plan, partitions: &[SessionPartition]) -> Read {
+fn read_once(
+    state: &BrokerState,
+    plan: &Plan,
+    partitions: &[SessionPartition],
+    named: &[Option<TopicPartition>],
+) -> Read {
     let mut out = Read {
         topics: Vec::new(),
         bytes: 0,
         errors: false,
         sent: Vec::new(),
     };
-    for sp in partitions {
-        let data = read_partition(state, plan, sp, out.bytes);
+    for (sp, tp) in partitions.iter().zip(named) {
+        let data = match tp {
+            Some(tp) => read_partition(state, plan, sp, tp, out.bytes),
+            None => PartitionData::default()
+                .with_partition_index(sp.key.partition())
+                .with_error_code(UNKNOWN_TOPIC_ID)
+                .with_high_watermark(-1)
+                .with_aborted_transactions(None)
+                .with_records(Some(bytes::Bytes::new())),
+        };
         let marks = (
             data.high_watermark,
             data.last_stable_offset,
@@ -156,12 +195,14 @@ fn read_once(state: &BrokerState, plan: &Plan, partitions: &[SessionPartition]) 
             out.errors = true;
         }
         out.bytes += data.records.as_ref().map_or(0, |r| r.len());
-        out.sent.push((sp.tp.clone(), marks));
+        out.sent.push((sp.key.clone(), marks));
+        let (name, id) = sp.key.topic();
         match out.topics.last_mut() {
-            Some(t) if t.topic.as_str() == &*sp.tp.topic => t.partitions.push(data),
+            Some(t) if t.topic == name && t.topic_id == id => t.partitions.push(data),
             _ => out.topics.push(
                 FetchableTopicResponse::default()
-                    .with_topic(TopicName(sb(sp.tp.topic.to_string())))
+                    .with_topic(name)
+                    .with_topic_id(id)
                     .with_partitions(vec![data]),
             ),
         }
@@ -173,12 +214,13 @@ fn read_partition(
     state: &BrokerState,
     plan: &Plan,
     sp: &SessionPartition,
+    tp: &TopicPartition,
     so_far: usize,
 ) -> PartitionData {
     let base = PartitionData::default()
-        .with_partition_index(sp.tp.partition)
+        .with_partition_index(tp.partition)
         .with_aborted_transactions(None);
-    let partition = match state.log.partition(&sp.tp) {
+    let partition = match state.log.partition(tp) {
         Ok(p) => p,
         Err(e) => {
             return base

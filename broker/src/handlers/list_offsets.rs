@@ -1,5 +1,6 @@
-//! ListOffsets: earliest, latest (the last stable offset for read_committed), by timestamp, and
-//! the record with the largest timestamp.
+//! ListOffsets: earliest, latest (the last stable offset for read_committed), by timestamp, the
+//! record with the largest timestamp, and (v9+) the last tiered offset, which without tiered
+//! storage is none, as Kafka answers it. v10's timeout is for remote-storage lookups: none here.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -16,6 +17,8 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 /// KIP-405's earliest offset still on local disk: with no tiered storage, the earliest.
 const EARLIEST_LOCAL: i64 = -4;
+/// KIP-1005's last offset moved to remote storage: with no tiered storage, none (-1).
+const LATEST_TIERED: i64 = -5;
 const READ_COMMITTED: i8 = 1;
 
 pub(crate) fn handle(
@@ -42,7 +45,8 @@ pub(crate) fn handle(
                     match found {
                         Ok((offset, timestamp)) => {
                             let r = r.with_offset(offset).with_timestamp(timestamp);
-                            if ctx.api_version >= 4 {
+                            // Kafka leaves the epoch at -1 where it found no offset.
+                            if ctx.api_version >= 4 && offset >= 0 {
                                 r.with_leader_epoch(0)
                             } else {
                                 r
@@ -69,6 +73,7 @@ fn lookup(p: &Partition, spec: i64, committed: bool) -> sluice_log::Result<(i64,
         LATEST if committed => (p.last_stable_offset(), -1),
         LATEST => (p.high_watermark(), -1),
         EARLIEST | EARLIEST_LOCAL => (p.log_start_offset(), -1),
+        LATEST_TIERED => (-1, -1),
         MAX_TIMESTAMP => {
             let (max_ts, _) = p.max_timestamp();
             match (max_ts >= 0)
@@ -87,7 +92,7 @@ fn lookup(p: &Partition, spec: i64, committed: bool) -> sluice_log::Result<(i64,
         },
         other => {
             return Err(sluice_log::Error::InvalidRequest(format!(
-                "ListOffsets timestamp {other} is neither a time nor -1/-2/-3/-4"
+                "ListOffsets timestamp {other} is neither a time nor -1/-2/-3/-4/-5"
             )));
         }
     })

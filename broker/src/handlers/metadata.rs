@@ -1,11 +1,13 @@
-//! Metadata: the one broker, and the topics asked for (auto-creating them when allowed).
+//! Metadata: the one broker, and the topics asked for (auto-creating them when allowed), with
+//! their ids from v10 and asked for by id from v12 (KIP-516); an id no topic has is
+//! UNKNOWN_TOPIC_ID, as Kafka answers it.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
-use super::{RequestContext, sb};
+use super::{RequestContext, sb, topic_by_uuid, topic_uuid};
 use crate::handlers::codes::{UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::state::BrokerState;
 
@@ -17,7 +19,7 @@ pub(crate) async fn handle(
     let node = BrokerId(state.config.node_id);
     // v0 has no way to ask for "all topics" but an empty list; v1+ uses null for all.
     let named = req.topics.is_some();
-    let names: Vec<Result<String, i16>> = match req.topics {
+    let names: Vec<Result<String, uuid::Uuid>> = match req.topics {
         None => state.log.list_topics().into_iter().map(Ok).collect(),
         Some(ts) if ts.is_empty() && ctx.api_version == 0 => {
             state.log.list_topics().into_iter().map(Ok).collect()
@@ -26,7 +28,7 @@ pub(crate) async fn handle(
             .into_iter()
             .map(|t| match t.name {
                 Some(n) => Ok(n.to_string()),
-                None => Err(UNKNOWN_TOPIC_ID),
+                None => topic_by_uuid(state, t.topic_id).ok_or(t.topic_id),
             })
             .collect(),
     };
@@ -36,8 +38,12 @@ pub(crate) async fn handle(
     for name in names {
         let name = match name {
             Ok(n) => n,
-            Err(code) => {
-                topics.push(MetadataResponseTopic::default().with_error_code(code));
+            Err(id) => {
+                topics.push(
+                    MetadataResponseTopic::default()
+                        .with_error_code(UNKNOWN_TOPIC_ID)
+                        .with_topic_id(id),
+                );
                 continue;
             }
         };
@@ -52,9 +58,12 @@ pub(crate) async fn handle(
                 continue;
             }
         }
-        let topic = MetadataResponseTopic::default()
+        let mut topic = MetadataResponseTopic::default()
             .with_name(Some(TopicName(sb(name.clone()))))
             .with_is_internal(name.starts_with("__"));
+        if ctx.api_version >= 10 {
+            topic = topic.with_topic_id(topic_uuid(state, &name));
+        }
         let topic = match state.log.partition_count(&name) {
             Ok(n) => topic.with_partitions(
                 (0..n)

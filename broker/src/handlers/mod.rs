@@ -22,6 +22,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_topic_partitions;
 mod describe_transactions;
 #[cfg(test)]
 mod dispatch_tests;
@@ -106,19 +107,23 @@ impl std::fmt::Debug for Reply {
     }
 }
 
-/// The versions served of each API: the newest current clients negotiate, short of versions
-/// that address topics only by id (Produce v13, Fetch v13+, OffsetCommit/OffsetFetch v10), so
-/// topic ids are never advertised as usable. Only what is fully implemented is listed;
-/// ApiVersions advertises exactly this table.
+/// The versions served of each API: Kafka 4.1's ranges (its ApiVersions answer; KIP-896 took
+/// the oldest versions out in 4.0), topic ids included (Produce v13, Fetch v13+, Metadata v10+,
+/// DeleteTopics v6, DescribeTopicPartitions). Where Sluice differs, deliberately: Produce
+/// starts at v3 (Kafka 4 lists v0-2 for old librdkafka's feature checks but refuses them),
+/// and the transaction APIs stop before KIP-890's versions (AddPartitionsToTxn v4-5,
+/// AddOffsetsToTxn v4, EndTxn v4-5, TxnOffsetCommit v4-5: transactions v2, not implemented).
+/// Also short of Kafka 4.x: DescribeGroups v6 (KIP-1043) and ListTransactions v2 (KIP-1152).
+/// Only what is fully implemented is listed; ApiVersions advertises exactly this table.
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 12),
-    (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 8),
-    (ApiKey::Metadata, 0, 12),
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
@@ -142,9 +147,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The versions of `key` this broker serves, if any.
@@ -226,6 +232,9 @@ pub async fn dispatch(
         R::OffsetForLeaderEpoch(r) => Reply::Now(W::OffsetForLeaderEpoch(
             offset_for_leader_epoch::handle(state, ctx, r),
         )),
+        R::DescribeTopicPartitions(r) => Reply::Now(W::DescribeTopicPartitions(
+            describe_topic_partitions::handle(state, ctx, r),
+        )),
         other => {
             // The codec lets through only what SUPPORTED lists, and every listed API has an
             // arm above; reaching here is a bug in that table.
@@ -253,6 +262,20 @@ pub(crate) fn error_of(e: &sluice_log::Error) -> (i16, Option<StrBytes>) {
 /// A `StrBytes` of an owned string.
 pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// The id of topic `name` as the wire has it (Kafka's zero id for a topic that does not exist).
+pub(crate) fn topic_uuid(state: &BrokerState, name: &str) -> uuid::Uuid {
+    state.log.topic_id(name).map_or(uuid::Uuid::nil(), |id| {
+        uuid::Uuid::from_bytes(*id.as_bytes())
+    })
+}
+
+/// The name of the topic whose id is `id`, if there is one.
+pub(crate) fn topic_by_uuid(state: &BrokerState, id: uuid::Uuid) -> Option<String> {
+    state
+        .log
+        .topic_name(sluice_log::log::TopicId::from_bytes(id.into_bytes()))
 }
 
 /// The error code Kafka's group coordinator answers for a failed write to

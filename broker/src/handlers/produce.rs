@@ -1,6 +1,7 @@
 //! Produce: appends each partition's batch (stored as sent, offsets assigned by rewriting its
 //! header) in request order, then answers at once (acks=1), after the group-commit fsync
-//! (acks=all), or not at all (acks=0).
+//! (acks=all), or not at all (acks=0). v13 names topics by id (KIP-516): an id no topic has
+//! is UNKNOWN_TOPIC_ID, as Kafka answers it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,10 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use sluice_log::TopicPartition;
 use sluice_log::log::Partition;
 
-use super::{Reply, RequestContext, log_error, sb};
-use crate::handlers::codes::{CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, REQUEST_TIMED_OUT};
+use super::{Reply, RequestContext, log_error, sb, topic_by_uuid};
+use crate::handlers::codes::{
+    CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_ID,
+};
 use crate::state::BrokerState;
 
 /// One partition's outcome, before durability.
@@ -28,6 +31,12 @@ pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: ProduceRequ
     let mut pending: Vec<(usize, usize, Appended)> = Vec::new();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for (ti, t) in req.topic_data.into_iter().enumerate() {
+        // v13 names the topic by id only.
+        let name = if version >= 13 {
+            topic_by_uuid(state, t.topic_id)
+        } else {
+            Some(t.name.to_string())
+        };
         let mut partitions = Vec::with_capacity(t.partition_data.len());
         for (pi, p) in t.partition_data.into_iter().enumerate() {
             let r = PartitionProduceResponse::default()
@@ -49,7 +58,15 @@ pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: ProduceRequ
                 ));
                 continue;
             }
-            let tp = TopicPartition::new(t.name.as_str(), p.index);
+            let Some(name) = &name else {
+                partitions.push(fail(
+                    r,
+                    UNKNOWN_TOPIC_ID,
+                    format!("no topic has id {}", t.topic_id),
+                ));
+                continue;
+            };
+            let tp = TopicPartition::new(name.as_str(), p.index);
             let Some(records) = p.records else {
                 partitions.push(fail(r, CORRUPT_MESSAGE, "no records".into()));
                 continue;
@@ -87,6 +104,7 @@ pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: ProduceRequ
         topics.push(
             TopicProduceResponse::default()
                 .with_name(t.name)
+                .with_topic_id(t.topic_id)
                 .with_partition_responses(partitions),
         );
     }
@@ -100,7 +118,11 @@ pub(crate) fn handle(state: &BrokerState, ctx: &RequestContext, req: ProduceRequ
         return match failed {
             Some((t, p)) => Reply::Close(format!(
                 "acks=0 produce to {}-{} failed with error {}",
-                t.name.as_str(),
+                if version >= 13 {
+                    t.topic_id.to_string()
+                } else {
+                    t.name.to_string()
+                },
                 p.index,
                 p.error_code
             )),

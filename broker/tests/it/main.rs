@@ -7,4 +7,5 @@
 mod protocol;
 mod robustness;
 mod shutdown;
+mod topic_ids;
 mod wire;

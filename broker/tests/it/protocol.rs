@@ -65,24 +65,26 @@ fn fetch(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_versions_advertises_what_is_served_and_no_topic_id_versions() {
+async fn api_versions_advertises_kafka_4s_topic_id_versions() {
     let b = wire::start(|_| {}).await;
     let mut c = b.connect().await;
     for v in [0, 3, 4] {
         let r = c.call(v, &ApiVersionsRequest::default()).await;
         assert_eq!(r.error_code, 0);
-        let fetch = r
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == ApiKey::Fetch as i16)
-            .unwrap();
-        assert!(fetch.max_version <= 12, "Fetch v13+ addresses topics by id");
-        let produce = r
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == ApiKey::Produce as i16)
-            .unwrap();
-        assert!(produce.max_version <= 12);
+        let range = |key: ApiKey| {
+            r.api_keys
+                .iter()
+                .find(|k| k.api_key == key as i16)
+                .map(|k| (k.min_version, k.max_version))
+        };
+        // Kafka 4.1's maxima: Fetch by topic id, Produce v13 by topic id, ListOffsets v10
+        // (what kafka-python reads as "4.0"), Metadata v13, DescribeTopicPartitions.
+        assert_eq!(range(ApiKey::Fetch), Some((4, 18)), "v{v}");
+        assert_eq!(range(ApiKey::Produce), Some((3, 13)), "v{v}");
+        assert_eq!(range(ApiKey::ListOffsets), Some((1, 10)), "v{v}");
+        assert_eq!(range(ApiKey::Metadata), Some((0, 13)), "v{v}");
+        assert_eq!(range(ApiKey::DeleteTopics), Some((1, 6)), "v{v}");
+        assert_eq!(range(ApiKey::DescribeTopicPartitions), Some((0, 0)), "v{v}");
     }
     b.stop().await;
 }

@@ -17,6 +17,7 @@ use super::files::FileCache;
 use super::flusher::FlusherHandle;
 use super::page_cache::PageCacheWindow;
 use super::partition::Partition;
+use super::topic_id::{self, TopicId};
 use super::{LogContext, checkpoint, loader};
 use crate::config::{ConfigEntry, TopicConfig};
 use crate::txn::ProducerIdManager;
@@ -97,6 +98,8 @@ fn default_max_open_files() -> usize {
 /// One topic as the manager holds it.
 #[derive(Debug)]
 struct Topic {
+    /// Its id, as every partition directory's `partition.metadata` has it.
+    id: TopicId,
     config: RwLock<Arc<TopicConfig>>,
     partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
 }
@@ -137,6 +140,8 @@ struct Inner {
     ctx: Arc<LogContext>,
     defaults: TopicConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Topic names by id; changed with `topics`, under `admin`.
+    topic_ids: RwLock<HashMap<TopicId, String>>,
     /// Serializes create/delete/alter of topics.
     admin: Mutex<()>,
     /// The directory's lock file, held until the log closes (not until the last handle goes:
@@ -190,11 +195,13 @@ impl LogManager {
         let starts = checkpoint::read(&dir.join(LOG_START_CHECKPOINT));
         let cleaned = checkpoint::read(&dir.join(CLEANER_CHECKPOINT));
         let topics = load_topics(&dir, &ctx, &config.defaults, &recovery, &starts)?;
+        let topic_ids = topics.iter().map(|(n, t)| (t.id, n.clone())).collect();
         let inner = Arc::new(Inner {
             dir,
             ctx,
             defaults: config.defaults.clone(),
             topics: RwLock::new(topics),
+            topic_ids: RwLock::new(topic_ids),
             admin: Mutex::new(()),
             lock: Mutex::new(Some(lock)),
             closed: AtomicBool::new(false),
@@ -386,32 +393,42 @@ impl LogManager {
                 });
             }
         }
+        let id = loop {
+            let id = TopicId::random()?;
+            if !self.inner.topic_ids.read().contains_key(&id) {
+                break id;
+            }
+        };
         write_topic_config(&self.inner.dir, name, &config)?;
         let mut parts = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
-            parts.push(self.create_partition(name, p, &config)?);
+            parts.push(self.create_partition(name, id, p, &config)?);
         }
         checkpoint::sync_dir(&self.inner.dir)?;
         self.inner.topics.write().insert(
             name.to_owned(),
             Arc::new(Topic {
+                id,
                 config: RwLock::new(config),
                 partitions: RwLock::new(Arc::new(parts)),
             }),
         );
-        tracing::info!(topic = name, partitions, "topic created");
+        self.inner.topic_ids.write().insert(id, name.to_owned());
+        tracing::info!(topic = name, topic_id = %id, partitions, "topic created");
         Ok(())
     }
 
     fn create_partition(
         &self,
         topic: &str,
+        id: TopicId,
         p: i32,
         config: &Arc<TopicConfig>,
     ) -> Result<Arc<Partition>> {
         let tp = TopicPartition::new(topic, p);
         let pdir = self.inner.dir.join(tp.dir_name());
         std::fs::create_dir_all(&pdir).map_err(|e| Error::io(&pdir, e))?;
+        topic_id::write(&pdir, id)?;
         let part = loader::open_partition(
             &pdir,
             tp,
@@ -440,7 +457,7 @@ impl LogManager {
         let config = Arc::clone(&topic.config.read());
         let mut parts = Vec::clone(&topic.partitions.read());
         for p in current..total {
-            parts.push(self.create_partition(name, p, &config)?);
+            parts.push(self.create_partition(name, topic.id, p, &config)?);
         }
         *topic.partitions.write() = Arc::new(parts);
         Ok(())
@@ -455,6 +472,7 @@ impl LogManager {
             .write()
             .remove(name)
             .ok_or_else(|| Error::UnknownTopic(name.to_owned()))?;
+        self.inner.topic_ids.write().remove(&topic.id);
         for p in topic.partitions.read().iter() {
             p.close();
             // Rename first so a crash mid-delete leaves no half partition behind.
@@ -491,6 +509,16 @@ impl LogManager {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+    }
+
+    /// A topic's id (Kafka's KIP-516 topic id, kept in each partition's `partition.metadata`).
+    pub fn topic_id(&self, name: &str) -> Result<TopicId> {
+        Ok(self.topic(name)?.id)
+    }
+
+    /// The name of the topic with id `id`, if there is one.
+    pub fn topic_name(&self, id: TopicId) -> Option<String> {
+        self.inner.topic_ids.read().get(&id).cloned()
     }
 
     /// Number of partitions of a topic.
@@ -958,17 +986,83 @@ fn load_topics(
             .or_default()
             .push(Arc::new(r?));
     }
-    Ok(by_topic
-        .into_iter()
-        .filter_map(|(name, parts)| {
-            let (config, _) = configs.remove(&name)?;
-            Some((
-                name,
-                Arc::new(Topic {
-                    config: RwLock::new(config),
-                    partitions: RwLock::new(Arc::new(parts)),
-                }),
-            ))
-        })
-        .collect())
+    let mut topics = BTreeMap::new();
+    let mut seen: HashMap<TopicId, String> = HashMap::new();
+    for (name, parts) in by_topic {
+        let Some((config, _)) = configs.remove(&name) else {
+            continue;
+        };
+        let id = load_topic_id(&name, &parts, &seen)?;
+        seen.insert(id, name.clone());
+        topics.insert(
+            name,
+            Arc::new(Topic {
+                id,
+                config: RwLock::new(config),
+                partitions: RwLock::new(Arc::new(parts)),
+            }),
+        );
+    }
+    Ok(topics)
+}
+
+/// The id of topic `name` from its partitions' `partition.metadata`: every partition that has
+/// the file must agree (as Kafka refuses a partition whose id is not its topic's), and the
+/// partitions without it (written before topic ids, or a crash between creating a partition's
+/// directory and its file) get it. A topic none of whose partitions has one gets a new id.
+fn load_topic_id(
+    name: &str,
+    parts: &[Arc<Partition>],
+    taken: &HashMap<TopicId, String>,
+) -> Result<TopicId> {
+    let mut found: Option<(TopicId, &Path)> = None;
+    let mut missing = Vec::new();
+    for p in parts {
+        match topic_id::read(p.dir())? {
+            None => missing.push(p.dir()),
+            Some(id) => match found {
+                None => found = Some((id, p.dir())),
+                Some((first, first_dir)) if first != id => {
+                    return Err(Error::Io {
+                        path: p.dir().join(topic_id::PARTITION_METADATA),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "topic id {id} of topic \"{name}\" differs from {first} in {}",
+                                first_dir.join(topic_id::PARTITION_METADATA).display()
+                            ),
+                        ),
+                    });
+                }
+                Some(_) => {}
+            },
+        }
+    }
+    let id = match found {
+        Some((id, dir)) => {
+            if let Some(other) = taken.get(&id) {
+                return Err(Error::Io {
+                    path: dir.join(topic_id::PARTITION_METADATA),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("topic id {id} of topic \"{name}\" is also topic \"{other}\"'s"),
+                    ),
+                });
+            }
+            id
+        }
+        None => loop {
+            let id = TopicId::random()?;
+            if !taken.contains_key(&id) {
+                break id;
+            }
+        },
+    };
+    if !missing.is_empty() {
+        tracing::info!(topic = name, topic_id = %id, partitions = missing.len(), "topic id written to partitions without one");
+    }
+    for dir in missing {
+        topic_id::write(dir, id)?;
+    }
+    Ok(id)
 }

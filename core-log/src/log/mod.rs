@@ -11,6 +11,7 @@ mod page_cache;
 mod partition;
 mod producer_state;
 mod segment;
+mod topic_id;
 mod txn_index;
 
 pub use append_signal::AppendSignal;
@@ -19,6 +20,7 @@ pub use manager::{LogManager, LogManagerConfig, PartitionDescription, TopicDescr
 pub use page_cache::{AUTO_WINDOW_BYTES, PageCacheWindow, host_reclaims_free_memory};
 pub use partition::{AppendInfo, DROP_STEP, FetchedData, Partition};
 pub use producer_state::{DEFAULT_PRODUCER_ID_EXPIRATION_MS, ProducerStateInfo};
+pub use topic_id::TopicId;
 pub use txn_index::AbortedTransaction;
 
 pub(crate) use checkpoint::sync_dir;

@@ -1030,3 +1030,112 @@ fn the_v1_fixture_opens_with_every_record() {
         Some((6, FIXTURE_T0 + 200_030))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Topic ids: each partition directory's `partition.metadata`, in Kafka's format.
+
+fn partition_metadata(dir: &Path, topic: &str, partition: i32) -> String {
+    let tp = TopicPartition::new(topic, partition);
+    std::fs::read_to_string(dir.join(tp.dir_name()).join("partition.metadata")).unwrap()
+}
+
+#[test]
+fn a_topic_id_is_written_in_every_partition_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(FIXTURE_T0);
+    let (orders, audit) = {
+        let log = open(dir.path(), &clock);
+        log.create_topic("orders", 2, [("retention.ms", "-1")])
+            .unwrap();
+        log.create_topic("audit", 1, std::iter::empty::<(&str, &str)>())
+            .unwrap();
+        let (orders, audit) = (
+            log.topic_id("orders").unwrap(),
+            log.topic_id("audit").unwrap(),
+        );
+        assert_ne!(orders, audit);
+        assert_eq!(log.topic_name(orders).as_deref(), Some("orders"));
+        // A partition added later carries the topic's id.
+        log.create_partitions("orders", 3).unwrap();
+        log.close().unwrap();
+        (orders, audit)
+    };
+    for p in 0..3 {
+        assert_eq!(
+            partition_metadata(dir.path(), "orders", p),
+            format!("version: 0\ntopic_id: {orders}\n")
+        );
+    }
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.topic_id("orders").unwrap(), orders);
+    assert_eq!(log.topic_id("audit").unwrap(), audit);
+    assert_eq!(log.topic_name(audit).as_deref(), Some("audit"));
+    // Deleted, the id names no topic; created again, the name gets a new id.
+    log.delete_topic("orders").unwrap();
+    assert_eq!(log.topic_name(orders), None);
+    assert!(log.topic_id("orders").is_err());
+    log.create_topic("orders", 1, std::iter::empty::<(&str, &str)>())
+        .unwrap();
+    assert_ne!(log.topic_id("orders").unwrap(), orders);
+    log.close().unwrap();
+}
+
+#[test]
+fn a_directory_written_before_topic_ids_gets_one_per_topic_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_v1_dir(), dir.path());
+    assert!(
+        !partition_dir(dir.path(), 0)
+            .join("partition.metadata")
+            .exists()
+    );
+    let clock = MockClock::new(FIXTURE_T0 + 1_000_000);
+    let events = {
+        let log = open(dir.path(), &clock);
+        let events = log.topic_id("events").unwrap();
+        assert_ne!(events, log.topic_id("audit").unwrap());
+        log.close().unwrap();
+        events
+    };
+    let want = format!("version: 0\ntopic_id: {events}\n");
+    assert_eq!(partition_metadata(dir.path(), "events", 0), want);
+    assert_eq!(partition_metadata(dir.path(), "events", 1), want);
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.topic_id("events").unwrap(), events);
+    log.close().unwrap();
+    // A partition that lost its file gets the topic's id back from the others.
+    let lost = dir
+        .path()
+        .join(TopicPartition::new("events", 1).dir_name())
+        .join("partition.metadata");
+    std::fs::remove_file(&lost).unwrap();
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.topic_id("events").unwrap(), events);
+    log.close().unwrap();
+    assert_eq!(std::fs::read_to_string(&lost).unwrap(), want);
+}
+
+#[test]
+fn partitions_that_disagree_on_their_topic_id_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(FIXTURE_T0);
+    {
+        let log = open(dir.path(), &clock);
+        log.create_topic("t", 2, std::iter::empty::<(&str, &str)>())
+            .unwrap();
+        log.create_topic("u", 1, std::iter::empty::<(&str, &str)>())
+            .unwrap();
+        log.close().unwrap();
+    }
+    // Partition t-1 takes topic u's id, as if copied in from elsewhere.
+    let u = std::fs::read_to_string(dir.path().join("u-0/partition.metadata")).unwrap();
+    std::fs::write(partition_dir(dir.path(), 1).join("partition.metadata"), u).unwrap();
+    let mut c = sluice_log::log::LogManagerConfig::new(dir.path());
+    c.background = false;
+    let e = sluice_log::log::LogManager::open(c).unwrap_err();
+    let report = sluice_log::report(&e).to_string();
+    assert!(
+        report.contains("t-1/partition.metadata") && report.contains("differs from"),
+        "{report}"
+    );
+}
