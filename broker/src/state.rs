@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sluice_log::client::embedded::EmbeddedClient;
+use sluice_log::Node;
 use sluice_log::group::{GroupCoordinator, GroupCoordinatorConfig};
 use sluice_log::log::{LogManager, LogManagerConfig};
 use sluice_log::txn::TransactionCoordinator;
@@ -24,6 +24,9 @@ pub struct BrokerState {
     pub groups: Arc<GroupCoordinator>,
     /// The transaction coordinator (shared likewise).
     pub txns: Arc<TransactionCoordinator>,
+    /// The node the coordinators belong to, held so that embedded clients of the same log in
+    /// this process share them.
+    pub node: Node,
     /// Incremental fetch sessions (KIP-227).
     pub(crate) fetch_sessions: FetchSessions,
 }
@@ -41,14 +44,18 @@ impl BrokerState {
         log_config.cleaner_interval = config.cleaner_backoff;
         log_config.page_cache_window = config.page_cache_window;
         let log = LogManager::open(log_config)?;
-        let client = EmbeddedClient::new(log.clone());
-        let groups = client.group_coordinator_with(GroupCoordinatorConfig {
-            min_session_timeout_ms: config.group_min_session_timeout_ms,
-            max_session_timeout_ms: config.group_max_session_timeout_ms,
-            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-            ..GroupCoordinatorConfig::default()
-        })?;
-        let txns = client.transaction_coordinator()?;
+        // The composition root the embedded client shares: the log and its coordinators.
+        let node = Node::of(
+            &log,
+            GroupCoordinatorConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                ..GroupCoordinatorConfig::default()
+            },
+        );
+        let groups = node.groups()?;
+        let txns = node.transactions()?;
         let advertised = config
             .advertised
             .clone()
@@ -59,6 +66,7 @@ impl BrokerState {
             log,
             groups,
             txns,
+            node,
             fetch_sessions: FetchSessions::default(),
         })
     }

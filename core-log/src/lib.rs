@@ -22,9 +22,11 @@ pub mod clock;
 pub mod config;
 pub mod group;
 pub mod log;
+pub mod node;
 pub mod txn;
 
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
+pub use node::Node;
 pub use sluice_protocol::{Compression, TimestampType, TopicPartition};
 pub use sluice_protocol::{Error, ErrorCode, Result, report};
 pub use sluice_protocol::{error, names, record, types};

@@ -157,12 +157,10 @@ struct Inner {
     cleaner_pass: Mutex<()>,
     dedupe_buffer_size: usize,
     producer_ids: ProducerIdManager,
-    /// The group coordinator of this log, held weakly (it holds the log, so a strong reference
-    /// would keep the log from closing on its last drop): at most one is alive per log, and
-    /// every client of the log finds it here.
-    group_coordinator: Mutex<Option<Weak<dyn std::any::Any + Send + Sync>>>,
-    /// The transaction coordinator of this log, held weakly for the same reason.
-    transaction_coordinator: Mutex<Option<Weak<dyn std::any::Any + Send + Sync>>>,
+    /// The node of this log (its coordinators: [`crate::node::Node`]), held weakly (its
+    /// coordinators hold the log, so a strong reference would keep the log from closing on its
+    /// last drop): at most one is alive per log, and every client of the log finds it here.
+    node: Mutex<crate::node::NodeSlot>,
 }
 
 /// A data directory of topics. Cheap to clone; the last clone's drop closes it cleanly.
@@ -211,8 +209,7 @@ impl LogManager {
             cleaner_pass: Mutex::new(()),
             dedupe_buffer_size: config.cleaner_dedupe_buffer_size,
             producer_ids,
-            group_coordinator: Mutex::new(None),
-            transaction_coordinator: Mutex::new(None),
+            node: Mutex::new(crate::node::NodeSlot::default()),
         });
         let weak = Arc::downgrade(&inner);
         flusher.set_resolver(Box::new(move |tp| {
@@ -322,19 +319,9 @@ impl LogManager {
         Ok(())
     }
 
-    /// The slot of the log's group coordinator (type-erased: the log layer does not know
-    /// groups). See [`crate::client::embedded::EmbeddedClient::group_coordinator`].
-    pub(crate) fn group_coordinator_slot(
-        &self,
-    ) -> &Mutex<Option<Weak<dyn std::any::Any + Send + Sync>>> {
-        &self.inner.group_coordinator
-    }
-
-    /// The slot of the transaction coordinator (see `group_coordinator_slot`).
-    pub(crate) fn transaction_coordinator_slot(
-        &self,
-    ) -> &Mutex<Option<Weak<dyn std::any::Any + Send + Sync>>> {
-        &self.inner.transaction_coordinator
+    /// The log's reference to its node (see [`crate::node::Node::of`]).
+    pub(crate) fn node_slot(&self) -> &Mutex<crate::node::NodeSlot> {
+        &self.inner.node
     }
 
     /// The data directory.

@@ -23,12 +23,12 @@
 //! value deletes the id. All calls are serialised by one lock.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::group::{CONSUMER_OFFSETS_TOPIC, GroupCoordinator};
+use crate::group::CONSUMER_OFFSETS_TOPIC;
 use crate::log::{LogManager, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, TopicPartition};
@@ -224,7 +224,6 @@ fn in_state_topic<T>(r: Result<T>) -> Result<T> {
 }
 
 /// The transaction coordinator of one log (see the module docs).
-#[derive(Debug)]
 pub struct TransactionCoordinator {
     log: LogManager,
     state_partition: Arc<Partition>,
@@ -234,12 +233,39 @@ pub struct TransactionCoordinator {
     /// the same answer. In memory only, as Kafka keeps it with value v0: a retry across a
     /// restart is fenced. Locked only while `txns` is.
     bumped_from: Mutex<BTreeMap<String, (i64, i16)>>,
+    /// Told of every marker written to a partition of `__consumer_offsets`, so that the
+    /// group coordinator's offset store applies or drops the transaction's offsets.
+    on_offsets_marker: OffsetsMarkerHook,
+}
+
+/// What a [`TransactionCoordinator`] calls when it wrote a marker to `__consumer_offsets`:
+/// (partition, producer id, producer epoch, commit). [`crate::node::Node`] hands it to the
+/// group coordinator's offset store.
+pub type OffsetsMarkerHook = Box<dyn Fn(i32, i64, i16, bool) + Send + Sync>;
+
+impl std::fmt::Debug for TransactionCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionCoordinator")
+            .field("log", &self.log)
+            .field("state_partition", &self.state_partition)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TransactionCoordinator {
     /// Opens the coordinator of `log`: creates `__transaction_state` (compacted) if missing,
     /// loads its state, and completes transactions a crash left in PrepareCommit/PrepareAbort.
+    ///
+    /// Offsets committed in transactions are completed in an offset store only when it is
+    /// opened later (replaying the markers); [`TransactionCoordinator::open_with`] also tells a
+    /// live one.
     pub fn open(log: LogManager) -> Result<Self> {
+        Self::open_with(log, Box::new(|_, _, _, _| {}))
+    }
+
+    /// [`TransactionCoordinator::open`], calling `on_offsets_marker` for every marker it
+    /// writes to `__consumer_offsets`.
+    pub fn open_with(log: LogManager, on_offsets_marker: OffsetsMarkerHook) -> Result<Self> {
         if !log
             .list_topics()
             .iter()
@@ -264,6 +290,7 @@ impl TransactionCoordinator {
             state_partition,
             txns: Mutex::new(txns),
             bumped_from: Mutex::new(BTreeMap::new()),
+            on_offsets_marker,
         };
         let mut txns = c.txns.lock();
         let pending: Vec<String> = txns
@@ -622,20 +649,12 @@ impl TransactionCoordinator {
         self.write(txns, transactional_id, m)
     }
 
-    /// Tells the log's offset store (if a group coordinator is open) that a marker reached
+    /// Tells the group coordinator's offset store (through the hook) that a marker reached
     /// `partition` of `__consumer_offsets`, so the transaction's offsets are applied or
-    /// dropped. A store opened later replays the marker from the log instead; the slot's lock,
-    /// held while a store loads, orders the two.
+    /// dropped. A store opened later replays the marker from the log instead; the node orders
+    /// the two (see [`crate::node::Node`]).
     fn offsets_marker_written(&self, partition: i32, m: &TransactionMetadata, commit: bool) {
-        let slot = self.log.group_coordinator_slot().lock();
-        let coordinator = slot
-            .as_ref()
-            .and_then(Weak::upgrade)
-            .and_then(|any| any.downcast::<GroupCoordinator>().ok());
-        if let Some(c) = coordinator {
-            c.offsets()
-                .complete_transaction(partition, m.producer_id, m.producer_epoch, commit);
-        }
+        (self.on_offsets_marker)(partition, m.producer_id, m.producer_epoch, commit);
     }
 
     /// Appends the id's new state to `__transaction_state`, fsyncs it, then applies it.

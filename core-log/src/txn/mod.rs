@@ -18,7 +18,7 @@ mod coordinator;
 mod producer_id;
 
 pub use coordinator::{
-    MAX_TRANSACTION_TIMEOUT_MS, TRANSACTION_STATE_TOPIC, TransactionCoordinator,
+    MAX_TRANSACTION_TIMEOUT_MS, OffsetsMarkerHook, TRANSACTION_STATE_TOPIC, TransactionCoordinator,
     TransactionMetadata, TransactionState, decode_key, decode_value, encode_key, encode_value,
 };
 
