@@ -184,9 +184,15 @@ pub struct RecordMetadata {
 }
 
 /// A consumer's place in its group, for a transactional producer committing offsets on its
-/// behalf (Kafka's `ConsumerGroupMetadata`, see
-/// [`embedded::EmbeddedProducer::send_offsets_to_transaction`]).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// behalf (Kafka's `ConsumerGroupMetadata`): what [`Consumer::group_metadata`] gives and
+/// [`Producer::send_offsets_to_transaction`] takes.
+///
+/// Besides the public fields it may carry an implementation's own handle (librdkafka's
+/// consumer builds an opaque metadata object that only librdkafka's producer reads): the
+/// Kafka consumer fills it, the Kafka producer reads it, and equality and `Debug` ignore it.
+/// Metadata made with [`ConsumerGroupMetadata::new`] or [`ConsumerGroupMetadata::member`]
+/// has none.
+#[derive(Clone, Default)]
 pub struct ConsumerGroupMetadata {
     /// The group.
     pub group_id: String,
@@ -196,20 +202,72 @@ pub struct ConsumerGroupMetadata {
     pub member_id: String,
     /// `group.instance.id` of a static member.
     pub group_instance_id: Option<String>,
+    /// An implementation's own form of this metadata (see the type's docs).
+    handle: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl ConsumerGroupMetadata {
     /// Metadata of `group_id` from outside the group (generation -1, no member): accepted only
     /// while the group has no members.
     pub fn new(group_id: impl Into<String>) -> Self {
+        Self::member(group_id, -1, String::new(), None)
+    }
+
+    /// Metadata of a member of `group_id` in `generation_id`.
+    pub fn member(
+        group_id: impl Into<String>,
+        generation_id: i32,
+        member_id: impl Into<String>,
+        group_instance_id: Option<String>,
+    ) -> Self {
         Self {
             group_id: group_id.into(),
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
+            generation_id,
+            member_id: member_id.into(),
+            group_instance_id,
+            handle: None,
         }
     }
+
+    /// Whether this is metadata from outside the group (no generation, no member).
+    pub fn is_outside_group(&self) -> bool {
+        self.generation_id < 0 && self.member_id.is_empty()
+    }
+
+    /// Attaches an implementation's own form of this metadata (for client implementations).
+    pub fn with_handle(mut self, handle: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.handle = Some(handle);
+        self
+    }
+
+    /// The implementation's own form attached by [`Self::with_handle`], if any (for client
+    /// implementations: downcast it to the type they attached).
+    pub fn handle(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.handle.as_ref()
+    }
 }
+
+impl std::fmt::Debug for ConsumerGroupMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerGroupMetadata")
+            .field("group_id", &self.group_id)
+            .field("generation_id", &self.generation_id)
+            .field("member_id", &self.member_id)
+            .field("group_instance_id", &self.group_instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for ConsumerGroupMetadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.group_id == other.group_id
+            && self.generation_id == other.generation_id
+            && self.member_id == other.member_id
+            && self.group_instance_id == other.group_instance_id
+    }
+}
+
+impl Eq for ConsumerGroupMetadata {}
 
 /// A record read by a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -703,6 +761,30 @@ pub trait Admin: Send + Sync {
 }
 
 /// Sends records, batching them per partition by `linger.ms` and `batch.size`.
+///
+/// # Transactions
+///
+/// A producer with a `transactional.id` sends only inside a transaction, as Kafka's does:
+/// [`Producer::init_transactions`] once, then [`Producer::begin_transaction`], sends (and
+/// [`Producer::send_offsets_to_transaction`] for a consume-transform-produce loop), then
+/// [`Producer::commit_transaction`] or [`Producer::abort_transaction`]. With Kafka's semantics
+/// on every implementation:
+///
+/// - Without a `transactional.id`, each transactional call fails with
+///   [`Error::InvalidTxnState`]; so does every call but `init_transactions` before it, a
+///   `begin_transaction` inside a transaction, and a send, `send_offsets_to_transaction`,
+///   commit or abort outside one.
+/// - `init_transactions` fences every earlier producer of the same `transactional.id` (and
+///   aborts what it left open): the earlier producer's next transactional call fails with
+///   [`Error::ProducerFenced`] (its epoch numbers are -1 where the client does not know them:
+///   librdkafka does not report them).
+/// - `commit_transaction` sends what is queued first; if any record of the transaction failed,
+///   the commit fails and nothing of the transaction becomes visible: abort then.
+///
+/// Where the implementations differ: Sluice's native Kafka producer
+/// (`sluice.producer.engine=native`) has no transactions: a `transactional.id` is refused when
+/// it is made, and each transactional call fails with [`Error::Unsupported`] naming
+/// `sluice.producer.engine=librdkafka`.
 pub trait Producer: Send + Sync {
     /// Queues a record. Waits only for buffer space (`buffer.memory`, up to `max.block.ms`);
     /// the returned future resolves once the record is acknowledged per `acks`.
@@ -711,6 +793,47 @@ pub trait Producer: Send + Sync {
     fn flush(&self) -> impl Future<Output = Result<()>> + Send;
     /// Partitions of a topic, as the partitioner sees them.
     fn partition_count(&self, topic: &str) -> impl Future<Output = Result<i32>> + Send;
+    /// Registers `transactional.id` with its transaction coordinator (Kafka's
+    /// `initTransactions`): gets the producer id with a new epoch, fencing every earlier
+    /// producer with the same id and aborting what it left open. Bounded by `max.block.ms` on
+    /// the Kafka-protocol client.
+    fn init_transactions(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Starts a transaction: what is sent until commit or abort is all visible to
+    /// `read_committed` consumers, or none of it. Local: no I/O.
+    fn begin_transaction(&self) -> Result<()>;
+    /// Kafka's `sendOffsetsToTransaction`: commits `offsets` (the next offset to consume of
+    /// each partition) for `group` as part of the open transaction, so a
+    /// consume-transform-produce loop is exactly once: the offsets become the group's
+    /// committed offsets only if the transaction commits.
+    ///
+    /// `group` is a member's metadata ([`Consumer::group_metadata`] of the consumer whose
+    /// records were processed: the coordinator refuses it with [`Error::IllegalGeneration`]
+    /// once that generation passed, or [`Error::UnknownMemberId`]), or metadata from outside
+    /// the group ([`ConsumerGroupMetadata::new`], accepted while the group has no members).
+    ///
+    /// Where the implementations differ: librdkafka's producer needs librdkafka's own
+    /// metadata object, which only librdkafka's consumer builds; member metadata that did not
+    /// come from a librdkafka consumer's `group_metadata` (built by hand, or from another
+    /// client) is refused there with [`Error::Unsupported`].
+    fn send_offsets_to_transaction(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+        group: &ConsumerGroupMetadata,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Sends what is queued, then commits the transaction. A record of it that failed fails
+    /// the commit (abort then).
+    fn commit_transaction(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Aborts the transaction: none of it becomes visible to `read_committed` consumers, and
+    /// offsets sent with it are not committed.
+    fn abort_transaction(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Closes the producer (Kafka's `close`): sends what is queued and waits until every
+    /// record in flight completed (acknowledged, or failed with its error in its delivery
+    /// future), then releases the producer's threads and connections. Returns the flush's
+    /// error if one failed. Dropping a producer without `close` also sends what is queued,
+    /// but blocks the dropping thread to do so.
+    fn close(self) -> impl Future<Output = Result<()>> + Send
+    where
+        Self: Sized;
 }
 
 /// Reads records from assigned partitions.
@@ -765,6 +888,16 @@ pub trait Consumer: Send {
     fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()>;
     /// The committed offsets of `group.id` for these partitions.
     fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>>;
+    /// This consumer's group, generation and member id, for
+    /// [`Producer::send_offsets_to_transaction`] (Kafka's `groupMetadata`); `None` without
+    /// `group.id`. Outside a membership (manual assignment, or before the first join) it is
+    /// the metadata from outside the group (generation -1, no member id).
+    ///
+    /// Where the implementations differ: the librdkafka consumer's metadata carries
+    /// librdkafka's own object, which only the librdkafka producer can use (see
+    /// [`ConsumerGroupMetadata`]); Sluice's native Kafka consumer, which has no membership,
+    /// gives the metadata from outside the group.
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
     /// Sets the callbacks of rebalances.
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>);
     /// Commits (with `enable.auto.commit`), revokes and leaves the group. The consumer keeps
@@ -820,6 +953,19 @@ mod tests {
         let mut f = DeliveryFuture::in_batch(Arc::clone(&done), 0, Arc::from("t"), 0, 5);
         done.complete(Err(Arc::new(Error::Timeout("t".into()))));
         assert!(matches!(f.try_complete(), Some(Err(Error::Delivery(_)))));
+    }
+
+    #[test]
+    fn group_metadata_equality_and_debug_ignore_the_implementation_handle() {
+        let plain = ConsumerGroupMetadata::member("g", 3, "m", None);
+        let handled = plain.clone().with_handle(Arc::new(7u32));
+        assert_eq!(plain, handled);
+        assert_eq!(format!("{plain:?}"), format!("{handled:?}"));
+        assert!(plain.handle().is_none());
+        let h = handled.handle().expect("attached");
+        assert_eq!(Arc::clone(h).downcast::<u32>().ok().as_deref(), Some(&7));
+        assert!(ConsumerGroupMetadata::new("g").is_outside_group());
+        assert!(!plain.is_outside_group());
     }
 
     #[test]

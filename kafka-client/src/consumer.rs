@@ -40,7 +40,9 @@ use super::error::{Subject, code_of, from_kafka};
 use super::native_consumer::NativeConsumer;
 use super::{KafkaClient, block_here, blocking, tpl_of, tps_of};
 use sluice_client::config::ConsumerConfig;
-use sluice_client::{Consumer, ConsumerRecord, Header, RebalanceListener, TopicPattern};
+use sluice_client::{
+    Consumer, ConsumerGroupMetadata, ConsumerRecord, Header, RebalanceListener, TopicPattern,
+};
 use sluice_client::{Error, Result, TimestampType, TopicPartition};
 
 /// How often a pattern subscription looks for new matching topics (Kafka's
@@ -176,13 +178,6 @@ impl RdConsumer {
             last_topic: None,
             closed: false,
         })
-    }
-
-    /// librdkafka's metadata of this consumer's group member, for
-    /// [`super::KafkaProducer::send_consumer_offsets_to_transaction`].
-    pub(super) fn rd_group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
-        self.config.group_id.as_ref()?;
-        self.inner.group_metadata()
     }
 
     /// The config this consumer was made with.
@@ -1004,6 +999,17 @@ impl Consumer for RdConsumer {
             .collect())
     }
 
+    /// The group and librdkafka's own metadata object (which holds the generation and member
+    /// id; librdkafka does not report them otherwise, so the public fields say -1 and "").
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group = self.config.group_id.as_ref()?;
+        let metadata = ConsumerGroupMetadata::new(group.clone());
+        match self.inner.group_metadata() {
+            Some(rd) => Some(metadata.with_handle(Arc::new(rd))),
+            None => Some(metadata),
+        }
+    }
+
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {
         *self.inner.context().listener.lock() = Some(listener);
     }
@@ -1074,14 +1080,6 @@ impl KafkaConsumer {
         match &self.0 {
             Engine::Librdkafka(c) => c.config(),
             Engine::Native(c) => c.config(),
-        }
-    }
-
-    /// librdkafka's group metadata (for transactions); none for a native consumer.
-    pub(super) fn rd_group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
-        match &self.0 {
-            Engine::Librdkafka(c) => c.rd_group_metadata(),
-            Engine::Native(_) => None,
         }
     }
 }
@@ -1197,6 +1195,14 @@ impl Consumer for KafkaConsumer {
         match &self.0 {
             Engine::Librdkafka(c) => c.committed(tps),
             Engine::Native(c) => c.committed(tps),
+        }
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        match &self.0 {
+            Engine::Librdkafka(c) => c.group_metadata(),
+            // No membership: the metadata from outside the group.
+            Engine::Native(c) => c.config().group_id.clone().map(ConsumerGroupMetadata::new),
         }
     }
 

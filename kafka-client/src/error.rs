@@ -154,6 +154,16 @@ fn from_code_message(
         Code::InvalidTransactionalState | Code::State => {
             Error::InvalidTxnState(format!("{operation}: {message}"))
         }
+        Code::ProducerFenced | Code::Fenced | Code::InvalidProducerEpoch
+            if subject.transactional_id.is_some() =>
+        {
+            // librdkafka reports no epochs.
+            Error::ProducerFenced {
+                transactional_id: owned(subject.transactional_id),
+                current: -1,
+                got: -1,
+            }
+        }
         Code::ConcurrentTransactions if subject.transactional_id.is_some() => {
             Error::ConcurrentTransactions(owned(subject.transactional_id))
         }
@@ -242,6 +252,21 @@ mod tests {
         assert!(matches!(&e, Error::NonEmptyGroup(g) if g == "g"), "{e}");
         let e = from_code("commit", Code::RequestTimedOut, Subject::none());
         assert!(e.is_retriable() && matches!(e, Error::Timeout(_)), "{e}");
+    }
+
+    #[test]
+    fn fencing_of_a_transactional_producer_is_producer_fenced() {
+        for code in [
+            Code::ProducerFenced,
+            Code::Fenced,
+            Code::InvalidProducerEpoch,
+        ] {
+            let e = from_code("commit_transaction", code, Subject::transaction(Some("tx")));
+            assert!(
+                matches!(&e, Error::ProducerFenced { transactional_id, .. } if transactional_id == "tx"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -350,3 +350,70 @@ async fn compaction_keeps_an_offset_that_an_aborted_transaction_overwrote() {
         "the aborted offset superseded nothing"
     );
 }
+
+/// Kafka's rule, as the `Producer` trait states it: a record of the transaction that failed
+/// fails its commit (even when its failure was already reported), and nothing of it becomes
+/// visible; the transaction can then be aborted and the next one commits.
+#[tokio::test]
+async fn a_failed_record_fails_the_commit_of_its_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_700_000_000_000);
+    let c = client(dir.path(), &clock);
+    c.admin()
+        .unwrap()
+        .create_topics(vec![
+            NewTopic::new("small", 1).config("max.message.bytes", "200"),
+        ])
+        .await
+        .unwrap();
+    let p = producer(&c);
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    let big = p
+        .send(ProducerRecord::new("small", vec![b'x'; 1_000]))
+        .await
+        .unwrap();
+    assert!(
+        big.await.is_err(),
+        "the batch is larger than the topic allows"
+    );
+    let e = p.commit_transaction().await.unwrap_err();
+    assert!(matches!(e, Error::InvalidTxnState(_)), "{e}");
+    p.abort_transaction().await.unwrap();
+    p.begin_transaction().unwrap();
+    let ok = p.send(ProducerRecord::new("small", "ok")).await.unwrap();
+    p.commit_transaction().await.unwrap();
+    // After the abort marker (the failed batch's partition had joined the transaction).
+    assert_eq!(ok.await.unwrap().offset, 1);
+}
+
+/// Without `transactional.id` every transactional call is a state error.
+#[tokio::test]
+async fn a_producer_without_a_transactional_id_refuses_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_700_000_000_000);
+    let c = client(dir.path(), &clock);
+    let p = c.producer(ProducerConfig::default()).unwrap();
+    assert!(matches!(
+        p.init_transactions().await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.begin_transaction(),
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.send_offsets_to_transaction(vec![], &ConsumerGroupMetadata::new(GROUP))
+            .await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.commit_transaction().await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.abort_transaction().await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    p.close().await.unwrap();
+}

@@ -446,12 +446,8 @@ async fn kafka_transactions_commit_and_abort() {
     p.commit_transaction().await.unwrap();
     // Committing with nothing open is a state error.
     assert!(p.commit_transaction().await.is_err());
-    // A member's metadata needs its consumer.
-    let member = ConsumerGroupMetadata {
-        generation_id: 3,
-        member_id: "m".into(),
-        ..ConsumerGroupMetadata::new("g")
-    };
+    // A member's metadata needs librdkafka's object, which only its consumer builds.
+    let member = ConsumerGroupMetadata::member("g", 3, "m", None);
     p.begin_transaction().unwrap();
     assert!(matches!(
         p.send_offsets_to_transaction(vec![], &member).await,
@@ -519,4 +515,33 @@ async fn kafka_send_fails_typed_for_bad_records() {
         bad.producer(ProducerConfig::default()),
         Err(Error::InvalidConfig { key, .. }) if key == "no.such.key"
     ));
+}
+
+/// The native producer has no transactions: each transactional call of the `Producer` trait
+/// is refused as unsupported, naming the engine that has them.
+#[tokio::test]
+async fn the_native_producer_refuses_each_transactional_call_naming_librdkafka() {
+    let mock = cluster(&[("t", 1)]);
+    let client = KafkaClient::new(mock.bootstrap_servers())
+        .with_producer_property(sluice_kafka::ENGINE_PROPERTY, "native");
+    let p = producer(&client, &[]);
+    assert!(p.is_native());
+    let refused = [
+        p.init_transactions().await,
+        p.begin_transaction(),
+        p.send_offsets_to_transaction(vec![], &ConsumerGroupMetadata::new("g"))
+            .await,
+        p.commit_transaction().await,
+        p.abort_transaction().await,
+    ];
+    for r in refused {
+        match r {
+            Err(e @ Error::Unsupported { .. }) => assert!(
+                e.to_string().contains("sluice.producer.engine=librdkafka"),
+                "{e}"
+            ),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+    p.close().await.unwrap();
 }

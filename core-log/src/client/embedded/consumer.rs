@@ -130,18 +130,6 @@ impl EmbeddedConsumer {
             .collect()
     }
 
-    /// This consumer's group, generation and member id, for
-    /// [`super::EmbeddedProducer::send_offsets_to_transaction`]; `None` without `group.id`.
-    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        let request = self.commit_request(Vec::new()).ok()?;
-        Some(ConsumerGroupMetadata {
-            group_id: request.group_id,
-            generation_id: request.generation_id,
-            member_id: request.member_id,
-            group_instance_id: request.group_instance_id,
-        })
-    }
-
     /// The commit request of `offsets`, as this member of the group (or from outside it).
     pub(super) fn commit_request(
         &self,
@@ -518,6 +506,16 @@ impl Consumer for EmbeddedConsumer {
             .into_iter()
             .map(|(_, o)| o.map(|o| o.offset))
             .collect())
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let request = self.commit_request(Vec::new()).ok()?;
+        Some(ConsumerGroupMetadata::member(
+            request.group_id,
+            request.generation_id,
+            request.member_id,
+            request.group_instance_id,
+        ))
     }
 
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {
