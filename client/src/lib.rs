@@ -874,8 +874,13 @@ pub trait Consumer: Send {
     /// without `group.id` or with a manual assignment.
     fn subscribe(&mut self, topics: Vec<String>) -> Result<()>;
     /// Subscribes to every topic matching `pattern` (see [`TopicPattern`]) when the consumer
-    /// (re)joins its group.
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()>;
+    /// (re)joins its group, and again as topics appear or go. Async because the Kafka client
+    /// resolves the pattern against the cluster's metadata (as Kafka's Java consumer does);
+    /// the embedded consumer matches the log's topics.
+    fn subscribe_pattern(
+        &mut self,
+        pattern: TopicPattern,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Drops the subscription: commits (with `enable.auto.commit`), revokes and leaves the group.
     fn unsubscribe(&mut self) -> impl Future<Output = Result<()>> + Send;
     /// Commits offsets for `group.id` and waits until they are stored: these, or with `None`
@@ -886,8 +891,14 @@ pub trait Consumer: Send {
     ) -> impl Future<Output = Result<()>> + Send;
     /// Like `commit_sync` but returns at once; a failure is logged.
     fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()>;
-    /// The committed offsets of `group.id` for these partitions.
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>>;
+    /// The committed offsets of `group.id` for these partitions, in their order (`None`
+    /// where there is none); [`Error::InvalidGroupId`] without `group.id`. Async: the Kafka
+    /// client asks the group coordinator (OffsetFetch). Offsets committed in a transaction
+    /// count once it committed.
+    fn committed(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<Option<i64>>>> + Send;
     /// This consumer's group, generation and member id, for
     /// [`Producer::send_offsets_to_transaction`] (Kafka's `groupMetadata`); `None` without
     /// `group.id`. Outside a membership (manual assignment, or before the first join) it is

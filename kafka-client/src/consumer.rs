@@ -38,7 +38,7 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use super::error::{Subject, code_of, from_kafka};
 use super::native_consumer::NativeConsumer;
-use super::{KafkaClient, block_here, blocking, tpl_of, tps_of};
+use super::{KafkaClient, blocking, tpl_of, tps_of};
 use sluice_client::config::ConsumerConfig;
 use sluice_client::{
     Consumer, ConsumerGroupMetadata, ConsumerRecord, Header, RebalanceListener, TopicPattern,
@@ -923,7 +923,7 @@ impl Consumer for RdConsumer {
         Ok(())
     }
 
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+    async fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
         self.check_open()?;
         self.group()?;
         if self.mode == Mode::Manual {
@@ -932,8 +932,9 @@ impl Consumer for RdConsumer {
                     .into(),
             ));
         }
-        let timeout = self.client.timeout();
-        let topics = block_here(|| Self::resolve_pattern(&self.inner, &pattern, timeout))?;
+        let (inner, timeout) = (Arc::clone(&self.inner), self.client.timeout());
+        let resolve = pattern.clone();
+        let topics = blocking(move || Self::resolve_pattern(&inner, &resolve, timeout)).await?;
         self.subscribe_names(&topics)?;
         self.pattern = Some((pattern, tokio::time::Instant::now(), topics));
         self.mode = Mode::Subscribed;
@@ -975,16 +976,20 @@ impl Consumer for RdConsumer {
             .map_err(|e| from_kafka("commit_async", e, Subject::group(&group)))
     }
 
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+    async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
         self.check_open()?;
-        let group = self.group()?;
+        let group = self.group()?.to_owned();
         if tps.is_empty() {
             return Ok(Vec::new());
         }
         let tpl = tpl_of(tps.iter().map(|tp| (tp, Offset::Invalid)))?;
-        let timeout = self.client.timeout();
-        let found = block_here(|| self.inner.committed_offsets(tpl, timeout))
-            .map_err(|e| from_kafka("committed", e, Subject::group(group)))?;
+        let (inner, timeout) = (Arc::clone(&self.inner), self.client.timeout());
+        let found = blocking(move || {
+            inner
+                .committed_offsets(tpl, timeout)
+                .map_err(|e| from_kafka("committed", e, Subject::group(&group)))
+        })
+        .await?;
         Ok(tps
             .iter()
             .map(|tp| {
@@ -1162,9 +1167,9 @@ impl Consumer for KafkaConsumer {
         }
     }
 
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+    async fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
         match &mut self.0 {
-            Engine::Librdkafka(c) => c.subscribe_pattern(pattern),
+            Engine::Librdkafka(c) => c.subscribe_pattern(pattern).await,
             Engine::Native(c) => c.subscribe_pattern(pattern),
         }
     }
@@ -1191,10 +1196,10 @@ impl Consumer for KafkaConsumer {
         }
     }
 
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
-        match &self.0 {
-            Engine::Librdkafka(c) => c.committed(tps),
-            Engine::Native(c) => c.committed(tps),
+    async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.committed(tps).await,
+            Engine::Native(c) => c.committed(tps).await,
         }
     }
 

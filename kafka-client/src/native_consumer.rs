@@ -621,23 +621,11 @@ impl NativeConsumer {
         Ok(())
     }
 
-    /// OffsetFetch from a synchronous call: on a thread of its own with a runtime of its own,
-    /// so it works inside any runtime (or none).
-    pub(super) fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
-        let group = self.group()?.to_owned();
-        let wire = self.wire.clone();
-        let tps = tps.to_vec();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Error::io("committed offsets runtime", e))?
-                    .block_on(wire.fetch_offsets(&group, &tps))
-            })
-            .join()
-            .map_err(|_| Error::Closed("committed offsets thread"))?
-        })
+    /// The group's committed offsets of `tps` (OffsetFetch).
+    pub(super) async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+        self.check_open()?;
+        let group = self.group()?;
+        self.wire.fetch_offsets(group, tps).await
     }
 
     pub(super) fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {

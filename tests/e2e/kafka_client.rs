@@ -316,7 +316,12 @@ async fn consume_transform_produce_commits_the_group_offsets_in_the_transaction(
     t.commit_transaction().await.expect("commit");
     // The group's offset came with the commit marker.
     let start = Instant::now();
-    while c.committed(std::slice::from_ref(&tp)).expect("committed") != [Some(5)] {
+    while c
+        .committed(std::slice::from_ref(&tp))
+        .await
+        .expect("committed")
+        != [Some(5)]
+    {
         assert!(
             start.elapsed() < DEADLINE,
             "the transactional offset never became committed"

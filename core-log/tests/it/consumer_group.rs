@@ -160,14 +160,14 @@ async fn committed_offsets_survive_close_and_reopen() {
         }
         a.close().await.unwrap();
         assert!(a.assignment().is_empty());
-        let committed = a.committed(&[tp(0), tp(1), tp(2), tp(3)]).unwrap();
+        let committed = a.committed(&[tp(0), tp(1), tp(2), tp(3)]).await.unwrap();
         let sum: i64 = committed.iter().map(|o| o.unwrap_or(0)).sum();
         assert_eq!(sum, seen.len() as i64);
         c.log().close().unwrap();
     }
     let c = client(dir.path(), &clock);
     let mut b = consumer(&c, "g", &[]);
-    b.subscribe_pattern(TopicPattern::new("t*")).unwrap();
+    b.subscribe_pattern(TopicPattern::new("t*")).await.unwrap();
     for _ in 0..100 {
         round(&clock, &mut [&mut b], &mut seen).await;
         if seen.len() >= 40 {
@@ -316,15 +316,16 @@ async fn auto_commit_commits_on_the_clock() {
     }
     assert_eq!(got, 3);
     let all = [tp(0), tp(1), tp(2), tp(3)];
-    assert_eq!(a.committed(&all).unwrap(), vec![None; 4]);
+    assert_eq!(a.committed(&all).await.unwrap(), vec![None; 4]);
     clock.advance(4_999);
     got += a.poll(POLL).await.unwrap().len();
-    assert_eq!(a.committed(&all).unwrap(), vec![None; 4]);
+    assert_eq!(a.committed(&all).await.unwrap(), vec![None; 4]);
     clock.advance(1);
     // The commit comes before this poll's records: it covers what earlier polls returned.
     let _ = a.poll(POLL).await.unwrap();
     let sum: i64 = a
         .committed(&all)
+        .await
         .unwrap()
         .iter()
         .map(|o| o.unwrap_or(0))
@@ -513,7 +514,7 @@ async fn a_pattern_subscription_picks_up_new_matching_topics() {
     let c = client(dir.path(), &clock);
     topic_with_records(&c, 1).await;
     let mut a = consumer(&c, "g", &[]);
-    a.subscribe_pattern(TopicPattern::new("t*")).unwrap();
+    a.subscribe_pattern(TopicPattern::new("t*")).await.unwrap();
     let mut seen = Seen::new();
     for _ in 0..100 {
         round(&clock, &mut [&mut a], &mut seen).await;

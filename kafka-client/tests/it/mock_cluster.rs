@@ -241,14 +241,14 @@ async fn kafka_group_subscribes_commits_and_resumes() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        cons.committed(&[tp0.clone(), tp1.clone()]).unwrap(),
+        cons.committed(&[tp0.clone(), tp1.clone()]).await.unwrap(),
         [Some(10), Some(10)]
     );
     cons.commit_sync(Some(vec![(tp0.clone(), 9)]))
         .await
         .unwrap();
     assert_eq!(
-        cons.committed(std::slice::from_ref(&tp0)).unwrap(),
+        cons.committed(std::slice::from_ref(&tp0)).await.unwrap(),
         [Some(9)]
     );
     cons.close().await.unwrap();
@@ -337,7 +337,7 @@ async fn kafka_manual_assignment_commits_for_its_group() {
     cons.close().await.unwrap();
     let mut next = consumer(&c, &[("group.id", "manual")]);
     assert_eq!(
-        next.committed(std::slice::from_ref(&tp)).unwrap(),
+        next.committed(std::slice::from_ref(&tp)).await.unwrap(),
         [Some(5)]
     );
     // Without a group there is nothing to commit to.
@@ -481,6 +481,7 @@ async fn kafka_pattern_subscription_skips_internal_topics() {
         &[("group.id", "pattern"), ("auto.offset.reset", "earliest")],
     );
     cons.subscribe_pattern(sluice_client::TopicPattern::new("*logs-*"))
+        .await
         .unwrap();
     let got = consume(&mut cons, 2).await;
     let mut topics: Vec<&str> = got.iter().map(|r| &*r.topic).collect();

@@ -473,7 +473,7 @@ impl Consumer for EmbeddedConsumer {
         self.subscribe_to(super::group::Topics::Names(topics))
     }
 
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+    async fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
         self.subscribe_to(super::group::Topics::Pattern(pattern))
     }
 
@@ -500,7 +500,7 @@ impl Consumer for EmbeddedConsumer {
         Ok(())
     }
 
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+    async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
         let (group_id, c) = self.group()?;
         Ok(c.fetch_offsets(group_id, Some(tps))
             .into_iter()
