@@ -854,6 +854,21 @@ pub trait Consumer: Send {
     /// Moves every assigned partition to its first record with a timestamp >= `ts` (the log
     /// end where there is none).
     fn seek_to_timestamp(&mut self, ts: i64) -> impl Future<Output = Result<()>> + Send;
+    /// The first offset of each of `tps` (the log start offset; Kafka's
+    /// `beginningOffsets`), in the order given. The partitions need not be assigned. Batched:
+    /// the Kafka client asks each leader once (ListOffsets) for all its partitions.
+    fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<(TopicPartition, i64)>>> + Send;
+    /// The end offset of each of `tps` (Kafka's `endOffsets`), in the order given: the high
+    /// watermark, or with `isolation.level=read_committed` the last stable offset (the first
+    /// offset of a transaction still open), as Kafka's consumer gives. What restoring a
+    /// changelog reads up to. Batched as [`Consumer::beginning_offsets`].
+    fn end_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<(TopicPartition, i64)>>> + Send;
     /// The next offset to be read, if known.
     fn position(&self, tp: &TopicPartition) -> Option<i64>;
     /// Stops fetching these partitions until resumed.

@@ -782,6 +782,21 @@ impl Consumer for RdConsumer {
         self.move_to(offsets)
     }
 
+    /// librdkafka's offsets_for_times: one ListOffsets per leader, with the consumer's
+    /// `isolation.level`.
+    async fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        self.check_open()?;
+        self.log_bounds(tps, Offset::Beginning).await
+    }
+
+    async fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
+        self.check_open()?;
+        self.log_bounds(tps, Offset::End).await
+    }
+
     fn position(&self, tp: &TopicPartition) -> Option<i64> {
         if let Some(o) = self.positions.get(tp) {
             return Some(*o);
@@ -1129,6 +1144,23 @@ impl Consumer for KafkaConsumer {
         match &mut self.0 {
             Engine::Librdkafka(c) => c.seek_to_timestamp(ts).await,
             Engine::Native(c) => c.seek_to_timestamp(ts).await,
+        }
+    }
+
+    async fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.beginning_offsets(tps).await,
+            Engine::Native(c) => c.offsets_at(tps, -2).await,
+        }
+    }
+
+    async fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.end_offsets(tps).await,
+            Engine::Native(c) => c.offsets_at(tps, -1).await,
         }
     }
 

@@ -530,6 +530,23 @@ impl NativeConsumer {
         self.seek_by(&[], ts.max(0)).await
     }
 
+    /// ListOffsets of `tps` at `timestamp` (-2 earliest, -1 latest: the last stable offset
+    /// with `read_committed`), one request per leader.
+    pub(super) async fn offsets_at(
+        &mut self,
+        tps: &[TopicPartition],
+        timestamp: i64,
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        self.check_open()?;
+        let isolation = self.config.isolation_level.as_i8();
+        let found = self.wire.list_offsets(tps, timestamp, isolation).await?;
+        Ok(tps
+            .iter()
+            .cloned()
+            .zip(found.into_iter().map(|(o, _)| o))
+            .collect())
+    }
+
     pub(super) fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.parts.get(tp).and_then(|p| p.position)
     }

@@ -417,3 +417,43 @@ async fn a_producer_without_a_transactional_id_refuses_transactions() {
     ));
     p.close().await.unwrap();
 }
+
+/// `end_offsets` is the high watermark for read_uncommitted and the last stable offset for
+/// read_committed (held at an open transaction's first offset), as Kafka's `endOffsets`;
+/// `beginning_offsets` the log start. Neither needs the partitions assigned.
+#[tokio::test]
+async fn end_offsets_follow_the_isolation_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_700_000_000_000);
+    let c = client(dir.path(), &clock);
+    topics(&c, 3).await;
+    let p = producer(&c);
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    let open = p.send(ProducerRecord::new("input", "open")).await.unwrap();
+    p.flush().await.unwrap();
+    open.await.unwrap();
+    let read = |level: &str| {
+        c.consumer(ConsumerConfig::from_pairs([("isolation.level", level)]).unwrap())
+            .unwrap()
+    };
+    let (mut uncommitted, mut committed) = (read("read_uncommitted"), read("read_committed"));
+    let tps = [input(), TopicPartition::new("output", 0)];
+    let ends = uncommitted.end_offsets(&tps).await.unwrap();
+    assert_eq!(ends, [(input(), 4), (TopicPartition::new("output", 0), 0)]);
+    let ends = committed.end_offsets(&tps).await.unwrap();
+    assert_eq!(ends[0], (input(), 3), "held at the open transaction");
+    assert_eq!(
+        committed.beginning_offsets(&tps).await.unwrap(),
+        [(input(), 0), (TopicPartition::new("output", 0), 0)]
+    );
+    p.commit_transaction().await.unwrap();
+    let ends = committed.end_offsets(&tps[..1]).await.unwrap();
+    assert_eq!(ends, [(input(), 5)], "past the commit marker");
+    assert!(matches!(
+        committed
+            .end_offsets(&[TopicPartition::new("nope", 0)])
+            .await,
+        Err(Error::UnknownTopic(_) | Error::UnknownPartition { .. })
+    ));
+}

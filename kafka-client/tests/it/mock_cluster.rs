@@ -546,3 +546,53 @@ async fn the_native_producer_refuses_each_transactional_call_naming_librdkafka()
     }
     p.close().await.unwrap();
 }
+
+/// `beginning_offsets` and `end_offsets` of partitions not assigned, in the order asked, from
+/// both engines (librdkafka's offsets_for_times and the native consumer's ListOffsets per
+/// leader); an unknown topic is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_beginning_and_end_offsets_of_both_engines() {
+    let mock = cluster(&[("bounds", 3)]);
+    let c = KafkaClient::new(mock.bootstrap_servers());
+    let p = producer(&c, &[("linger.ms", "0")]);
+    for (partition, n) in [(0, 2), (2, 5)] {
+        for i in 0..n {
+            drop(
+                p.send(ProducerRecord::new("bounds", format!("{i}")).partition(partition))
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    p.close().await.unwrap();
+    let tps: Vec<TopicPartition> = [2, 0, 1]
+        .into_iter()
+        .map(|p| TopicPartition::new("bounds", p))
+        .collect();
+    let native = c
+        .clone()
+        .with_consumer_property(sluice_kafka::CONSUMER_ENGINE_PROPERTY, "native");
+    for client in [&c, &native] {
+        let mut cons = consumer(client, &[]);
+        let ends = cons.end_offsets(&tps).await.unwrap();
+        assert_eq!(
+            ends,
+            [
+                (tps[0].clone(), 5),
+                (tps[1].clone(), 2),
+                (tps[2].clone(), 0)
+            ],
+            "native: {}",
+            cons.is_native()
+        );
+        let starts = cons.beginning_offsets(&tps).await.unwrap();
+        assert!(starts.iter().all(|(_, o)| *o == 0), "{starts:?}");
+        assert!(cons.end_offsets(&[]).await.unwrap().is_empty());
+        assert!(
+            cons.end_offsets(&[TopicPartition::new("missing", 0)])
+                .await
+                .is_err()
+        );
+        cons.close().await.unwrap();
+    }
+}

@@ -395,6 +395,30 @@ impl Consumer for EmbeddedConsumer {
         Ok(())
     }
 
+    async fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        tps.iter()
+            .map(|tp| Ok((tp.clone(), self.log.partition(tp)?.log_start_offset())))
+            .collect()
+    }
+
+    async fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
+        let committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+        tps.iter()
+            .map(|tp| {
+                let p = self.log.partition(tp)?;
+                let end = if committed {
+                    p.last_stable_offset()
+                } else {
+                    p.high_watermark()
+                };
+                Ok((tp.clone(), end))
+            })
+            .collect()
+    }
+
     fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.assignment.get(tp).and_then(|s| s.position)
     }
