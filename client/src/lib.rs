@@ -624,8 +624,28 @@ pub struct PartitionLag {
     pub member_id: Option<String>,
 }
 
+/// A change of a subscribed consumer's assignment, as [`Consumer::rebalance_events`] reports
+/// it: Kafka's `ConsumerRebalanceListener` callbacks as values, so the code acting on them can
+/// use the consumer (and a producer) in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    /// Partitions being taken from this consumer in a clean handover (its offsets committed
+    /// first with `enable.auto.commit`). The consumer still owns them, in the same generation,
+    /// until the next `poll`: commit what was processed of them now (`commit_sync`, or
+    /// `send_offsets_to_transaction` and commit the transaction), as Kafka's
+    /// `onPartitionsRevoked` does before the consumer rejoins.
+    Revoked(Vec<TopicPartition>),
+    /// Partitions newly given to this consumer (after every completed rebalance, maybe empty).
+    Assigned(Vec<TopicPartition>),
+    /// Partitions this consumer lost without a clean handover (its session or generation
+    /// expired): other members may own them already, so committing them is refused.
+    Lost(Vec<TopicPartition>),
+}
+
 /// Callbacks of a rebalance, as Kafka's `ConsumerRebalanceListener`, called from `poll` (and
-/// `unsubscribe`/`close`) on the consumer's task.
+/// `unsubscribe`/`close`) on the consumer's task, for the same changes
+/// [`Consumer::rebalance_events`] reports (a listener cannot reach the consumer: to commit on
+/// revocation, use the events).
 pub trait RebalanceListener: Send {
     /// Partitions taken from this consumer, after their offsets were committed (with
     /// `enable.auto.commit`). Eager protocols revoke everything; cooperative ones only what moves.
@@ -879,7 +899,12 @@ pub trait Consumer: Send {
     /// arrived in time).
     ///
     /// With `group.id` and a subscription, `poll` also runs the group membership: joins,
-    /// heartbeats, rebalances (calling the [`RebalanceListener`]) and auto-commits.
+    /// heartbeats, rebalances (queuing [`RebalanceEvent`]s and calling the
+    /// [`RebalanceListener`]) and auto-commits. When a rebalance would revoke partitions,
+    /// `poll` returns at once (maybe with no records) with [`RebalanceEvent::Revoked`] queued,
+    /// and the consumer gives those partitions up (leaves its generation, rejoins) only at the
+    /// next `poll`: a `commit_sync` or `send_offsets_to_transaction` made in between counts for
+    /// the current generation. Check [`Consumer::rebalance_events`] after each `poll`.
     fn poll(
         &mut self,
         timeout: Duration,
@@ -924,6 +949,15 @@ pub trait Consumer: Send {
     /// [`ConsumerGroupMetadata`]); Sluice's native Kafka consumer, which has no membership,
     /// gives the metadata from outside the group.
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
+    /// The rebalance events since the last call, oldest first (drained: each is returned
+    /// once). Events wait here until asked for; a consumer that never asks keeps them (one
+    /// per rebalance).
+    ///
+    /// Where the implementations differ: Sluice's native Kafka consumer has no group
+    /// membership and never has events. The librdkafka consumer reports eager rebalances as
+    /// Revoked of everything then Assigned of everything (librdkafka's eager protocol), and
+    /// cooperative ones as the partitions that move.
+    fn rebalance_events(&mut self) -> Vec<RebalanceEvent>;
     /// Sets the callbacks of rebalances.
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>);
     /// Commits (with `enable.auto.commit`), revokes and leaves the group. The consumer keeps

@@ -15,7 +15,8 @@ use super::group::Membership;
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::client::fetched::{reassign, take_records};
 use crate::client::{
-    Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceListener, TopicPattern,
+    Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceEvent, RebalanceListener,
+    TopicPattern,
 };
 use crate::group::{GroupCoordinator, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
@@ -57,6 +58,8 @@ pub struct EmbeddedConsumer {
     /// Group membership, while subscribed.
     pub(super) membership: Option<Membership>,
     pub(super) listener: Option<Box<dyn RebalanceListener>>,
+    /// Rebalance events not yet taken by `rebalance_events`.
+    pub(super) events: Vec<RebalanceEvent>,
     /// Log clock time of the last auto-commit.
     pub(super) last_auto_commit_ms: i64,
     records_consumed: u64,
@@ -89,6 +92,7 @@ impl EmbeddedConsumer {
             coordinator,
             membership: None,
             listener: None,
+            events: Vec::new(),
             last_auto_commit_ms: now,
             records_consumed: 0,
             bytes_consumed: 0,
@@ -443,6 +447,10 @@ impl Consumer for EmbeddedConsumer {
         let deadline = tokio::time::Instant::now() + timeout;
         if self.membership.is_some() {
             self.drive_group(deadline).await?;
+            if self.revocation_pending() {
+                // The caller acts on the revocation before the partitions are given up.
+                return Ok(Vec::new());
+            }
         }
         self.maybe_auto_commit().await?;
         if !self.buffered.is_empty() {
@@ -488,6 +496,9 @@ impl Consumer for EmbeddedConsumer {
                 }
                 if self.membership.is_some() {
                     self.drive_group(deadline).await?;
+                    if self.revocation_pending() {
+                        return Ok(Vec::new());
+                    }
                 }
             }
         }
@@ -540,6 +551,10 @@ impl Consumer for EmbeddedConsumer {
             request.member_id,
             request.group_instance_id,
         ))
+    }
+
+    fn rebalance_events(&mut self) -> Vec<RebalanceEvent> {
+        std::mem::take(&mut self.events)
     }
 
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {
