@@ -946,8 +946,10 @@ pub trait Consumer: Send {
     ///
     /// Where the implementations differ: the librdkafka consumer's metadata carries
     /// librdkafka's own object, which only the librdkafka producer can use (see
-    /// [`ConsumerGroupMetadata`]); Sluice's native Kafka consumer, which has no membership,
-    /// gives the metadata from outside the group.
+    /// [`ConsumerGroupMetadata`]); librdkafka does not report the generation and member id
+    /// otherwise, so its public fields read -1 and "" (the object holds the real ones).
+    /// Sluice's native Kafka consumer, which has no membership, gives the metadata from
+    /// outside the group.
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
     /// The rebalance events since the last call, oldest first (drained: each is returned
     /// once). Events wait here until asked for; a consumer that never asks keeps them (one
