@@ -83,6 +83,12 @@ fn from_code_message(
         Code::OperationTimedOut | Code::MessageTimedOut | Code::TimedOutQueue => {
             Error::Timeout(format!("{operation}: {message}"))
         }
+        // librdkafka's own fencing (a transactional producer fenced by a newer one).
+        Code::Fenced if subject.transactional_id.is_some() => Error::ProducerFenced {
+            transactional_id: owned(subject.transactional_id),
+            current: -1,
+            got: -1,
+        },
         Code::State => Error::InvalidTxnState(format!("{operation}: {message}")),
         Code::BrokerDestroy | Code::DestroyBroker => Error::Closed("Kafka client"),
         _ => Error::Kafka {
@@ -169,6 +175,21 @@ mod tests {
         assert!(matches!(&e, Error::NonEmptyGroup(g) if g == "g"), "{e}");
         let e = from_code("commit", Code::RequestTimedOut, Subject::none());
         assert!(e.is_retriable() && matches!(e, Error::Timeout(_)), "{e}");
+    }
+
+    #[test]
+    fn fencing_of_a_transactional_producer_is_producer_fenced() {
+        for code in [
+            Code::ProducerFenced,
+            Code::Fenced,
+            Code::InvalidProducerEpoch,
+        ] {
+            let e = from_code("commit_transaction", code, Subject::transaction(Some("tx")));
+            assert!(
+                matches!(&e, Error::ProducerFenced { transactional_id, .. } if transactional_id == "tx"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

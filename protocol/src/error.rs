@@ -512,6 +512,16 @@ impl Error {
             ErrorCode::INVALID_TXN_STATE => {
                 Error::InvalidTxnState(format!("{operation}: {message}"))
             }
+            // A client learns no epochs from these codes: -1.
+            ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH
+                if subject.transactional_id.is_some() =>
+            {
+                Error::ProducerFenced {
+                    transactional_id: owned(subject.transactional_id),
+                    current: -1,
+                    got: -1,
+                }
+            }
             ErrorCode::CONCURRENT_TRANSACTIONS if subject.transactional_id.is_some() => {
                 Error::ConcurrentTransactions(owned(subject.transactional_id))
             }

@@ -203,7 +203,7 @@ fn records_round_trip_through_produce_consume_describe_and_dump() {
 
     let described = ok(dir, &["topics", "describe", "--topic", "orders"], "");
     assert!(
-        described.contains("Partition: 0\tLogStartOffset: 0\tLogEndOffset: 3"),
+        described.contains("Partition: 0\tLeader: -1\tLogStartOffset: 0\tLogEndOffset: 3"),
         "{described}"
     );
     assert_eq!(ok(dir, &["topics", "list"], ""), "orders\n");
