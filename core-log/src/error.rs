@@ -94,6 +94,21 @@ pub enum Error {
     /// A record batch handed to the log (or read back) that is not valid Kafka RecordBatch v2.
     #[error("corrupt record batch: {0}")]
     CorruptRecord(String),
+    /// A batch whose CRC holds but whose records the log refuses, as Kafka's log validator does
+    /// (INVALID_RECORD): malformed records, a record count that does not match them, a control
+    /// batch or a bad sequence from a client, a record without a key on a compacted topic.
+    /// Nothing of the batch was appended.
+    #[error("invalid record batch for {tp}: {reason}")]
+    InvalidRecord {
+        /// The partition appended to.
+        tp: TopicPartition,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A client's write to an internal topic (`__consumer_offsets`, `__transaction_state`):
+    /// only their coordinators write to them (Kafka's INVALID_TOPIC_EXCEPTION).
+    #[error("cannot append to internal topic \"{0}\": only its coordinator writes to it")]
+    InternalTopic(String),
     /// A partition taken offline by corrupt data found on disk; other partitions keep serving.
     #[error("partition {tp} is offline: corrupt data in {} at byte {position}: {reason}", path.display())]
     PartitionOffline {
@@ -388,6 +403,8 @@ impl Error {
         match self {
             Error::OffsetOutOfRange { .. } => 1,
             Error::CorruptRecord(_) => 2,
+            Error::InvalidRecord { .. } => 87,
+            Error::InternalTopic(_) => 17,
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => 3,
             Error::Timeout(_) => 7,
             Error::MessageTooLarge { .. } | Error::RecordTooLarge { .. } => 10,

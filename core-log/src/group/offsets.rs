@@ -21,7 +21,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::schema::{OffsetCommitValue, OffsetsKey, partition_for};
-use crate::log::{LogManager, Partition};
+use crate::log::{AppendOrigin, LogManager, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, SharedClock, TopicPartition};
 
@@ -477,7 +477,7 @@ impl OffsetStore {
             .encode();
             b.append(now, Some(&key), None, &[]);
         }
-        let info = partition.append(b.build())?;
+        let info = partition.append_from(b.build(), AppendOrigin::Coordinator)?;
         Ok((partition, info.base_offset, records))
     }
 

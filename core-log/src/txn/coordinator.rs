@@ -30,7 +30,7 @@ use parking_lot::Mutex;
 
 use crate::group::schema::{Reader, put_string};
 use crate::group::{CONSUMER_OFFSETS_TOPIC, GroupCoordinator};
-use crate::log::{LogManager, Partition};
+use crate::log::{AppendOrigin, LogManager, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, TopicPartition};
 
@@ -652,7 +652,8 @@ impl TransactionCoordinator {
             Some(&encode_value(&m)),
             &[],
         );
-        self.state_partition.append(b.build())?;
+        self.state_partition
+            .append_from(b.build(), AppendOrigin::Coordinator)?;
         self.state_partition.flush()?;
         txns.insert(transactional_id.to_owned(), m);
         Ok(())
