@@ -91,10 +91,10 @@ impl RecordIter {
     }
 
     fn fail(&mut self, what: &str) -> Error {
+        let index = self.header.record_count - self.left;
         self.left = 0;
         Error::CorruptRecord(format!(
-            "record {} of the batch at offset {}: {what}",
-            self.header.record_count - self.left,
+            "record {index} of the batch at offset {}: {what}",
             self.header.base_offset
         ))
     }
