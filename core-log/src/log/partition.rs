@@ -232,6 +232,18 @@ impl Partition {
             .map_or_else(|| self.log_end_offset(), |s| s.base_offset())
     }
 
+    /// The segment file holding `offset` (the partition's directory if no segment does), to
+    /// say where a record lies.
+    pub(crate) fn segment_file_of(&self, offset: i64) -> PathBuf {
+        let segments = self.segments();
+        let at = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        segments
+            .get(at)
+            .map_or_else(|| self.dir.clone(), |s| s.log_path())
+    }
+
     pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read())
     }
