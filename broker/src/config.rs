@@ -632,9 +632,33 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The topic defaults as a [`TopicConfig`].
+    /// The topic defaults as a [`TopicConfig`]: each topic key from the broker key that set
+    /// it, else from that key's own default, as Kafka's topic defaults come from its broker's
+    /// keys (`log.message.timestamp.after.max.ms` is an hour where a topic key alone would be
+    /// unbounded).
     pub fn topic_defaults(&self) -> Result<TopicConfig> {
-        TopicConfig::from_pairs(self.topic_defaults.iter())
+        let mut pairs: BTreeMap<&str, String> = BTreeMap::new();
+        for &(_, topic_key, _) in TOPIC_SYNONYMS {
+            if pairs.contains_key(topic_key) {
+                continue;
+            }
+            if let Some(value) = self.topic_defaults.get(topic_key) {
+                pairs.insert(topic_key, value.clone());
+            } else if let Some((key, default)) = self.topic_key_synonyms(topic_key).default {
+                let unit = TOPIC_SYNONYMS
+                    .iter()
+                    .find(|(k, _, _)| *k == key)
+                    .map_or(1, |(_, _, unit)| *unit);
+                let value = if unit == 1 {
+                    default.to_owned()
+                } else {
+                    let n: i64 = parse_num(key, default, "a whole number")?;
+                    n.saturating_mul(unit).to_string()
+                };
+                pairs.insert(topic_key, value);
+            }
+        }
+        TopicConfig::from_pairs(pairs)
             .map_err(|e| config_error("log.*", sluice_log::report(&e).to_string()))
     }
 

@@ -97,6 +97,21 @@ pub enum Error {
     /// A record batch handed to the log (or read back) that is not valid Kafka RecordBatch v2.
     #[error("corrupt record batch: {0}")]
     CorruptRecord(String),
+    /// A batch whose CRC holds but whose records the log refuses, as Kafka's log validator does
+    /// (INVALID_RECORD): malformed records, a record count that does not match them, a control
+    /// batch or a bad sequence from a client, a record without a key on a compacted topic.
+    /// Nothing of the batch was appended.
+    #[error("invalid record batch for {tp}: {reason}")]
+    InvalidRecord {
+        /// The partition appended to.
+        tp: TopicPartition,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A client's write to an internal topic (`__consumer_offsets`, `__transaction_state`):
+    /// only their coordinators write to them (Kafka's INVALID_TOPIC_EXCEPTION).
+    #[error("cannot append to internal topic \"{0}\": only its coordinator writes to it")]
+    InternalTopic(String),
     /// A partition taken offline by corrupt data found on disk; other partitions keep serving.
     #[error("partition {tp} is offline: corrupt data in {} at byte {position}: {reason}", path.display())]
     PartitionOffline {
@@ -392,6 +407,8 @@ impl Error {
         match self {
             Error::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
             Error::CorruptRecord(_) => ErrorCode::CORRUPT_MESSAGE,
+            Error::InvalidRecord { .. } => ErrorCode::INVALID_RECORD,
+            Error::InternalTopic(_) => ErrorCode::INVALID_TOPIC_EXCEPTION,
             Error::UnknownTopic(_) | Error::UnknownPartition { .. } => {
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             }

@@ -20,7 +20,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{ResponseKind, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use parking_lot::Mutex;
 use sluice_log::group::{CommittedOffset, OffsetAndMetadata};
-use sluice_log::log::Partition;
+use sluice_log::log::{AppendOrigin, Partition};
 use sluice_log::record::{BatchBuilder, increment_sequence};
 use sluice_log::txn::TransactionState;
 use sluice_log::{Compression, Error, TopicPartition};
@@ -239,7 +239,7 @@ fn write(
             &[],
         );
     }
-    let info = partition.append(b.build())?;
+    let info = partition.append_from(b.build(), AppendOrigin::Coordinator)?;
     let pending: Vec<(TopicPartition, CommittedOffset, i64)> = records
         .into_iter()
         .zip(info.base_offset..)

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::schema::{OffsetCommitValue, OffsetsKey, partition_for};
-use crate::log::{LogManager, Partition};
+use crate::log::{AppendOrigin, LogManager, MAX_UNCOMPRESSED_BATCH, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, SharedClock, TopicPartition};
 
@@ -195,7 +195,8 @@ impl OffsetStore {
 
     /// Replays every partition of `__consumer_offsets` into the map, honouring transactions:
     /// a transactional record is applied only when its producer's COMMIT marker follows it,
-    /// dropped on ABORT, and left pending when neither is in the log yet.
+    /// dropped on ABORT, and left pending when neither is in the log yet. A record (or batch)
+    /// that does not decode is skipped with a warning naming where it lies.
     fn load(&self) -> Result<()> {
         let parts = self.inner.log.partitions(CONSUMER_OFFSETS_TOPIC)?;
         let mut map = self.inner.offsets.lock();
@@ -203,16 +204,36 @@ impl OffsetStore {
         let mut loaded = 0usize;
         for p in parts.iter() {
             let partition = p.topic_partition().partition;
+            let skip = |offset: i64, error: &str| {
+                tracing::warn!(
+                    tp = %p.topic_partition(),
+                    offset,
+                    file = %p.segment_file_of(offset).display(),
+                    error,
+                    "skipping a __consumer_offsets record that does not decode"
+                );
+            };
             let mut at = p.log_start_offset();
             while at < p.log_end_offset() {
                 let data = p.read(at, LOAD_READ_BYTES)?;
                 let mut next = at;
                 for (h, range) in BatchIter::new(&data.records) {
                     next = next.max(h.next_offset());
-                    let records = decode_records(&data.records.slice(range), 64 << 20)?;
+                    let records =
+                        match decode_records(&data.records.slice(range), MAX_UNCOMPRESSED_BATCH) {
+                            Ok(records) => records,
+                            Err(e) => {
+                                skip(h.base_offset, &crate::report(&e));
+                                continue;
+                            }
+                        };
+                    // A record that does not frame ends its batch: the rest cannot be framed.
+                    let records = records.map_while(|r| {
+                        r.inspect_err(|e| skip(h.base_offset, &crate::report(e)))
+                            .ok()
+                    });
                     if h.is_control() {
                         for r in records {
-                            let r = r?;
                             let marker = r.key.as_deref().and_then(ControlRecord::parse);
                             if let Some(marker) = marker {
                                 complete_pending(
@@ -228,13 +249,16 @@ impl OffsetStore {
                         continue;
                     }
                     for r in records {
-                        let r = r?;
                         if r.offset < at {
                             continue;
                         }
-                        let Some((group, tp, value)) = decode_record(&r.key, &r.value, r.offset)
-                        else {
-                            continue;
+                        let (group, tp, value) = match decode_record(&r.key, &r.value) {
+                            Ok(Some(decoded)) => decoded,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                skip(r.offset, &crate::report(&e));
+                                continue;
+                            }
                         };
                         if h.is_transactional() {
                             pending.entry((partition, h.producer_id)).or_default().push(
@@ -477,7 +501,7 @@ impl OffsetStore {
             .encode();
             b.append(now, Some(&key), None, &[]);
         }
-        let info = partition.append(b.build())?;
+        let info = partition.append_from(b.build(), AppendOrigin::Coordinator)?;
         Ok((partition, info.base_offset, records))
     }
 
@@ -622,43 +646,36 @@ fn complete_pending(
 }
 
 /// Decodes one record of `__consumer_offsets` read back from the log: the group, partition and
-/// offset (`None`: a tombstone) of an offset commit, or `None` for other (or unreadable)
-/// records.
+/// offset (`None`: a tombstone) of an offset commit, `None` for other records, or what does not
+/// decode.
 #[allow(clippy::type_complexity)]
 fn decode_record(
     key: &Option<Bytes>,
     value: &Option<Bytes>,
-    log_offset: i64,
-) -> Option<(String, TopicPartition, Option<CommittedOffset>)> {
-    let key = key.as_ref()?;
-    let key = match OffsetsKey::decode(key) {
-        Ok(Some(k)) => k,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(log_offset, error = %e, "skipping an unreadable __consumer_offsets key");
-            return None;
-        }
+) -> Result<Option<(String, TopicPartition, Option<CommittedOffset>)>> {
+    let Some(key) = key.as_ref() else {
+        return Ok(None);
+    };
+    let Some(key) = OffsetsKey::decode(key)? else {
+        return Ok(None);
     };
     let OffsetsKey::OffsetCommit { group, tp } = key else {
         // Group metadata: membership is not restored (members rejoin after a restart).
-        return None;
+        return Ok(None);
     };
     let committed = match value {
         None => None,
-        Some(v) => match OffsetCommitValue::decode(v) {
-            Ok(v) => Some(CommittedOffset {
+        Some(v) => {
+            let v = OffsetCommitValue::decode(v)?;
+            Some(CommittedOffset {
                 offset: v.offset,
                 leader_epoch: (v.leader_epoch >= 0).then_some(v.leader_epoch),
                 metadata: v.metadata,
                 commit_timestamp: v.commit_timestamp,
-            }),
-            Err(e) => {
-                tracing::warn!(log_offset, error = %e, "skipping an unreadable offset commit");
-                return None;
-            }
-        },
+            })
+        }
     };
-    Some((group, tp, committed))
+    Ok(Some((group, tp, committed)))
 }
 
 fn apply_entry(

@@ -13,15 +13,17 @@ mod producer_state;
 mod segment;
 mod topic_id;
 mod txn_index;
+mod validator;
 
 pub use append_signal::AppendSignal;
 pub use cleaner::{CleanerStats, DEFAULT_DEDUPE_BUFFER_SIZE};
 pub use manager::{LogManager, LogManagerConfig, PartitionDescription, TopicDescription};
 pub use page_cache::{AUTO_WINDOW_BYTES, PageCacheWindow, host_reclaims_free_memory};
-pub use partition::{AppendInfo, DROP_STEP, FetchedData, Partition};
+pub use partition::{AppendInfo, AppendOrigin, DROP_STEP, FetchedData, Partition};
 pub use producer_state::{DEFAULT_PRODUCER_ID_EXPIRATION_MS, ProducerStateInfo};
 pub use topic_id::TopicId;
 pub use txn_index::AbortedTransaction;
+pub use validator::MAX_UNCOMPRESSED_BATCH;
 
 pub(crate) use checkpoint::sync_dir;
 

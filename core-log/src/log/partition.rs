@@ -13,9 +13,19 @@ use super::LogContext;
 use super::producer_state::{ProducerStateInfo, ProducerStateManager, Verdict};
 use super::segment::Segment;
 use super::txn_index::{self, AbortedTransaction, AbortedTxn};
+use super::validator::{self, MAX_UNCOMPRESSED_BATCH};
 use crate::config::{TopicCompression, TopicConfig};
 use crate::record::{self, BatchHeader, ControlRecord};
 use crate::{Error, Result, TimestampType, TopicPartition};
+
+/// Who appends a batch (Kafka's `AppendOrigin`): what [`Partition::append_from`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: the broker's Produce, the embedded producer.
+    Client,
+    /// A coordinator writing its own records (`__consumer_offsets`, `__transaction_state`).
+    Coordinator,
+}
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +232,18 @@ impl Partition {
             .map_or_else(|| self.log_end_offset(), |s| s.base_offset())
     }
 
+    /// The segment file holding `offset` (the partition's directory if no segment does), to
+    /// say where a record lies.
+    pub(crate) fn segment_file_of(&self, offset: i64) -> PathBuf {
+        let segments = self.segments();
+        let at = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        segments
+            .get(at)
+            .map_or_else(|| self.dir.clone(), |s| s.log_path())
+    }
+
     pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read())
     }
@@ -242,21 +264,40 @@ impl Partition {
         Ok(())
     }
 
-    /// Appends one record batch (Kafka RecordBatch v2): validates it, assigns its offsets and
-    /// writes it. Durability is the caller's to wait for ([`Partition::wait_durable`]).
-    pub fn append(&self, mut batch: Vec<u8>) -> Result<AppendInfo> {
+    /// Appends one record batch (Kafka RecordBatch v2) from a client (a producer, the broker's
+    /// Produce): validates it, assigns its offsets and writes it. Durability is the caller's to
+    /// wait for ([`Partition::wait_durable`]). Internal topics refuse it
+    /// ([`Error::InternalTopic`]); see [`Partition::append_from`].
+    pub fn append(&self, batch: Vec<u8>) -> Result<AppendInfo> {
+        self.append_from(batch, AppendOrigin::Client)
+    }
+
+    /// Appends one record batch as [`Partition::append`] does, from `origin`: a client's batch
+    /// is checked as Kafka checks a producer's (count, offsets, sequence, no control batch, no
+    /// internal topic); every batch's records are checked for framing, keys (compacted topics)
+    /// and timestamps before anything is written (see [`MAX_UNCOMPRESSED_BATCH`]).
+    pub fn append_from(&self, mut batch: Vec<u8>, origin: AppendOrigin) -> Result<AppendInfo> {
+        if origin == AppendOrigin::Client && crate::names::is_internal(&self.tp.topic) {
+            return Err(Error::InternalTopic(self.tp.topic.to_string()));
+        }
         self.check_online()?;
         let config = self.config();
-        let h = record::validate(&batch)?;
+        let h = record::validate(&batch).map_err(|e| match e {
+            Error::CorruptRecord(what) => Error::CorruptRecord(format!("{}: {what}", self.tp)),
+            other => other,
+        })?;
         if h.is_control() {
-            return Err(Error::CorruptRecord(
-                "control batches are written by the transaction coordinator, not producers".into(),
-            ));
+            return Err(Error::InvalidRecord {
+                tp: self.tp.clone(),
+                reason: "control batches are written by the transaction coordinator, not producers"
+                    .into(),
+            });
         }
         if h.is_transactional() && h.producer_id < 0 {
-            return Err(Error::CorruptRecord(
-                "a transactional batch needs a producer id".into(),
-            ));
+            return Err(Error::CorruptRecord(format!(
+                "{}: a transactional batch needs a producer id",
+                self.tp
+            )));
         }
         if batch.len() > config.max_message_bytes {
             return Err(Error::MessageTooLarge {
@@ -266,9 +307,7 @@ impl Partition {
             });
         }
         let now = self.ctx.clock.now_ms();
-        if config.message_timestamp_type == TimestampType::CreateTime {
-            self.check_timestamps(&config, &h, now)?;
-        }
+        let h = validator::validate_batch(&self.tp, &config, &mut batch, h, now, origin)?;
         let h = match config.compression {
             TopicCompression::Codec(codec) if h.compression()? != codec => {
                 batch = recompress(&batch, codec)?;
@@ -420,31 +459,6 @@ impl Partition {
             log_start_offset: self.log_start_offset(),
             duplicate: false,
         })
-    }
-
-    /// Kafka's `message.timestamp.before.max.ms` / `after.max.ms` on `CreateTime` topics (the
-    /// batch's first and largest timestamps stand for its records).
-    fn check_timestamps(&self, config: &TopicConfig, h: &BatchHeader, now: i64) -> Result<()> {
-        let err = |timestamp: i64, reason: String| Error::InvalidTimestamp {
-            topic: self.tp.topic.to_string(),
-            timestamp,
-            reason,
-        };
-        let before = config.message_timestamp_before_max_ms;
-        let after = config.message_timestamp_after_max_ms;
-        if before < i64::MAX && now.saturating_sub(h.base_timestamp) > before {
-            return Err(err(
-                h.base_timestamp,
-                format!("more than message.timestamp.before.max.ms ({before}) in the past"),
-            ));
-        }
-        if after < i64::MAX && h.max_timestamp.saturating_sub(now) > after {
-            return Err(err(
-                h.max_timestamp,
-                format!("more than message.timestamp.after.max.ms ({after}) in the future"),
-            ));
-        }
-        Ok(())
     }
 
     /// The segment to append `len` bytes to, rolling a new one when the active one is full or
@@ -955,7 +969,7 @@ fn recompress(batch: &[u8], codec: crate::Compression) -> Result<Vec<u8>> {
     if h.is_transactional() {
         b = b.transactional();
     }
-    for r in record::decode_records(&bytes, 64 << 20)? {
+    for r in record::decode_records(&bytes, MAX_UNCOMPRESSED_BATCH)? {
         let r = r?;
         b.append(
             r.timestamp,

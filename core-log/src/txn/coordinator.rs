@@ -29,7 +29,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::group::CONSUMER_OFFSETS_TOPIC;
-use crate::log::{LogManager, Partition};
+use crate::log::{AppendOrigin, LogManager, MAX_UNCOMPRESSED_BATCH, Partition};
 use crate::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use crate::{Compression, Error, Result, TopicPartition};
 use sluice_protocol::codec::{Reader, put_string};
@@ -671,7 +671,8 @@ impl TransactionCoordinator {
             Some(&encode_value(&m)),
             &[],
         );
-        self.state_partition.append(b.build())?;
+        self.state_partition
+            .append_from(b.build(), AppendOrigin::Coordinator)?;
         self.state_partition.flush()?;
         txns.insert(transactional_id.to_owned(), m);
         Ok(())
@@ -700,10 +701,21 @@ fn bump_epoch(log: &LogManager, m: &mut TransactionMetadata) -> Result<()> {
     Ok(())
 }
 
-/// Replays `__transaction_state`: the last value of each key wins, a null value deletes it.
+/// Replays `__transaction_state`: the last value of each key wins, a null value deletes it. A
+/// record (or batch) that does not decode is skipped with a warning naming where it lies, so
+/// one bad record costs only itself: the coordinator still starts.
 fn load(p: &Partition) -> Result<BTreeMap<String, TransactionMetadata>> {
     let mut txns = BTreeMap::new();
     let mut at = p.log_start_offset();
+    let skip = |offset: i64, error: &Error| {
+        tracing::warn!(
+            tp = %p.topic_partition(),
+            offset,
+            file = %p.segment_file_of(offset).display(),
+            error = %crate::report(error),
+            "skipping a __transaction_state record that does not decode"
+        );
+    };
     while at < p.log_end_offset() {
         let data = p.read(at, 1 << 20)?;
         if data.records.is_empty() {
@@ -715,14 +727,35 @@ fn load(p: &Partition) -> Result<BTreeMap<String, TransactionMetadata>> {
                 continue;
             }
             let batch: Bytes = data.records.slice(range);
-            for r in decode_records(&batch, 64 << 20)? {
-                let r = r?;
-                let Some(key) = r.key else { continue };
-                let id = decode_key(&key)?;
-                match r.value {
-                    Some(v) => {
-                        txns.insert(id, decode_value(&v)?);
+            let records = match decode_records(&batch, MAX_UNCOMPRESSED_BATCH) {
+                Ok(records) => records,
+                Err(e) => {
+                    skip(h.base_offset, &e);
+                    continue;
+                }
+            };
+            for r in records {
+                let r = match r {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The rest of the batch cannot be framed either.
+                        skip(h.base_offset, &e);
+                        break;
                     }
+                };
+                let Some(key) = r.key else { continue };
+                let id = match decode_key(&key) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        skip(r.offset, &e);
+                        continue;
+                    }
+                };
+                match r.value.map(|v| decode_value(&v)) {
+                    Some(Ok(m)) => {
+                        txns.insert(id, m);
+                    }
+                    Some(Err(e)) => skip(r.offset, &e),
                     None => {
                         txns.remove(&id);
                     }

@@ -9,6 +9,7 @@ mod compaction;
 mod consumer_group;
 mod eos;
 mod group;
+mod hostile;
 mod idempotence;
 mod log;
 mod recovery;

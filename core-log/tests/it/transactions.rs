@@ -7,7 +7,7 @@ use std::time::Duration;
 use sluice_log::client::config::ConsumerConfig;
 use sluice_log::client::embedded::EmbeddedClient;
 use sluice_log::client::{Client, Consumer};
-use sluice_log::log::{AbortedTransaction, LogManager, LogManagerConfig, Partition};
+use sluice_log::log::{AbortedTransaction, AppendOrigin, LogManager, LogManagerConfig, Partition};
 use sluice_log::record::{BatchBuilder, BatchIter, ControlRecord, decode_records};
 use sluice_log::{Compression, Error, MockClock, TopicPartition};
 
@@ -520,7 +520,9 @@ mod coordinator {
                 Some(&encode_value(&m)),
                 &[],
             );
-            state.append(b.build()).unwrap();
+            state
+                .append_from(b.build(), AppendOrigin::Coordinator)
+                .unwrap();
             drop(c);
             log.close().unwrap();
         }
@@ -560,7 +562,9 @@ mod coordinator {
                     .unwrap();
                 let mut b = BatchBuilder::new(Compression::None);
                 b.append(NOW, Some(&encode_key(id)), Some(&encode_value(&m)), &[]);
-                state.append(b.build()).unwrap();
+                state
+                    .append_from(b.build(), AppendOrigin::Coordinator)
+                    .unwrap();
                 log.flush_all().unwrap();
                 std::mem::forget(c);
                 std::mem::forget(log);

@@ -57,6 +57,18 @@ pub fn compress(codec: Compression, data: &[u8], out: &mut Vec<u8>) -> std::io::
 /// Decompresses `data` into a new buffer of at most `limit` bytes.
 pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
+    decompress_into(codec, data, limit, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses `data` into `out` (cleared first, its allocation reused), at most `limit` bytes.
+pub(crate) fn decompress_into(
+    codec: Compression,
+    data: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.clear();
     let read_limited = |r: &mut dyn Read, out: &mut Vec<u8>| -> Result<(), String> {
         let n = r
             .take(limit as u64 + 1)
@@ -72,19 +84,19 @@ pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u
     };
     match codec {
         Compression::None => out.extend_from_slice(data),
-        Compression::Gzip => read_limited(&mut flate2::read::GzDecoder::new(data), &mut out)?,
-        Compression::Snappy => snappy_decompress(data, limit, &mut out)?,
+        Compression::Gzip => read_limited(&mut flate2::read::GzDecoder::new(data), out)?,
+        Compression::Snappy => snappy_decompress(data, limit, out)?,
         Compression::Lz4 => {
             let mut dec = lz4::Decoder::new(data).map_err(|e| format!("lz4 data: {e}"))?;
-            read_limited(&mut dec, &mut out)?;
+            read_limited(&mut dec, out)?;
         }
         Compression::Zstd => {
             let mut dec =
                 zstd::stream::read::Decoder::new(data).map_err(|e| format!("zstd data: {e}"))?;
-            read_limited(&mut dec, &mut out)?;
+            read_limited(&mut dec, out)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn snappy_decompress(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), String> {

@@ -16,7 +16,10 @@ pub mod records;
 pub mod varint;
 
 pub use builder::BatchBuilder;
-pub use records::{ControlRecord, Header, Record, RecordIter, decode_records};
+pub use records::{
+    ControlRecord, Header, HeaderFrame, MalformedRecord, Record, RecordFrame, RecordIter,
+    decode_records, read_record, records_section,
+};
 
 use crate::{Compression, Error, Result, TimestampType};
 
@@ -248,6 +251,18 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, bas
         .copy_from_slice(&producer_epoch.to_be_bytes());
     batch[PRODUCER_ID_OFFSET + 10..PRODUCER_ID_OFFSET + 14]
         .copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Rewrites the max timestamp of a batch and its CRC (a `CreateTime` batch whose header does not
+/// hold the largest timestamp of its records, which Kafka's broker corrects likewise).
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    if batch.len() < HEADER_LEN {
+        return;
+    }
+    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&max_timestamp.to_be_bytes());
     let crc = compute_crc(batch);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }

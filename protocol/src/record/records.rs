@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use super::compression::decompress;
+use std::ops::Range;
+
+use super::compression::{decompress, decompress_into};
 use super::varint::Reader;
 use super::{BatchHeader, HEADER_LEN, validate};
 use crate::{Compression, Error, Result, TimestampType};
@@ -89,10 +91,10 @@ impl RecordIter {
     }
 
     fn fail(&mut self, what: &str) -> Error {
+        let index = self.header.record_count - self.left;
         self.left = 0;
         Error::CorruptRecord(format!(
-            "record {} of the batch at offset {}: {what}",
-            self.header.record_count - self.left,
+            "record {index} of the batch at offset {}: {what}",
             self.header.base_offset
         ))
     }
@@ -105,42 +107,17 @@ impl Iterator for RecordIter {
         if self.left <= 0 {
             return None;
         }
-        let mut r = Reader::new(&self.data[self.pos..]);
-        let parsed = (|| {
-            let len = r.varint()?;
-            if len < 0 || len as usize > r.remaining() {
-                return None;
-            }
-            let end = r.pos() + len as usize;
-            let _attributes = r.i8()?;
-            let ts_delta = r.varlong()?;
-            let offset_delta = r.varint()?;
-            let key = r.nullable_range()?;
-            let value = r.nullable_range()?;
-            let n_headers = r.varint()?;
-            if n_headers < 0 || n_headers as usize > r.remaining() {
-                return None;
-            }
-            let mut headers = Vec::with_capacity(n_headers as usize);
-            for _ in 0..n_headers {
-                let k = r.nullable_range()??;
-                let v = r.nullable_range()?;
-                headers.push((k, v));
-            }
-            if r.pos() != end {
-                return None;
-            }
-            Some((ts_delta, offset_delta, key, value, headers, end))
-        })();
-        let Some((ts_delta, offset_delta, key, value, headers, end)) = parsed else {
-            return Some(Err(self.fail("malformed record")));
-        };
         let base = self.pos;
-        let slice = |r: std::ops::Range<usize>| self.data.slice(base + r.start..base + r.end);
+        let mut headers = Vec::new();
+        let frame = match read_record(self.data.get(base..).unwrap_or_default(), &mut headers) {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(self.fail(e.0))),
+        };
+        let slice = |r: Range<usize>| self.data.slice(base + r.start..base + r.end);
         let mut hs = Vec::with_capacity(headers.len());
         for (k, v) in headers {
             let Ok(key) = String::from_utf8(slice(k).to_vec()) else {
-                return Some(Err(self.fail("header key is not UTF-8")));
+                return Some(Err(self.fail("a header key is not UTF-8")));
             };
             hs.push(Header {
                 key,
@@ -149,18 +126,141 @@ impl Iterator for RecordIter {
         }
         let timestamp = match self.header.timestamp_type() {
             TimestampType::LogAppendTime => self.header.max_timestamp,
-            TimestampType::CreateTime => self.header.base_timestamp.wrapping_add(ts_delta),
+            TimestampType::CreateTime => self
+                .header
+                .base_timestamp
+                .wrapping_add(frame.timestamp_delta),
         };
         let record = Record {
-            offset: self.header.base_offset + i64::from(offset_delta),
+            offset: self.header.base_offset + i64::from(frame.offset_delta),
             timestamp,
-            key: key.map(slice),
-            value: value.map(slice),
+            key: frame.key.map(slice),
+            value: frame.value.map(slice),
             headers: hs,
         };
-        self.pos = base + end;
+        self.pos = base + frame.len;
         self.left -= 1;
         Some(Ok(record))
+    }
+}
+
+/// Where the fields of one record lie, as [`read_record`] found them (byte ranges from the
+/// record's first byte).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFrame {
+    /// Bytes the record takes, its length prefix included.
+    pub len: usize,
+    /// Timestamp minus the batch's base timestamp.
+    pub timestamp_delta: i64,
+    /// Offset minus the batch's base offset.
+    pub offset_delta: i32,
+    /// The key's bytes; `None` is null.
+    pub key: Option<Range<usize>>,
+    /// The value's bytes; `None` is null.
+    pub value: Option<Range<usize>>,
+}
+
+/// The key and value ranges of one header of a [`RecordFrame`].
+pub type HeaderFrame = (Range<usize>, Option<Range<usize>>);
+
+/// What is wrong with the framing of a record ([`read_record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedRecord(pub &'static str);
+
+/// Reads the framing of the record at the start of `buf` (a records section, decompressed),
+/// checking it as Kafka's `DefaultRecord.readFrom` does: the length prefix, each varint, the
+/// key, value and header lengths, a non-null UTF-8 key for each header, and that the fields end
+/// exactly where the length prefix says. The headers' ranges replace the contents of `headers`.
+pub fn read_record(
+    buf: &[u8],
+    headers: &mut Vec<HeaderFrame>,
+) -> std::result::Result<RecordFrame, MalformedRecord> {
+    let bad = |what| Err(MalformedRecord(what));
+    headers.clear();
+    let mut r = Reader::new(buf);
+    let Some(len) = r.varint() else {
+        return bad("its length prefix is not a varint");
+    };
+    let start = r.pos();
+    let Some(end) = usize::try_from(len).ok().and_then(|l| start.checked_add(l)) else {
+        return bad("its length prefix is negative");
+    };
+    let Some(record) = buf.get(..end) else {
+        return bad("its length prefix runs past the end of the records");
+    };
+    // Every field is read within the record's own length.
+    let mut r = Reader::new(record);
+    if r.take(start).is_none() || r.i8().is_none() {
+        return bad("it ends before its attributes");
+    }
+    let Some(timestamp_delta) = r.varlong() else {
+        return bad("its timestamp delta is not a varlong within the record");
+    };
+    let Some(offset_delta) = r.varint() else {
+        return bad("its offset delta is not a varint within the record");
+    };
+    let Some(key) = r.nullable_range() else {
+        return bad("its key length is invalid or runs past the record");
+    };
+    let Some(value) = r.nullable_range() else {
+        return bad("its value length is invalid or runs past the record");
+    };
+    let Some(count) = r.varint() else {
+        return bad("its header count is not a varint within the record");
+    };
+    // A header takes at least two bytes: a bound before anything is reserved.
+    match usize::try_from(count) {
+        Err(_) => return bad("its header count is negative"),
+        Ok(n) if n > r.remaining() / 2 => {
+            return bad("its header count is more than the record's bytes can hold");
+        }
+        Ok(n) => headers.reserve(n),
+    }
+    for _ in 0..count {
+        let k = match r.nullable_range() {
+            Some(Some(k)) => k,
+            Some(None) => return bad("a header key is null"),
+            None => return bad("a header key length is invalid or runs past the record"),
+        };
+        if std::str::from_utf8(&record[k.clone()]).is_err() {
+            return bad("a header key is not UTF-8");
+        }
+        let Some(v) = r.nullable_range() else {
+            return bad("a header value length is invalid or runs past the record");
+        };
+        headers.push((k, v));
+    }
+    if r.pos() != end {
+        return bad("its length prefix says more bytes than its fields take");
+    }
+    Ok(RecordFrame {
+        len: end,
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+    })
+}
+
+/// The records section of a checked batch (the bytes after its header): as they are, or for a
+/// compressed batch decompressed into `scratch` (replacing its contents). Compressed bytes that
+/// do not decompress, or decompress to more than `max_uncompressed` bytes, are
+/// [`Error::CorruptRecord`].
+pub fn records_section<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+    max_uncompressed: usize,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    let body = batch.get(HEADER_LEN..).unwrap_or_default();
+    match header.compression()? {
+        Compression::None => Ok(body),
+        codec => {
+            decompress_into(codec, body, max_uncompressed, scratch)
+                .map_err(Error::CorruptRecord)?;
+            Ok(scratch)
+        }
     }
 }
 

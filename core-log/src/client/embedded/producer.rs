@@ -26,7 +26,7 @@ use crate::client::accumulator::{Accumulator, Pace, Sealed};
 use crate::client::config::{Acks, ProducerConfig};
 use crate::client::{ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
 use crate::group::{CONSUMER_OFFSETS_TOPIC, OffsetAndMetadata};
-use crate::log::{LogManager, Partition};
+use crate::log::{AppendOrigin, LogManager, Partition};
 use crate::record::increment_sequence;
 use crate::txn::TransactionCoordinator;
 use crate::{Error, Result, TopicPartition};
@@ -193,8 +193,11 @@ impl Drop for EmbeddedProducer {
     }
 }
 
-impl Producer for EmbeddedProducer {
-    async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+impl EmbeddedProducer {
+    /// Queues a record, to any topic: [`Producer::send`] after its check that the topic is
+    /// not internal, and [`Producer::send_offsets_to_transaction`] (the group coordinator's
+    /// records, written in this producer's transaction).
+    async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         if let Some(txn) = &self.shared.txn
             && !txn.state.lock().in_transaction
         {
@@ -208,6 +211,17 @@ impl Producer for EmbeddedProducer {
             .timestamp
             .unwrap_or_else(|| self.shared.log.clock().now_ms());
         self.shared.acc.append(record, count, timestamp).await
+    }
+}
+
+impl Producer for EmbeddedProducer {
+    /// Queues a record; a record to an internal topic is [`Error::InternalTopic`], as a Kafka
+    /// broker refuses it.
+    async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        if crate::names::is_internal(&record.topic) {
+            return Err(Error::InternalTopic(record.topic.to_string()));
+        }
+        self.enqueue(record).await
     }
 
     async fn flush(&self) -> Result<()> {
@@ -328,7 +342,7 @@ impl Producer for EmbeddedProducer {
                 headers: Vec::new(),
                 timestamp: Some(r.committed.commit_timestamp),
             };
-            sent.push((r.tp, r.committed, self.send(record).await?));
+            sent.push((r.tp, r.committed, self.enqueue(record).await?));
         }
         self.flush().await?;
         let mut pending = Vec::with_capacity(sent.len());
@@ -435,7 +449,15 @@ fn send_batch(
         }
     }
     let records = builder.len() as i32;
-    let result = partition.and_then(|p| p.append(builder.build()).map(|info| (p, info)));
+    // Only send_offsets_to_transaction queues records to an internal topic (send refuses
+    // them): the group coordinator's offset commits, written for this producer.
+    let origin = if crate::names::is_internal(&tp.topic) {
+        AppendOrigin::Coordinator
+    } else {
+        AppendOrigin::Client
+    };
+    let result =
+        partition.and_then(|p| p.append_from(builder.build(), origin).map(|info| (p, info)));
     if let (Some(seq), Ok(_)) = (sequence, &result) {
         sequences
             .next
