@@ -64,6 +64,8 @@ struct TxnLocal {
     in_transaction: bool,
     /// Partitions already added to the ongoing transaction.
     partitions: std::collections::HashSet<TopicPartition>,
+    /// The first failure of a record of the ongoing transaction: it cannot commit.
+    failed: Option<Arc<Error>>,
 }
 
 /// Partition counts by topic, with the last topic used kept by handle.
@@ -179,6 +181,7 @@ impl EmbeddedProducer {
         }
         st.in_transaction = true;
         st.partitions.clear();
+        st.failed = None;
         Ok(())
     }
 
@@ -286,6 +289,27 @@ impl EmbeddedProducer {
         let (pid, epoch) = self
             .producer_id_and_epoch()
             .ok_or_else(|| Error::InvalidTxnState("call init_transactions first".into()))?;
+        let failed = txn.state.lock().failed.clone();
+        match failed.as_deref() {
+            // Fenced is fatal (Kafka's ProducerFencedException): neither commit nor abort.
+            Some(Error::ProducerFenced {
+                transactional_id,
+                current,
+                got,
+            }) => {
+                return Err(Error::ProducerFenced {
+                    transactional_id: transactional_id.clone(),
+                    current: *current,
+                    got: *got,
+                });
+            }
+            Some(e) if commit => {
+                return Err(Error::InvalidTxnState(format!(
+                    "a record of the transaction failed ({e}): abort it"
+                )));
+            }
+            _ => {}
+        }
         let added = !txn.state.lock().partitions.is_empty();
         if added {
             txn.coordinator
@@ -294,6 +318,7 @@ impl EmbeddedProducer {
         let mut st = txn.state.lock();
         st.in_transaction = false;
         st.partitions.clear();
+        st.failed = None;
         Ok(())
     }
 
@@ -436,7 +461,14 @@ fn send_batch(
     match result {
         Err(e) => {
             partitions.remove(&tp);
-            done.complete(Err(Arc::new(e)));
+            let e = Arc::new(e);
+            if let Some(txn) = &shared.txn {
+                let mut st = txn.state.lock();
+                if st.in_transaction && st.failed.is_none() {
+                    st.failed = Some(Arc::clone(&e));
+                }
+            }
+            done.complete(Err(e));
             release();
         }
         Ok((p, info)) => {
