@@ -154,6 +154,14 @@ fn from_code_message(
         Code::InvalidTransactionalState | Code::State => {
             Error::InvalidTxnState(format!("{operation}: {message}"))
         }
+        // librdkafka does not say the epochs: -1.
+        Code::ProducerFenced | Code::Fenced if subject.transactional_id.is_some() => {
+            Error::ProducerFenced {
+                transactional_id: owned(subject.transactional_id),
+                current: -1,
+                got: -1,
+            }
+        }
         Code::ConcurrentTransactions if subject.transactional_id.is_some() => {
             Error::ConcurrentTransactions(owned(subject.transactional_id))
         }
