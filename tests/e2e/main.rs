@@ -1,6 +1,7 @@
 //! Cross-crate end-to-end tests: the `sluice` binary and the example pipeline.
 mod broker;
 mod cli;
+mod contract;
 mod kafka_client;
 mod native_consumer;
 mod native_producer;
