@@ -5,9 +5,7 @@
 //! (`Bytes::clone` is a reference count), no per-record allocation here beyond what the client
 //! API takes, delivery futures completed from a bounded in-flight queue, and counters in atomics.
 
-use std::any::Any;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,10 +14,9 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
-use sluice_kafka::{CONSUMER_ENGINE_PROPERTY, ENGINE_PROPERTY, KafkaClient, KafkaProducer};
+use sluice_kafka::{CONSUMER_ENGINE_PROPERTY, ENGINE_PROPERTY};
 use sluice_log::TopicPartition;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
-use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
 use sluice_log::client::{
     Admin, Client, Consumer, DeliveryFuture, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };
@@ -200,22 +197,7 @@ fn with_native_default(
 
 pub(crate) async fn run<C: Client>(client: C, args: PerfArgs) -> anyhow::Result<()> {
     match args.command {
-        PerfCommand::Produce(a) if a.transactional_id.is_some() => {
-            // Transactions are methods of the producers, not of the `Producer` trait.
-            let any = &client as &dyn Any;
-            if let Some(embedded) = any.downcast_ref::<EmbeddedClient>() {
-                let embedded = embedded.clone();
-                produce(embedded.admin()?, |c| embedded.producer(c), a).await
-            } else if let Some(kafka) = any.downcast_ref::<KafkaClient>() {
-                let kafka = kafka.clone();
-                produce(kafka.admin()?, |c| kafka.producer(c), a).await
-            } else {
-                bail!("--transactional-id needs a client with transactions")
-            }
-        }
-        PerfCommand::Produce(a) => {
-            produce(client.admin()?, |c| client.producer(c).map(Plain), a).await
-        }
+        PerfCommand::Produce(a) => produce(client.admin()?, |c| client.producer(c), a).await,
         PerfCommand::Consume(a) => consume(client, a).await,
         PerfCommand::EndToEnd(a) => end_to_end(client, a).await,
     }
@@ -322,68 +304,6 @@ async fn end_to_end<C: Client>(client: C, a: EndToEndPerf) -> anyhow::Result<()>
     )?;
     Ok(())
 }
-
-/// A producer as `perf produce` drives it: the `Producer` trait, and transactions where the
-/// producer has them.
-trait PerfProducer: Producer {
-    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
-        async { Err(no_transactions()) }
-    }
-    fn begin_transaction(&self) -> sluice_log::Result<()> {
-        Err(no_transactions())
-    }
-    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
-        async { Err(no_transactions()) }
-    }
-}
-
-fn no_transactions() -> sluice_log::Error {
-    sluice_log::Error::InvalidTxnState("this client's producer has no transactions".into())
-}
-
-impl PerfProducer for EmbeddedProducer {
-    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
-        EmbeddedProducer::init_transactions(self)
-    }
-    fn begin_transaction(&self) -> sluice_log::Result<()> {
-        EmbeddedProducer::begin_transaction(self)
-    }
-    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
-        EmbeddedProducer::commit_transaction(self)
-    }
-}
-
-impl PerfProducer for KafkaProducer {
-    fn init_transactions(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
-        KafkaProducer::init_transactions(self)
-    }
-    fn begin_transaction(&self) -> sluice_log::Result<()> {
-        KafkaProducer::begin_transaction(self)
-    }
-    fn commit_transaction(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
-        KafkaProducer::commit_transaction(self)
-    }
-}
-
-/// Any client's producer, without transactions.
-struct Plain<P>(P);
-
-impl<P: Producer> Producer for Plain<P> {
-    fn send(
-        &self,
-        record: ProducerRecord,
-    ) -> impl Future<Output = sluice_log::Result<DeliveryFuture>> + Send {
-        self.0.send(record)
-    }
-    fn flush(&self) -> impl Future<Output = sluice_log::Result<()>> + Send {
-        self.0.flush()
-    }
-    fn partition_count(&self, topic: &str) -> impl Future<Output = sluice_log::Result<i32>> + Send {
-        self.0.partition_count(topic)
-    }
-}
-
-impl<P: Producer> PerfProducer for Plain<P> {}
 
 /// A payload of `size` pseudo-random uppercase letters, as Kafka's perf test sends.
 fn payload(size: usize) -> Bytes {
@@ -523,7 +443,7 @@ fn complete_ready(
     outcome.publish(window);
 }
 
-async fn produce_task<P: PerfProducer>(
+async fn produce_task<P: Producer>(
     producer: P,
     topic: Arc<str>,
     value: Bytes,
@@ -595,7 +515,7 @@ async fn produce_task<P: PerfProducer>(
         outcome.complete(sent_at, Instant::now(), r);
         complete_ready(&mut in_flight, &mut outcome, &window);
     }
-    producer.flush().await?;
+    producer.close().await?;
     Ok(outcome)
 }
 
@@ -603,7 +523,7 @@ fn ms(us: f64) -> f64 {
     us / 1000.0
 }
 
-async fn produce<A: Admin, P: PerfProducer + 'static>(
+async fn produce<A: Admin, P: Producer + 'static>(
     admin: A,
     new_producer: impl Fn(ProducerConfig) -> sluice_log::Result<P>,
     a: ProducePerf,

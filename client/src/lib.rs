@@ -184,9 +184,15 @@ pub struct RecordMetadata {
 }
 
 /// A consumer's place in its group, for a transactional producer committing offsets on its
-/// behalf (Kafka's `ConsumerGroupMetadata`, see
-/// [`embedded::EmbeddedProducer::send_offsets_to_transaction`]).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// behalf (Kafka's `ConsumerGroupMetadata`): what [`Consumer::group_metadata`] gives and
+/// [`Producer::send_offsets_to_transaction`] takes.
+///
+/// Besides the public fields it may carry an implementation's own handle (librdkafka's
+/// consumer builds an opaque metadata object that only librdkafka's producer reads): the
+/// Kafka consumer fills it, the Kafka producer reads it, and equality and `Debug` ignore it.
+/// Metadata made with [`ConsumerGroupMetadata::new`] or [`ConsumerGroupMetadata::member`]
+/// has none.
+#[derive(Clone, Default)]
 pub struct ConsumerGroupMetadata {
     /// The group.
     pub group_id: String,
@@ -196,20 +202,72 @@ pub struct ConsumerGroupMetadata {
     pub member_id: String,
     /// `group.instance.id` of a static member.
     pub group_instance_id: Option<String>,
+    /// An implementation's own form of this metadata (see the type's docs).
+    handle: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl ConsumerGroupMetadata {
     /// Metadata of `group_id` from outside the group (generation -1, no member): accepted only
     /// while the group has no members.
     pub fn new(group_id: impl Into<String>) -> Self {
+        Self::member(group_id, -1, String::new(), None)
+    }
+
+    /// Metadata of a member of `group_id` in `generation_id`.
+    pub fn member(
+        group_id: impl Into<String>,
+        generation_id: i32,
+        member_id: impl Into<String>,
+        group_instance_id: Option<String>,
+    ) -> Self {
         Self {
             group_id: group_id.into(),
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
+            generation_id,
+            member_id: member_id.into(),
+            group_instance_id,
+            handle: None,
         }
     }
+
+    /// Whether this is metadata from outside the group (no generation, no member).
+    pub fn is_outside_group(&self) -> bool {
+        self.generation_id < 0 && self.member_id.is_empty()
+    }
+
+    /// Attaches an implementation's own form of this metadata (for client implementations).
+    pub fn with_handle(mut self, handle: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.handle = Some(handle);
+        self
+    }
+
+    /// The implementation's own form attached by [`Self::with_handle`], if any (for client
+    /// implementations: downcast it to the type they attached).
+    pub fn handle(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.handle.as_ref()
+    }
 }
+
+impl std::fmt::Debug for ConsumerGroupMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerGroupMetadata")
+            .field("group_id", &self.group_id)
+            .field("generation_id", &self.generation_id)
+            .field("member_id", &self.member_id)
+            .field("group_instance_id", &self.group_instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for ConsumerGroupMetadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.group_id == other.group_id
+            && self.generation_id == other.generation_id
+            && self.member_id == other.member_id
+            && self.group_instance_id == other.group_instance_id
+    }
+}
+
+impl Eq for ConsumerGroupMetadata {}
 
 /// A record read by a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -566,8 +624,28 @@ pub struct PartitionLag {
     pub member_id: Option<String>,
 }
 
+/// A change of a subscribed consumer's assignment, as [`Consumer::rebalance_events`] reports
+/// it: Kafka's `ConsumerRebalanceListener` callbacks as values, so the code acting on them can
+/// use the consumer (and a producer) in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    /// Partitions being taken from this consumer in a clean handover (its offsets committed
+    /// first with `enable.auto.commit`). The consumer still owns them, in the same generation,
+    /// until the next `poll`: commit what was processed of them now (`commit_sync`, or
+    /// `send_offsets_to_transaction` and commit the transaction), as Kafka's
+    /// `onPartitionsRevoked` does before the consumer rejoins.
+    Revoked(Vec<TopicPartition>),
+    /// Partitions newly given to this consumer (after every completed rebalance, maybe empty).
+    Assigned(Vec<TopicPartition>),
+    /// Partitions this consumer lost without a clean handover (its session or generation
+    /// expired): other members may own them already, so committing them is refused.
+    Lost(Vec<TopicPartition>),
+}
+
 /// Callbacks of a rebalance, as Kafka's `ConsumerRebalanceListener`, called from `poll` (and
-/// `unsubscribe`/`close`) on the consumer's task.
+/// `unsubscribe`/`close`) on the consumer's task, for the same changes
+/// [`Consumer::rebalance_events`] reports (a listener cannot reach the consumer: to commit on
+/// revocation, use the events).
 pub trait RebalanceListener: Send {
     /// Partitions taken from this consumer, after their offsets were committed (with
     /// `enable.auto.commit`). Eager protocols revoke everything; cooperative ones only what moves.
@@ -713,6 +791,30 @@ pub trait Admin: Send + Sync {
 }
 
 /// Sends records, batching them per partition by `linger.ms` and `batch.size`.
+///
+/// # Transactions
+///
+/// A producer with a `transactional.id` sends only inside a transaction, as Kafka's does:
+/// [`Producer::init_transactions`] once, then [`Producer::begin_transaction`], sends (and
+/// [`Producer::send_offsets_to_transaction`] for a consume-transform-produce loop), then
+/// [`Producer::commit_transaction`] or [`Producer::abort_transaction`]. With Kafka's semantics
+/// on every implementation:
+///
+/// - Without a `transactional.id`, each transactional call fails with
+///   [`Error::InvalidTxnState`]; so does every call but `init_transactions` before it, a
+///   `begin_transaction` inside a transaction, and a send, `send_offsets_to_transaction`,
+///   commit or abort outside one.
+/// - `init_transactions` fences every earlier producer of the same `transactional.id` (and
+///   aborts what it left open): the earlier producer's next transactional call fails with
+///   [`Error::ProducerFenced`] (its epoch numbers are -1 where the client does not know them:
+///   librdkafka does not report them).
+/// - `commit_transaction` sends what is queued first; if any record of the transaction failed,
+///   the commit fails and nothing of the transaction becomes visible: abort then.
+///
+/// Where the implementations differ: Sluice's native Kafka producer
+/// (`sluice.producer.engine=native`) has no transactions: a `transactional.id` is refused when
+/// it is made, and each transactional call fails with [`Error::Unsupported`] naming
+/// `sluice.producer.engine=librdkafka`.
 pub trait Producer: Send + Sync {
     /// Queues a record. Waits only for buffer space (`buffer.memory`, up to `max.block.ms`);
     /// the returned future resolves once the record is acknowledged per `acks`.
@@ -721,6 +823,47 @@ pub trait Producer: Send + Sync {
     fn flush(&self) -> impl Future<Output = Result<()>> + Send;
     /// Partitions of a topic, as the partitioner sees them.
     fn partition_count(&self, topic: &str) -> impl Future<Output = Result<i32>> + Send;
+    /// Registers `transactional.id` with its transaction coordinator (Kafka's
+    /// `initTransactions`): gets the producer id with a new epoch, fencing every earlier
+    /// producer with the same id and aborting what it left open. Bounded by `max.block.ms` on
+    /// the Kafka-protocol client.
+    fn init_transactions(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Starts a transaction: what is sent until commit or abort is all visible to
+    /// `read_committed` consumers, or none of it. Local: no I/O.
+    fn begin_transaction(&self) -> Result<()>;
+    /// Kafka's `sendOffsetsToTransaction`: commits `offsets` (the next offset to consume of
+    /// each partition) for `group` as part of the open transaction, so a
+    /// consume-transform-produce loop is exactly once: the offsets become the group's
+    /// committed offsets only if the transaction commits.
+    ///
+    /// `group` is a member's metadata ([`Consumer::group_metadata`] of the consumer whose
+    /// records were processed: the coordinator refuses it with [`Error::IllegalGeneration`]
+    /// once that generation passed, or [`Error::UnknownMemberId`]), or metadata from outside
+    /// the group ([`ConsumerGroupMetadata::new`], accepted while the group has no members).
+    ///
+    /// Where the implementations differ: librdkafka's producer needs librdkafka's own
+    /// metadata object, which only librdkafka's consumer builds; member metadata that did not
+    /// come from a librdkafka consumer's `group_metadata` (built by hand, or from another
+    /// client) is refused there with [`Error::Unsupported`].
+    fn send_offsets_to_transaction(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+        group: &ConsumerGroupMetadata,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Sends what is queued, then commits the transaction. A record of it that failed fails
+    /// the commit (abort then).
+    fn commit_transaction(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Aborts the transaction: none of it becomes visible to `read_committed` consumers, and
+    /// offsets sent with it are not committed.
+    fn abort_transaction(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Closes the producer (Kafka's `close`): sends what is queued and waits until every
+    /// record in flight completed (acknowledged, or failed with its error in its delivery
+    /// future), then releases the producer's threads and connections. Returns the flush's
+    /// error if one failed. Dropping a producer without `close` also sends what is queued,
+    /// but blocks the dropping thread to do so.
+    fn close(self) -> impl Future<Output = Result<()>> + Send
+    where
+        Self: Sized;
 }
 
 /// Reads records from assigned partitions.
@@ -741,6 +884,21 @@ pub trait Consumer: Send {
     /// Moves every assigned partition to its first record with a timestamp >= `ts` (the log
     /// end where there is none).
     fn seek_to_timestamp(&mut self, ts: i64) -> impl Future<Output = Result<()>> + Send;
+    /// The first offset of each of `tps` (the log start offset; Kafka's
+    /// `beginningOffsets`), in the order given. The partitions need not be assigned. Batched:
+    /// the Kafka client asks each leader once (ListOffsets) for all its partitions.
+    fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<(TopicPartition, i64)>>> + Send;
+    /// The end offset of each of `tps` (Kafka's `endOffsets`), in the order given: the high
+    /// watermark, or with `isolation.level=read_committed` the last stable offset (the first
+    /// offset of a transaction still open), as Kafka's consumer gives. What restoring a
+    /// changelog reads up to. Batched as [`Consumer::beginning_offsets`].
+    fn end_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<(TopicPartition, i64)>>> + Send;
     /// The next offset `poll` returns (records fetched but not yet returned do not count), if
     /// known: `None` until the consumer places the partition (a seek, or its first fetch from
     /// the committed offset or by `auto.offset.reset`). The native Kafka consumer places every
@@ -755,7 +913,12 @@ pub trait Consumer: Send {
     /// arrived in time).
     ///
     /// With `group.id` and a subscription, `poll` also runs the group membership: joins,
-    /// heartbeats, rebalances (calling the [`RebalanceListener`]) and auto-commits.
+    /// heartbeats, rebalances (queuing [`RebalanceEvent`]s and calling the
+    /// [`RebalanceListener`]) and auto-commits. When a rebalance would revoke partitions,
+    /// `poll` returns at once (maybe with no records) with [`RebalanceEvent::Revoked`] queued,
+    /// and the consumer gives those partitions up (leaves its generation, rejoins) only at the
+    /// next `poll`: a `commit_sync` or `send_offsets_to_transaction` made in between counts for
+    /// the current generation. Check [`Consumer::rebalance_events`] after each `poll`.
     fn poll(
         &mut self,
         timeout: Duration,
@@ -765,8 +928,13 @@ pub trait Consumer: Send {
     /// without `group.id` or with a manual assignment.
     fn subscribe(&mut self, topics: Vec<String>) -> Result<()>;
     /// Subscribes to every topic matching `pattern` (see [`TopicPattern`]) when the consumer
-    /// (re)joins its group.
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()>;
+    /// (re)joins its group, and again as topics appear or go. Async because the Kafka client
+    /// resolves the pattern against the cluster's metadata (as Kafka's Java consumer does);
+    /// the embedded consumer matches the log's topics.
+    fn subscribe_pattern(
+        &mut self,
+        pattern: TopicPattern,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Drops the subscription: commits (with `enable.auto.commit`), revokes and leaves the group.
     fn unsubscribe(&mut self) -> impl Future<Output = Result<()>> + Send;
     /// Commits offsets for `group.id` and waits until they are stored: these, or with `None`
@@ -777,8 +945,33 @@ pub trait Consumer: Send {
     ) -> impl Future<Output = Result<()>> + Send;
     /// Like `commit_sync` but returns at once; a failure is logged.
     fn commit_async(&mut self, offsets: Option<Vec<(TopicPartition, i64)>>) -> Result<()>;
-    /// The committed offsets of `group.id` for these partitions.
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>>;
+    /// The committed offsets of `group.id` for these partitions, in their order (`None`
+    /// where there is none); [`Error::InvalidGroupId`] without `group.id`. Async: the Kafka
+    /// client asks the group coordinator (OffsetFetch). Offsets committed in a transaction
+    /// count once it committed.
+    fn committed(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<Option<i64>>>> + Send;
+    /// This consumer's group, generation and member id, for
+    /// [`Producer::send_offsets_to_transaction`] (Kafka's `groupMetadata`); `None` without
+    /// `group.id`. Outside a membership (manual assignment, or before the first join) it is
+    /// the metadata from outside the group (generation -1, no member id).
+    ///
+    /// Where the implementations differ: the librdkafka consumer's metadata carries
+    /// librdkafka's own object, which only the librdkafka producer can use (see
+    /// [`ConsumerGroupMetadata`]); Sluice's native Kafka consumer, which has no membership,
+    /// gives the metadata from outside the group.
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
+    /// The rebalance events since the last call, oldest first (drained: each is returned
+    /// once). Events wait here until asked for; a consumer that never asks keeps them (one
+    /// per rebalance).
+    ///
+    /// Where the implementations differ: Sluice's native Kafka consumer has no group
+    /// membership and never has events. The librdkafka consumer reports eager rebalances as
+    /// Revoked of everything then Assigned of everything (librdkafka's eager protocol), and
+    /// cooperative ones as the partitions that move.
+    fn rebalance_events(&mut self) -> Vec<RebalanceEvent>;
     /// Sets the callbacks of rebalances.
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>);
     /// Commits (with `enable.auto.commit`), revokes and leaves the group. The consumer keeps
@@ -834,6 +1027,19 @@ mod tests {
         let mut f = DeliveryFuture::in_batch(Arc::clone(&done), 0, Arc::from("t"), 0, 5);
         done.complete(Err(Arc::new(Error::Timeout("t".into()))));
         assert!(matches!(f.try_complete(), Some(Err(Error::Delivery(_)))));
+    }
+
+    #[test]
+    fn group_metadata_equality_and_debug_ignore_the_implementation_handle() {
+        let plain = ConsumerGroupMetadata::member("g", 3, "m", None);
+        let handled = plain.clone().with_handle(Arc::new(7u32));
+        assert_eq!(plain, handled);
+        assert_eq!(format!("{plain:?}"), format!("{handled:?}"));
+        assert!(plain.handle().is_none());
+        let h = handled.handle().expect("attached");
+        assert_eq!(Arc::clone(h).downcast::<u32>().ok().as_deref(), Some(&7));
+        assert!(ConsumerGroupMetadata::new("g").is_outside_group());
+        assert!(!plain.is_outside_group());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! - A pattern subscription matches [`TopicPattern`] against the cluster's topics here (as
 //!   Kafka's Java consumer does, and with its internal-topic rule), subscribing to the matching
 //!   names, and again every five minutes (Kafka's `metadata.max.age.ms`).
-//! - Rebalances call the [`RebalanceListener`] from `poll`, on the consumer's task.
+//! - Rebalances queue [`RebalanceEvent`]s and call the [`RebalanceListener`] from `poll`, on
+//!   the consumer's task; a revocation is announced by one `poll` and carried out (unassign,
+//!   after which librdkafka rejoins) by the next, so the caller can commit in between.
 //! - The keys and values of one `poll` are copied out of librdkafka into one buffer that the
 //!   records slice (as the embedded consumer's records slice the fetched batch): a record kept
 //!   keeps that poll's buffer alive; copy it (`Bytes::copy_from_slice`) to keep it alone.
@@ -28,19 +30,23 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream as _;
 use parking_lot::Mutex;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, MessageStream, Rebalance,
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, MessageStream, RebalanceProtocol,
     StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode as Code};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
 
 use super::error::{Subject, code_of, from_kafka};
 use super::native_consumer::NativeConsumer;
-use super::{KafkaClient, block_here, blocking, tpl_of, tps_of};
+use super::{KafkaClient, blocking, tpl_of, tps_of};
 use sluice_client::config::ConsumerConfig;
-use sluice_client::{Consumer, ConsumerRecord, Header, RebalanceListener, TopicPattern};
+use sluice_client::{
+    Consumer, ConsumerGroupMetadata, ConsumerRecord, Header, RebalanceEvent, RebalanceListener,
+    TopicPattern,
+};
 use sluice_client::{Error, Result, TimestampType, TopicPartition};
 
 /// How often a pattern subscription looks for new matching topics (Kafka's
@@ -53,8 +59,13 @@ const LEAVE_BOUND: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub(super) struct ConsumerCtx {
     listener: Mutex<Option<Box<dyn RebalanceListener>>>,
-    /// Partitions revoked since the consumer last looked.
+    /// Partitions given up since the consumer last looked.
     revoked: Mutex<Vec<TopicPartition>>,
+    /// Rebalance events not yet taken by `rebalance_events`.
+    events: Mutex<Vec<RebalanceEvent>>,
+    /// A revocation announced and not yet carried out (partitions, and whether the protocol
+    /// is cooperative): the next `poll` unassigns them, so librdkafka rejoins only then.
+    deferred: Mutex<Option<(Vec<TopicPartition>, bool)>>,
 }
 
 impl std::fmt::Debug for ConsumerCtx {
@@ -67,32 +78,105 @@ impl std::fmt::Debug for ConsumerCtx {
 
 impl ClientContext for ConsumerCtx {}
 
-impl ConsumerContext for ConsumerCtx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let tps = tps_of(tpl);
-            if let Some(l) = self.listener.lock().as_mut() {
-                if consumer.assignment_lost() {
-                    l.on_partitions_lost(&tps);
-                } else {
-                    l.on_partitions_revoked(&tps);
-                }
+impl ConsumerCtx {
+    /// Queues `event` and calls the listener with it.
+    fn event(&self, event: RebalanceEvent) {
+        if let Some(l) = self.listener.lock().as_mut() {
+            match &event {
+                RebalanceEvent::Revoked(tps) => l.on_partitions_revoked(tps),
+                RebalanceEvent::Assigned(tps) => l.on_partitions_assigned(tps),
+                RebalanceEvent::Lost(tps) => l.on_partitions_lost(tps),
             }
-            self.revoked.lock().extend(tps);
         }
+        self.events.lock().push(event);
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
+    fn revocation_deferred(&self) -> bool {
+        self.deferred.lock().is_some()
+    }
+
+    /// Carries out the deferred revocation, if any: librdkafka then rejoins.
+    fn give_up_revoked<C: rdkafka::consumer::Consumer<Self>>(&self, consumer: &C) {
+        let Some((tps, cooperative)) = self.deferred.lock().take() else {
+            return;
+        };
+        Self::unassign(consumer, &tps, cooperative);
+        self.revoked.lock().extend(tps);
+    }
+
+    fn unassign<C: rdkafka::consumer::Consumer<Self>>(
+        consumer: &C,
+        tps: &[TopicPartition],
+        cooperative: bool,
+    ) {
+        let r = if cooperative {
+            tpl_of(tps.iter().map(|tp| (tp, Offset::Invalid))).and_then(|tpl| {
+                consumer
+                    .incremental_unassign(&tpl)
+                    .map_err(|e| from_kafka("unassign", e, Subject::none()))
+            })
+        } else {
+            consumer
+                .unassign()
+                .map_err(|e| from_kafka("unassign", e, Subject::none()))
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "could not give up revoked partitions");
+        }
+    }
+}
+
+impl ConsumerContext for ConsumerCtx {
+    /// rdkafka's default rebalance, but a clean revocation is only announced here (a
+    /// `Revoked` event) and carried out by the next `poll`: librdkafka waits for the unassign
+    /// before it rejoins, so commits made in between count for the current generation (Kafka's
+    /// `onPartitionsRevoked`, which runs before the JoinGroup).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // An assignment comes after the revocation was carried out; if one is still
+                // deferred (a rebalance in between), it goes first.
+                self.give_up_revoked(consumer);
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "could not take the assignment");
+                }
                 let tps = tps_of(tpl);
                 tracing::debug!(partitions = tps.len(), "partitions assigned");
-                if let Some(l) = self.listener.lock().as_mut() {
-                    l.on_partitions_assigned(&tps);
+                self.event(RebalanceEvent::Assigned(tps));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.give_up_revoked(consumer);
+                let tps = tps_of(tpl);
+                if consumer.assignment_lost() {
+                    // Nothing can be committed for them any more: given up at once.
+                    self.event(RebalanceEvent::Lost(tps.clone()));
+                    Self::unassign(consumer, &tps, cooperative);
+                    self.revoked.lock().extend(tps);
+                } else {
+                    self.event(RebalanceEvent::Revoked(tps.clone()));
+                    *self.deferred.lock() = Some((tps, cooperative));
                 }
             }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+            other => {
+                // As rdkafka's default: an error unassigns everything.
+                tracing::warn!(error = ?other, "rebalance failed");
+                self.give_up_revoked(consumer);
+                Self::unassign(consumer, &tps_of(tpl), cooperative);
+            }
         }
     }
 
@@ -176,13 +260,6 @@ impl RdConsumer {
             last_topic: None,
             closed: false,
         })
-    }
-
-    /// librdkafka's metadata of this consumer's group member, for
-    /// [`super::KafkaProducer::send_consumer_offsets_to_transaction`].
-    pub(super) fn rd_group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
-        self.config.group_id.as_ref()?;
-        self.inner.group_metadata()
     }
 
     /// The config this consumer was made with.
@@ -597,6 +674,8 @@ impl RdConsumer {
             if let Ok(Err(e)) = tokio::time::timeout_at(wait.min(deadline), inner.recv()).await {
                 tracing::debug!(error = %e, "error while leaving the group");
             }
+            // Leaving: a revocation is carried out at once.
+            inner.context().give_up_revoked(&*inner);
         }
         self.after_poll();
     }
@@ -702,12 +781,20 @@ fn ready_now<'a>(
     }
 }
 
-/// The next record (or error), waiting for one. The stream never ends while the consumer
-/// lives; if it did, that reads as the consumer being closed.
-async fn next<'a>(stream: &mut MessageStream<'a, ConsumerCtx>) -> KafkaResult<BorrowedMessage<'a>> {
-    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx))
-        .await
-        .unwrap_or(Err(KafkaError::Canceled))
+/// The next record (or error), waiting for one; `None` once a rebalance served meanwhile
+/// announced a revocation (the poll returns for the caller to act on it). The stream never
+/// ends while the consumer lives; if it did, that reads as the consumer being closed.
+async fn next<'a>(
+    stream: &mut MessageStream<'a, ConsumerCtx>,
+    ctx: &ConsumerCtx,
+) -> Option<KafkaResult<BorrowedMessage<'a>>> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *stream).poll_next(cx) {
+        Poll::Ready(r) => Poll::Ready(Some(r.unwrap_or(Err(KafkaError::Canceled)))),
+        // A rebalance event was served (the stream wakes itself after one).
+        Poll::Pending if ctx.revocation_deferred() => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    })
+    .await
 }
 
 impl Consumer for RdConsumer {
@@ -796,6 +883,21 @@ impl Consumer for RdConsumer {
         self.move_to(offsets)
     }
 
+    /// librdkafka's offsets_for_times: one ListOffsets per leader, with the consumer's
+    /// `isolation.level`.
+    async fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        self.check_open()?;
+        self.log_bounds(tps, Offset::Beginning).await
+    }
+
+    async fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
+        self.check_open()?;
+        self.log_bounds(tps, Offset::End).await
+    }
+
     fn position(&self, tp: &TopicPartition) -> Option<i64> {
         if let Some(o) = self.positions.get(tp) {
             return Some(*o);
@@ -867,6 +969,8 @@ impl Consumer for RdConsumer {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
+        // A revocation announced by the last poll is carried out now.
+        self.inner.context().give_up_revoked(&*self.inner);
         self.refresh_pattern().await?;
         let deadline = tokio::time::Instant::now() + timeout;
         let max = usize::try_from(self.config.max_poll_records)
@@ -877,6 +981,7 @@ impl Consumer for RdConsumer {
         let mut stream = inner.stream();
         let mut batch = PollBatch::default();
         let mut failed = None;
+        let ctx = Arc::clone(inner.context());
         'poll: loop {
             while batch.records.len() < max {
                 match ready_now(&mut stream) {
@@ -889,14 +994,20 @@ impl Consumer for RdConsumer {
                     }
                     None => break,
                 }
+                if ctx.revocation_deferred() {
+                    break 'poll;
+                }
             }
-            if !batch.records.is_empty() || tokio::time::Instant::now() >= deadline {
+            if !batch.records.is_empty()
+                || ctx.revocation_deferred()
+                || tokio::time::Instant::now() >= deadline
+            {
                 break;
             }
-            match tokio::time::timeout_at(deadline, next(&mut stream)).await {
-                Err(_) => break,
-                Ok(Ok(m)) => self.accept(&m, &mut batch),
-                Ok(Err(e)) => {
+            match tokio::time::timeout_at(deadline, next(&mut stream, &ctx)).await {
+                Err(_) | Ok(None) => break,
+                Ok(Some(Ok(m))) => self.accept(&m, &mut batch),
+                Ok(Some(Err(e))) => {
                     if let Err(e) = self.consumption_error(e) {
                         failed = Some(e);
                         break;
@@ -937,7 +1048,7 @@ impl Consumer for RdConsumer {
         Ok(())
     }
 
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+    async fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
         self.check_open()?;
         self.group()?;
         if self.mode == Mode::Manual {
@@ -946,8 +1057,9 @@ impl Consumer for RdConsumer {
                     .into(),
             ));
         }
-        let timeout = self.client.timeout();
-        let topics = block_here(|| Self::resolve_pattern(&self.inner, &pattern, timeout))?;
+        let (inner, timeout) = (Arc::clone(&self.inner), self.client.timeout());
+        let resolve = pattern.clone();
+        let topics = blocking(move || Self::resolve_pattern(&inner, &resolve, timeout)).await?;
         self.subscribe_names(&topics)?;
         self.pattern = Some((pattern, tokio::time::Instant::now(), topics));
         self.mode = Mode::Subscribed;
@@ -989,16 +1101,20 @@ impl Consumer for RdConsumer {
             .map_err(|e| from_kafka("commit_async", e, Subject::group(&group)))
     }
 
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+    async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
         self.check_open()?;
-        let group = self.group()?;
+        let group = self.group()?.to_owned();
         if tps.is_empty() {
             return Ok(Vec::new());
         }
         let tpl = tpl_of(tps.iter().map(|tp| (tp, Offset::Invalid)))?;
-        let timeout = self.client.timeout();
-        let found = block_here(|| self.inner.committed_offsets(tpl, timeout))
-            .map_err(|e| from_kafka("committed", e, Subject::group(group)))?;
+        let (inner, timeout) = (Arc::clone(&self.inner), self.client.timeout());
+        let found = blocking(move || {
+            inner
+                .committed_offsets(tpl, timeout)
+                .map_err(|e| from_kafka("committed", e, Subject::group(&group)))
+        })
+        .await?;
         Ok(tps
             .iter()
             .map(|tp| {
@@ -1011,6 +1127,21 @@ impl Consumer for RdConsumer {
                 }
             })
             .collect())
+    }
+
+    /// The group and librdkafka's own metadata object (which holds the generation and member
+    /// id; librdkafka does not report them otherwise, so the public fields say -1 and "").
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group = self.config.group_id.as_ref()?;
+        let metadata = ConsumerGroupMetadata::new(group.clone());
+        match self.inner.group_metadata() {
+            Some(rd) => Some(metadata.with_handle(Arc::new(rd))),
+            None => Some(metadata),
+        }
+    }
+
+    fn rebalance_events(&mut self) -> Vec<RebalanceEvent> {
+        std::mem::take(&mut *self.inner.context().events.lock())
     }
 
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {
@@ -1085,14 +1216,6 @@ impl KafkaConsumer {
             Engine::Native(c) => c.config(),
         }
     }
-
-    /// librdkafka's group metadata (for transactions); none for a native consumer.
-    pub(super) fn rd_group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
-        match &self.0 {
-            Engine::Librdkafka(c) => c.rd_group_metadata(),
-            Engine::Native(_) => None,
-        }
-    }
 }
 
 impl Consumer for KafkaConsumer {
@@ -1138,6 +1261,23 @@ impl Consumer for KafkaConsumer {
         }
     }
 
+    async fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.beginning_offsets(tps).await,
+            Engine::Native(c) => c.offsets_at(tps, -2).await,
+        }
+    }
+
+    async fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.end_offsets(tps).await,
+            Engine::Native(c) => c.offsets_at(tps, -1).await,
+        }
+    }
+
     fn position(&self, tp: &TopicPartition) -> Option<i64> {
         match &self.0 {
             Engine::Librdkafka(c) => c.position(tp),
@@ -1173,9 +1313,9 @@ impl Consumer for KafkaConsumer {
         }
     }
 
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+    async fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
         match &mut self.0 {
-            Engine::Librdkafka(c) => c.subscribe_pattern(pattern),
+            Engine::Librdkafka(c) => c.subscribe_pattern(pattern).await,
             Engine::Native(c) => c.subscribe_pattern(pattern),
         }
     }
@@ -1202,10 +1342,26 @@ impl Consumer for KafkaConsumer {
         }
     }
 
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+    async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.committed(tps).await,
+            Engine::Native(c) => c.committed(tps).await,
+        }
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
         match &self.0 {
-            Engine::Librdkafka(c) => c.committed(tps),
-            Engine::Native(c) => c.committed(tps),
+            Engine::Librdkafka(c) => c.group_metadata(),
+            // No membership: the metadata from outside the group.
+            Engine::Native(c) => c.config().group_id.clone().map(ConsumerGroupMetadata::new),
+        }
+    }
+
+    fn rebalance_events(&mut self) -> Vec<RebalanceEvent> {
+        match &mut self.0 {
+            Engine::Librdkafka(c) => c.rebalance_events(),
+            // No membership, no rebalances.
+            Engine::Native(_) => Vec::new(),
         }
     }
 

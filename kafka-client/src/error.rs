@@ -154,8 +154,10 @@ fn from_code_message(
         Code::InvalidTransactionalState | Code::State => {
             Error::InvalidTxnState(format!("{operation}: {message}"))
         }
-        // librdkafka does not say the epochs: -1.
-        Code::ProducerFenced | Code::Fenced if subject.transactional_id.is_some() => {
+        Code::ProducerFenced | Code::Fenced | Code::InvalidProducerEpoch
+            if subject.transactional_id.is_some() =>
+        {
+            // librdkafka reports no epochs.
             Error::ProducerFenced {
                 transactional_id: owned(subject.transactional_id),
                 current: -1,
@@ -250,6 +252,21 @@ mod tests {
         assert!(matches!(&e, Error::NonEmptyGroup(g) if g == "g"), "{e}");
         let e = from_code("commit", Code::RequestTimedOut, Subject::none());
         assert!(e.is_retriable() && matches!(e, Error::Timeout(_)), "{e}");
+    }
+
+    #[test]
+    fn fencing_of_a_transactional_producer_is_producer_fenced() {
+        for code in [
+            Code::ProducerFenced,
+            Code::Fenced,
+            Code::InvalidProducerEpoch,
+        ] {
+            let e = from_code("commit_transaction", code, Subject::transaction(Some("tx")));
+            assert!(
+                matches!(&e, Error::ProducerFenced { transactional_id, .. } if transactional_id == "tx"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -38,8 +38,10 @@
 //! ListOffsets' max-timestamp spec) is sent directly with the kafka-protocol crate (`wire`).
 //!
 //! What the client cannot do is an [`Error::Unsupported`]: `send_offsets_to_transaction`
-//! with the metadata of a group member (librdkafka builds that only from the consumer itself:
-//! use [`KafkaProducer::send_consumer_offsets_to_transaction`]). A topic's description has no
+//! with the metadata of a group member that did not come from a librdkafka consumer's
+//! `group_metadata` (librdkafka builds a member's metadata only in its consumer, and hands it
+//! to its producer as an opaque object: [`sluice_client::ConsumerGroupMetadata`] carries it).
+//! A topic's description has no
 //! sizes or segment counts (DescribeLogDirs is not wrapped either: they read 0), and a group
 //! member's `group.instance.id` is not reported. Without the `ssl` feature of rdkafka (not
 //! enabled: it needs OpenSSL) only plaintext listeners can be reached.

@@ -530,6 +530,23 @@ impl NativeConsumer {
         self.seek_by(&[], ts.max(0)).await
     }
 
+    /// ListOffsets of `tps` at `timestamp` (-2 earliest, -1 latest: the last stable offset
+    /// with `read_committed`), one request per leader.
+    pub(super) async fn offsets_at(
+        &mut self,
+        tps: &[TopicPartition],
+        timestamp: i64,
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        self.check_open()?;
+        let isolation = self.config.isolation_level.as_i8();
+        let found = self.wire.list_offsets(tps, timestamp, isolation).await?;
+        Ok(tps
+            .iter()
+            .cloned()
+            .zip(found.into_iter().map(|(o, _)| o))
+            .collect())
+    }
+
     pub(super) fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.parts.get(tp).and_then(|p| p.position)
     }
@@ -621,23 +638,11 @@ impl NativeConsumer {
         Ok(())
     }
 
-    /// OffsetFetch from a synchronous call: on a thread of its own with a runtime of its own,
-    /// so it works inside any runtime (or none).
-    pub(super) fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
-        let group = self.group()?.to_owned();
-        let wire = self.wire.clone();
-        let tps = tps.to_vec();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Error::io("committed offsets runtime", e))?
-                    .block_on(wire.fetch_offsets(&group, &tps))
-            })
-            .join()
-            .map_err(|_| Error::Closed("committed offsets thread"))?
-        })
+    /// The group's committed offsets of `tps` (OffsetFetch).
+    pub(super) async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+        self.check_open()?;
+        let group = self.group()?;
+        self.wire.fetch_offsets(group, tps).await
     }
 
     pub(super) fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {

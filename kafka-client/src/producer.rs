@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerGroupMetadata as RdGroupMetadata};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode as Code};
 use rdkafka::message::{Header as RdHeader, Message as _, OwnedHeaders};
 use rdkafka::producer::{
@@ -20,7 +20,7 @@ use rdkafka::util::Timeout;
 
 use super::error::{Subject, code_of, from_kafka};
 use super::native::NativeProducer;
-use super::{KafkaClient, KafkaConsumer, block_here, blocking, tpl_of, with_topic_metadata};
+use super::{KafkaClient, block_here, blocking, tpl_of, with_topic_metadata};
 use sluice_client::config::ProducerConfig;
 use sluice_client::delivery::Deliveries;
 use sluice_client::{ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerRecord};
@@ -136,14 +136,16 @@ impl KafkaProducer {
         matches!(self.engine, Engine::Native(_))
     }
 
-    /// librdkafka's producer; transactions and its queue live only there (a native producer
-    /// never has a `transactional.id`, so callers check that first).
-    fn rd(&self) -> Result<&ThreadedProducer<ProducerCtx>> {
+    /// librdkafka's producer, for transactional call `operation`: transactions live only
+    /// there (a native producer refuses them, naming the engine that has them).
+    fn rd(&self, operation: &'static str) -> Result<&ThreadedProducer<ProducerCtx>> {
         match &self.engine {
             Engine::Librdkafka(p) => Ok(p),
-            Engine::Native(_) => Err(Error::InvalidTxnState(
-                "the native producer has no transactions".into(),
-            )),
+            Engine::Native(_) => Err(Error::Unsupported {
+                operation,
+                client: "Sluice's native Kafka producer",
+                reason: "it has no transactions: use sluice.producer.engine=librdkafka".into(),
+            }),
             Engine::Closed => Err(Error::Closed("producer")),
         }
     }
@@ -251,7 +253,10 @@ impl KafkaProducer {
         }
     }
 
-    fn transactional_id(&self) -> Result<&str> {
+    /// The `transactional.id`, for transactional call `operation` (a native producer refuses
+    /// first, naming the engine).
+    fn transactional_id(&self, operation: &'static str) -> Result<&str> {
+        self.rd(operation)?;
         self.config
             .transactional_id
             .as_deref()
@@ -269,8 +274,8 @@ impl KafkaProducer {
         operation: &'static str,
         call: impl FnOnce(&ThreadedProducer<ProducerCtx>, Duration) -> KafkaResult<()> + Send + 'static,
     ) -> Result<()> {
-        let id = self.transactional_id()?.to_owned();
-        let p = self.rd()?.clone();
+        let id = self.transactional_id(operation)?.to_owned();
+        let p = self.rd(operation)?.clone();
         let timeout = self.max_block();
         blocking(move || {
             call(&p, timeout).map_err(|e| from_kafka(operation, e, Subject::transaction(Some(&id))))
@@ -278,116 +283,49 @@ impl KafkaProducer {
         .await
     }
 
-    /// Registers `transactional.id` with its transaction coordinator: gets the producer id with
-    /// a new epoch, fencing any earlier producer with the same id and aborting what it left
-    /// open (Kafka's `initTransactions`), within `max.block.ms`.
-    pub async fn init_transactions(&self) -> Result<()> {
-        self.transaction_call("init_transactions", |p, timeout| {
-            p.init_transactions(timeout)
-        })
-        .await
-    }
-
-    /// Starts a transaction: what is sent until commit or abort is all visible to
-    /// `read_committed` consumers, or none of it.
-    pub fn begin_transaction(&self) -> Result<()> {
-        let id = self.transactional_id()?;
-        self.rd()?
-            .begin_transaction()
-            .map_err(|e| from_kafka("begin_transaction", e, Subject::transaction(Some(id))))
-    }
-
-    /// Kafka's `sendOffsetsToTransaction` with group metadata from outside the group
-    /// ([`ConsumerGroupMetadata::new`]: generation -1, no member), accepted by the group
-    /// coordinator while the group has no members. For a member's metadata use
-    /// [`KafkaProducer::send_consumer_offsets_to_transaction`] with the consumer itself:
-    /// librdkafka builds a member's metadata only from its consumer.
-    pub async fn send_offsets_to_transaction(
+    /// librdkafka's metadata object for `group`: the one a librdkafka consumer attached to
+    /// its [`ConsumerGroupMetadata`], else (metadata from outside the group) one of a consumer
+    /// of the group that never joins it. A member's metadata without the object is refused:
+    /// librdkafka builds a member's metadata only in its consumer.
+    async fn rd_group_metadata(
         &self,
-        offsets: Vec<(TopicPartition, i64)>,
         group: &ConsumerGroupMetadata,
-    ) -> Result<()> {
-        let id = self.transactional_id()?.to_owned();
-        if group.generation_id >= 0 || !group.member_id.is_empty() {
+    ) -> Result<Arc<RdGroupMetadata>> {
+        if let Some(handle) = group.handle() {
+            return Arc::clone(handle)
+                .downcast::<RdGroupMetadata>()
+                .map_err(|_| Error::Unsupported {
+                    operation: "send_offsets_to_transaction",
+                    client: super::CLIENT,
+                    reason: "the group metadata comes from another client's consumer: \
+                             librdkafka's producer takes only a librdkafka consumer's"
+                        .into(),
+                });
+        }
+        if !group.is_outside_group() {
             return Err(Error::Unsupported {
                 operation: "send_offsets_to_transaction with a group member's metadata",
                 client: super::CLIENT,
-                reason: "librdkafka builds a member's metadata only from its consumer: use \
-                         send_consumer_offsets_to_transaction"
-                    .into(),
+                reason: format!(
+                    "member {:?} of generation {} was not given by a librdkafka consumer's \
+                     group_metadata: librdkafka builds a member's metadata only in its \
+                     consumer",
+                    group.member_id, group.generation_id
+                ),
             });
         }
-        let tpl = tpl_of(offsets.iter().map(|(tp, o)| (tp, Offset::Offset(*o))))?;
         let rd = self.client.lookup_config(Some(&group.group_id))?;
-        let p = self.rd()?.clone();
-        let timeout = self.max_block();
         let group_id = group.group_id.clone();
         blocking(move || {
             let consumer: BaseConsumer = rd
                 .create()
                 .map_err(|e| from_kafka("create consumer", e, Subject::group(&group_id)))?;
-            let metadata = consumer
+            consumer
                 .group_metadata()
-                .ok_or_else(|| Error::InvalidGroupId(group_id.clone()))?;
-            p.send_offsets_to_transaction(&tpl, &metadata, timeout)
-                .map_err(|e| {
-                    from_kafka(
-                        "send_offsets_to_transaction",
-                        e,
-                        Subject::transaction(Some(&id)),
-                    )
-                })
+                .map(Arc::new)
+                .ok_or_else(|| Error::InvalidGroupId(group_id.clone()))
         })
         .await
-    }
-
-    /// Kafka's `sendOffsetsToTransaction` as `consumer`'s group member: commits `offsets` (the
-    /// next offset to consume of each partition) for its group within the open transaction,
-    /// so a consume-transform-produce loop is exactly once; the coordinator fences a member
-    /// whose generation passed.
-    pub async fn send_consumer_offsets_to_transaction(
-        &self,
-        offsets: Vec<(TopicPartition, i64)>,
-        consumer: &KafkaConsumer,
-    ) -> Result<()> {
-        self.transactional_id()?;
-        let metadata = consumer
-            .rd_group_metadata()
-            .ok_or_else(|| Error::InvalidGroupId(String::new()))?;
-        let tpl = tpl_of(offsets.iter().map(|(tp, o)| (tp, Offset::Offset(*o))))?;
-        self.transaction_call("send_offsets_to_transaction", move |p, timeout| {
-            p.send_offsets_to_transaction(&tpl, &metadata, timeout)
-        })
-        .await
-    }
-
-    /// Sends what is queued, then commits the transaction (within `max.block.ms`). A record
-    /// that failed fails the commit: abort then.
-    pub async fn commit_transaction(&self) -> Result<()> {
-        self.transaction_call("commit_transaction", |p, timeout| {
-            p.commit_transaction(timeout)
-        })
-        .await
-    }
-
-    /// Aborts the transaction: none of it becomes visible to `read_committed` consumers.
-    pub async fn abort_transaction(&self) -> Result<()> {
-        self.transaction_call("abort_transaction", |p, timeout| {
-            p.abort_transaction(timeout)
-        })
-        .await
-    }
-
-    /// Closes the producer: sends what is queued and waits for it.
-    pub async fn close(mut self) -> Result<()> {
-        let engine = std::mem::replace(&mut self.engine, Engine::Closed);
-        match engine {
-            Engine::Native(n) => n.close().await,
-            other => {
-                self.engine = other;
-                self.flush().await
-            }
-        }
     }
 
     /// How long a flush may take: every record is complete (delivered or failed) within
@@ -511,5 +449,58 @@ impl Producer for KafkaProducer {
             })
         })
         .await
+    }
+
+    async fn init_transactions(&self) -> Result<()> {
+        self.transaction_call("init_transactions", |p, timeout| {
+            p.init_transactions(timeout)
+        })
+        .await
+    }
+
+    fn begin_transaction(&self) -> Result<()> {
+        let id = self.transactional_id("begin_transaction")?;
+        self.rd("begin_transaction")?
+            .begin_transaction()
+            .map_err(|e| from_kafka("begin_transaction", e, Subject::transaction(Some(id))))
+    }
+
+    async fn send_offsets_to_transaction(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        self.transactional_id("send_offsets_to_transaction")?;
+        let metadata = self.rd_group_metadata(group).await?;
+        let tpl = tpl_of(offsets.iter().map(|(tp, o)| (tp, Offset::Offset(*o))))?;
+        self.transaction_call("send_offsets_to_transaction", move |p, timeout| {
+            p.send_offsets_to_transaction(&tpl, &metadata, timeout)
+        })
+        .await
+    }
+
+    async fn commit_transaction(&self) -> Result<()> {
+        self.transaction_call("commit_transaction", |p, timeout| {
+            p.commit_transaction(timeout)
+        })
+        .await
+    }
+
+    async fn abort_transaction(&self) -> Result<()> {
+        self.transaction_call("abort_transaction", |p, timeout| {
+            p.abort_transaction(timeout)
+        })
+        .await
+    }
+
+    async fn close(mut self) -> Result<()> {
+        let engine = std::mem::replace(&mut self.engine, Engine::Closed);
+        match engine {
+            Engine::Native(n) => n.close().await,
+            other => {
+                self.engine = other;
+                self.flush().await
+            }
+        }
     }
 }

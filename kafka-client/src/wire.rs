@@ -753,77 +753,126 @@ impl Wire {
         tp: &TopicPartition,
         timestamp: i64,
     ) -> Result<(i64, i64)> {
+        let found = self
+            .list_offsets(std::slice::from_ref(tp), timestamp, 0)
+            .await?;
+        found.into_iter().next().ok_or_else(|| {
+            protocol_error("list_offsets", "the cluster", format!("no answer for {tp}"))
+        })
+    }
+
+    /// ListOffsets of `tps` (in that order), one request to each partition's leader (one
+    /// Metadata request first): `timestamp` as for [`Self::list_offset`]; `isolation_level`
+    /// 1 (read_committed) makes the latest offset the last stable offset.
+    pub(super) async fn list_offsets(
+        &self,
+        tps: &[TopicPartition],
+        timestamp: i64,
+        isolation_level: i8,
+    ) -> Result<Vec<(i64, i64)>> {
         let operation = "list_offsets";
+        if tps.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.bootstrap().await?;
         let version = conn.version::<MetadataRequest>(operation, 1..=12)?;
-        let name = TopicName(StrBytes::from_string(tp.topic.to_string()));
+        let mut topics: Vec<&str> = tps.iter().map(|tp| &*tp.topic).collect();
+        topics.sort_unstable();
+        topics.dedup();
         let metadata = conn
-            .call(&metadata_request([&*tp.topic], false), version)
+            .call(&metadata_request(topics.iter().copied(), false), version)
             .await?;
-        let unknown = || Error::UnknownPartition {
-            topic: tp.topic.to_string(),
-            partition: tp.partition,
-        };
-        let topic = metadata
-            .topics
-            .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == &*tp.topic))
-            .ok_or_else(|| Error::UnknownTopic(tp.topic.to_string()))?;
-        match ResponseError::try_from_code(topic.error_code) {
-            None if topic.error_code == 0 => {}
-            Some(ResponseError::UnknownTopicOrPartition) => {
-                return Err(Error::UnknownTopic(tp.topic.to_string()));
+        // The leader's address of each partition, grouped: leader -> indexes into `tps`.
+        let mut by_leader: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+        for (i, tp) in tps.iter().enumerate() {
+            let topic = metadata
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == &*tp.topic))
+                .ok_or_else(|| Error::UnknownTopic(tp.topic.to_string()))?;
+            match ResponseError::try_from_code(topic.error_code) {
+                None if topic.error_code == 0 => {}
+                Some(ResponseError::UnknownTopicOrPartition) => {
+                    return Err(Error::UnknownTopic(tp.topic.to_string()));
+                }
+                _ => return Err(code_error(operation, topic.error_code, &tp.topic)),
             }
-            _ => return Err(code_error(operation, topic.error_code, &tp.topic)),
+            let leader = topic
+                .partitions
+                .iter()
+                .find(|p| p.partition_index == tp.partition)
+                .ok_or_else(|| Error::UnknownPartition {
+                    topic: tp.topic.to_string(),
+                    partition: tp.partition,
+                })?
+                .leader_id
+                .0;
+            let addr = metadata
+                .brokers
+                .iter()
+                .find(|b| b.node_id.0 == leader)
+                .map(broker_addr)
+                .ok_or_else(|| Error::Kafka {
+                    operation,
+                    code: ResponseError::LeaderNotAvailable.code().into(),
+                    message: format!("{tp}: leader {leader} is not among the brokers"),
+                    retriable: true,
+                })?;
+            by_leader.entry(addr).or_default().push(i);
         }
-        let leader = topic
-            .partitions
-            .iter()
-            .find(|p| p.partition_index == tp.partition)
-            .ok_or_else(unknown)?
-            .leader_id
-            .0;
-        let addr = metadata
-            .brokers
-            .iter()
-            .find(|b| b.node_id.0 == leader)
-            .map(broker_addr)
-            .ok_or_else(|| Error::Kafka {
-                operation,
-                code: ResponseError::LeaderNotAvailable.code().into(),
-                message: format!("{tp}: leader {leader} is not among the brokers"),
-                retriable: true,
-            })?;
+        let mut out = vec![(-1, -1); tps.len()];
         let mut other = None;
-        let c = self.to(&mut conn, &mut other, &addr).await?;
-        let version = if timestamp == MAX_TIMESTAMP {
-            c.version::<ListOffsetsRequest>("list_offsets with MaxTimestamp", 7..=8)?
-        } else {
-            c.version::<ListOffsetsRequest>(operation, 1..=8)?
-        };
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![
+        for (addr, indexes) in by_leader {
+            let c = self.to(&mut conn, &mut other, &addr).await?;
+            let version = if timestamp == MAX_TIMESTAMP {
+                c.version::<ListOffsetsRequest>("list_offsets with MaxTimestamp", 7..=8)?
+            } else if isolation_level > 0 {
+                c.version::<ListOffsetsRequest>("list_offsets with read_committed", 2..=8)?
+            } else {
+                c.version::<ListOffsetsRequest>(operation, 1..=8)?
+            };
+            let topics = by_topic(indexes.iter().map(|&i| {
+                let p = ListOffsetsPartition::default()
+                    .with_partition_index(tps[i].partition)
+                    .with_timestamp(timestamp);
+                (std::sync::Arc::clone(&tps[i].topic), p)
+            }))
+            .into_iter()
+            .map(|(name, partitions)| {
                 ListOffsetsTopic::default()
                     .with_name(name)
-                    .with_partitions(vec![
-                        ListOffsetsPartition::default()
-                            .with_partition_index(tp.partition)
-                            .with_timestamp(timestamp),
-                    ]),
-            ]);
-        let r = c.call(&request, version).await?;
-        let p = r
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == tp.partition)
-            .ok_or_else(|| protocol_error(operation, &addr, format!("no answer for {tp}")))?;
-        match ResponseError::try_from_code(p.error_code) {
-            None if p.error_code == 0 => Ok((p.offset, p.timestamp)),
-            Some(ResponseError::UnknownTopicOrPartition) => Err(unknown()),
-            _ => Err(code_error(operation, p.error_code, &tp.to_string())),
+                    .with_partitions(partitions)
+            })
+            .collect();
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_isolation_level(isolation_level)
+                .with_topics(topics);
+            let r = c.call(&request, version).await?;
+            for i in indexes {
+                let tp = &tps[i];
+                let p = r
+                    .topics
+                    .iter()
+                    .filter(|t| t.name.0.as_str() == &*tp.topic)
+                    .flat_map(|t| t.partitions.iter())
+                    .find(|p| p.partition_index == tp.partition)
+                    .ok_or_else(|| {
+                        protocol_error(operation, &addr, format!("no answer for {tp}"))
+                    })?;
+                match ResponseError::try_from_code(p.error_code) {
+                    None if p.error_code == 0 => out[i] = (p.offset, p.timestamp),
+                    Some(ResponseError::UnknownTopicOrPartition) => {
+                        return Err(Error::UnknownPartition {
+                            topic: tp.topic.to_string(),
+                            partition: tp.partition,
+                        });
+                    }
+                    _ => return Err(code_error(operation, p.error_code, &tp.to_string())),
+                }
+            }
         }
+        Ok(out)
     }
 
     /// DescribeTransactions of one id, asked of its coordinator.

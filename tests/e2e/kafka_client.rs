@@ -309,13 +309,19 @@ async fn consume_transform_produce_commits_the_group_offsets_in_the_transaction(
         t.send(ProducerRecord::new("out", v)).await.expect("send");
     }
     let tp = TopicPartition::new("in", 0);
-    t.send_consumer_offsets_to_transaction(vec![(tp.clone(), 5)], &c)
+    let metadata = c.group_metadata().expect("group metadata");
+    t.send_offsets_to_transaction(vec![(tp.clone(), 5)], &metadata)
         .await
         .expect("offsets in the transaction");
     t.commit_transaction().await.expect("commit");
     // The group's offset came with the commit marker.
     let start = Instant::now();
-    while c.committed(std::slice::from_ref(&tp)).expect("committed") != [Some(5)] {
+    while c
+        .committed(std::slice::from_ref(&tp))
+        .await
+        .expect("committed")
+        != [Some(5)]
+    {
         assert!(
             start.elapsed() < DEADLINE,
             "the transactional offset never became committed"

@@ -171,14 +171,18 @@ async fn a_group_commits_and_a_new_consumer_resumes_there() {
     let mut a = native(&b.client, &group);
     a.assign(vec![tp.clone()]).expect("assign");
     assert_eq!(
-        a.committed(std::slice::from_ref(&tp)).expect("committed"),
+        a.committed(std::slice::from_ref(&tp))
+            .await
+            .expect("committed"),
         [None]
     );
     let got = a.poll(Duration::from_secs(10)).await.expect("poll");
     assert_eq!(got.len(), 20);
     a.commit_sync(None).await.expect("commit");
     assert_eq!(
-        a.committed(std::slice::from_ref(&tp)).expect("committed"),
+        a.committed(std::slice::from_ref(&tp))
+            .await
+            .expect("committed"),
         [Some(20)]
     );
     a.commit_sync(Some(vec![(tp.clone(), 30)]))
@@ -194,7 +198,12 @@ async fn a_group_commits_and_a_new_consumer_resumes_there() {
     // commit_async lands too.
     b2.commit_async(None).expect("commit async");
     let start = Instant::now();
-    while b2.committed(std::slice::from_ref(&tp)).expect("committed") != [Some(50)] {
+    while b2
+        .committed(std::slice::from_ref(&tp))
+        .await
+        .expect("committed")
+        != [Some(50)]
+    {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "async commit never landed"

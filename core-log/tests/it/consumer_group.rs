@@ -160,14 +160,14 @@ async fn committed_offsets_survive_close_and_reopen() {
         }
         a.close().await.unwrap();
         assert!(a.assignment().is_empty());
-        let committed = a.committed(&[tp(0), tp(1), tp(2), tp(3)]).unwrap();
+        let committed = a.committed(&[tp(0), tp(1), tp(2), tp(3)]).await.unwrap();
         let sum: i64 = committed.iter().map(|o| o.unwrap_or(0)).sum();
         assert_eq!(sum, seen.len() as i64);
         c.log().close().unwrap();
     }
     let c = client(dir.path(), &clock);
     let mut b = consumer(&c, "g", &[]);
-    b.subscribe_pattern(TopicPattern::new("t*")).unwrap();
+    b.subscribe_pattern(TopicPattern::new("t*")).await.unwrap();
     for _ in 0..100 {
         round(&clock, &mut [&mut b], &mut seen).await;
         if seen.len() >= 40 {
@@ -316,15 +316,16 @@ async fn auto_commit_commits_on_the_clock() {
     }
     assert_eq!(got, 3);
     let all = [tp(0), tp(1), tp(2), tp(3)];
-    assert_eq!(a.committed(&all).unwrap(), vec![None; 4]);
+    assert_eq!(a.committed(&all).await.unwrap(), vec![None; 4]);
     clock.advance(4_999);
     got += a.poll(POLL).await.unwrap().len();
-    assert_eq!(a.committed(&all).unwrap(), vec![None; 4]);
+    assert_eq!(a.committed(&all).await.unwrap(), vec![None; 4]);
     clock.advance(1);
     // The commit comes before this poll's records: it covers what earlier polls returned.
     let _ = a.poll(POLL).await.unwrap();
     let sum: i64 = a
         .committed(&all)
+        .await
         .unwrap()
         .iter()
         .map(|o| o.unwrap_or(0))
@@ -513,7 +514,7 @@ async fn a_pattern_subscription_picks_up_new_matching_topics() {
     let c = client(dir.path(), &clock);
     topic_with_records(&c, 1).await;
     let mut a = consumer(&c, "g", &[]);
-    a.subscribe_pattern(TopicPattern::new("t*")).unwrap();
+    a.subscribe_pattern(TopicPattern::new("t*")).await.unwrap();
     let mut seen = Seen::new();
     for _ in 0..100 {
         round(&clock, &mut [&mut a], &mut seen).await;
@@ -541,4 +542,111 @@ async fn a_pattern_subscription_picks_up_new_matching_topics() {
         .map(|tp| tp.topic.to_string())
         .collect();
     assert_eq!(topics, BTreeSet::from(["t".to_owned(), "t-new".to_owned()]));
+}
+
+/// Polls `c` (advancing the clock) until its assignment is `n` partitions with nothing
+/// pending, collecting its rebalance events.
+async fn settle(
+    clock: &MockClock,
+    consumers: &mut [&mut EmbeddedConsumer],
+    want: &[usize],
+) -> Vec<Vec<sluice_log::client::RebalanceEvent>> {
+    let mut events = vec![Vec::new(); consumers.len()];
+    for _ in 0..200 {
+        clock.advance(1_000);
+        for (i, c) in consumers.iter_mut().enumerate() {
+            c.poll(POLL).await.unwrap();
+            events[i].extend(c.rebalance_events());
+        }
+        if consumers
+            .iter()
+            .zip(want)
+            .all(|(c, n)| c.assignment().len() == *n)
+        {
+            break;
+        }
+    }
+    events
+}
+
+/// The contract of a revocation (Kafka's onPartitionsRevoked, before the JoinGroup): `poll`
+/// returns at once with `Revoked` queued, the consumer still owns the partitions, and a
+/// commit made before the next poll counts for the current generation; the next poll gives
+/// them up and rejoins. Eager (range) and cooperative (cooperative-sticky) protocols.
+#[tokio::test]
+async fn a_revocation_waits_for_the_next_poll_so_the_caller_can_commit_first() {
+    use sluice_log::client::RebalanceEvent;
+    for strategy in ["range", "cooperative-sticky"] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = MockClock::new(1_000_000);
+        let c = client(dir.path(), &clock);
+        topic_with_records(&c, 10).await;
+        let props = [
+            ("partition.assignment.strategy", strategy),
+            ("enable.auto.commit", "false"),
+        ];
+        let mut a = consumer(&c, "g", &props);
+        a.subscribe(vec!["t".into()]).unwrap();
+        let events = settle(&clock, &mut [&mut a], &[4]).await;
+        let all: Vec<TopicPartition> = (0..4).map(tp).collect();
+        assert_eq!(
+            events[0],
+            [RebalanceEvent::Assigned(all.clone())],
+            "{strategy}"
+        );
+        let generation = a.group_metadata().unwrap().generation_id;
+
+        let mut b = consumer(&c, "g", &props);
+        b.subscribe(vec!["t".into()]).unwrap();
+        // b's join makes the group rebalance; a learns it at a poll and returns at once.
+        let mut revoked = None;
+        for _ in 0..50 {
+            clock.advance(1_000);
+            b.poll(POLL).await.unwrap();
+            a.poll(POLL).await.unwrap();
+            let found = a.rebalance_events().into_iter().find_map(|e| match e {
+                RebalanceEvent::Revoked(tps) => Some(tps),
+                _ => None,
+            });
+            if found.is_some() {
+                revoked = found;
+                break;
+            }
+        }
+        let revoked = revoked.unwrap_or_else(|| panic!("{strategy}: no revocation"));
+        match strategy {
+            "range" => assert_eq!(revoked, all, "eager revokes everything"),
+            _ => assert_eq!(revoked.len(), 2, "cooperative revokes what moves"),
+        }
+        // Still owned, in the same generation: the commit counts.
+        assert_eq!(a.assignment(), all, "{strategy}");
+        // Eager revokes before rejoining, cooperative after the sync of the new generation
+        // (what moves is revoked in it, then assigned in a follow-up rebalance).
+        let now = a.group_metadata().unwrap().generation_id;
+        match strategy {
+            "range" => assert_eq!(now, generation),
+            _ => assert_eq!(now, generation + 1),
+        }
+        let done: Vec<(TopicPartition, i64)> = revoked.iter().map(|t| (t.clone(), 7)).collect();
+        a.commit_sync(Some(done)).await.unwrap();
+        // The next polls give them up and the group settles at two each.
+        let events = settle(&clock, &mut [&mut a, &mut b], &[2, 2]).await;
+        assert_eq!(a.assignment().len(), 2, "{strategy}: {events:?}");
+        if strategy == "cooperative-sticky" {
+            assert!(
+                revoked.iter().all(|t| !a.assignment().contains(t)),
+                "{strategy}"
+            );
+        }
+        assert!(
+            events[1]
+                .iter()
+                .any(|e| matches!(e, RebalanceEvent::Assigned(t) if t.len() == 2)),
+            "{strategy}: {events:?}"
+        );
+        let committed = b.committed(&revoked).await.unwrap();
+        assert_eq!(committed, vec![Some(7); revoked.len()], "{strategy}");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
 }

@@ -350,3 +350,110 @@ async fn compaction_keeps_an_offset_that_an_aborted_transaction_overwrote() {
         "the aborted offset superseded nothing"
     );
 }
+
+/// Kafka's rule, as the `Producer` trait states it: a record of the transaction that failed
+/// fails its commit (even when its failure was already reported), and nothing of it becomes
+/// visible; the transaction can then be aborted and the next one commits.
+#[tokio::test]
+async fn a_failed_record_fails_the_commit_of_its_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_700_000_000_000);
+    let c = client(dir.path(), &clock);
+    c.admin()
+        .unwrap()
+        .create_topics(vec![
+            NewTopic::new("small", 1).config("max.message.bytes", "200"),
+        ])
+        .await
+        .unwrap();
+    let p = producer(&c);
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    let big = p
+        .send(ProducerRecord::new("small", vec![b'x'; 1_000]))
+        .await
+        .unwrap();
+    assert!(
+        big.await.is_err(),
+        "the batch is larger than the topic allows"
+    );
+    let e = p.commit_transaction().await.unwrap_err();
+    assert!(matches!(e, Error::InvalidTxnState(_)), "{e}");
+    p.abort_transaction().await.unwrap();
+    p.begin_transaction().unwrap();
+    let ok = p.send(ProducerRecord::new("small", "ok")).await.unwrap();
+    p.commit_transaction().await.unwrap();
+    // After the abort marker (the failed batch's partition had joined the transaction).
+    assert_eq!(ok.await.unwrap().offset, 1);
+}
+
+/// Without `transactional.id` every transactional call is a state error.
+#[tokio::test]
+async fn a_producer_without_a_transactional_id_refuses_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_700_000_000_000);
+    let c = client(dir.path(), &clock);
+    let p = c.producer(ProducerConfig::default()).unwrap();
+    assert!(matches!(
+        p.init_transactions().await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.begin_transaction(),
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.send_offsets_to_transaction(vec![], &ConsumerGroupMetadata::new(GROUP))
+            .await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.commit_transaction().await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    assert!(matches!(
+        p.abort_transaction().await,
+        Err(Error::InvalidTxnState(_))
+    ));
+    p.close().await.unwrap();
+}
+
+/// `end_offsets` is the high watermark for read_uncommitted and the last stable offset for
+/// read_committed (held at an open transaction's first offset), as Kafka's `endOffsets`;
+/// `beginning_offsets` the log start. Neither needs the partitions assigned.
+#[tokio::test]
+async fn end_offsets_follow_the_isolation_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_700_000_000_000);
+    let c = client(dir.path(), &clock);
+    topics(&c, 3).await;
+    let p = producer(&c);
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    let open = p.send(ProducerRecord::new("input", "open")).await.unwrap();
+    p.flush().await.unwrap();
+    open.await.unwrap();
+    let read = |level: &str| {
+        c.consumer(ConsumerConfig::from_pairs([("isolation.level", level)]).unwrap())
+            .unwrap()
+    };
+    let (mut uncommitted, mut committed) = (read("read_uncommitted"), read("read_committed"));
+    let tps = [input(), TopicPartition::new("output", 0)];
+    let ends = uncommitted.end_offsets(&tps).await.unwrap();
+    assert_eq!(ends, [(input(), 4), (TopicPartition::new("output", 0), 0)]);
+    let ends = committed.end_offsets(&tps).await.unwrap();
+    assert_eq!(ends[0], (input(), 3), "held at the open transaction");
+    assert_eq!(
+        committed.beginning_offsets(&tps).await.unwrap(),
+        [(input(), 0), (TopicPartition::new("output", 0), 0)]
+    );
+    p.commit_transaction().await.unwrap();
+    let ends = committed.end_offsets(&tps[..1]).await.unwrap();
+    assert_eq!(ends, [(input(), 5)], "past the commit marker");
+    assert!(matches!(
+        committed
+            .end_offsets(&[TopicPartition::new("nope", 0)])
+            .await,
+        Err(Error::UnknownTopic(_) | Error::UnknownPartition { .. })
+    ));
+}

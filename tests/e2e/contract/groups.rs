@@ -196,14 +196,18 @@ pub(crate) async fn commits_and_committed<C: Client>(h: &Harness<C>) {
     let mut c = h.group_consumer("accountants", &[]);
     c.assign(vec![t0.clone(), t1.clone()]).expect("assign");
     assert_eq!(
-        c.committed(&[t0.clone(), t1.clone()]).expect("committed"),
+        c.committed(&[t0.clone(), t1.clone()])
+            .await
+            .expect("committed"),
         [None, None],
         "nothing committed yet"
     );
     take(&mut c, 6, "every record").await;
     c.commit_sync(None).await.expect("commit positions");
     assert_eq!(
-        c.committed(&[t0.clone(), t1.clone()]).expect("committed"),
+        c.committed(&[t0.clone(), t1.clone()])
+            .await
+            .expect("committed"),
         [Some(3), Some(3)],
         "commit_sync(None) commits the positions"
     );
@@ -211,7 +215,9 @@ pub(crate) async fn commits_and_committed<C: Client>(h: &Harness<C>) {
         .await
         .expect("commit one");
     assert_eq!(
-        c.committed(&[t0.clone(), t1.clone()]).expect("committed"),
+        c.committed(&[t0.clone(), t1.clone()])
+            .await
+            .expect("committed"),
         [Some(1), Some(3)]
     );
     c.commit_async(Some(vec![(t1.clone(), 2)]))
@@ -219,7 +225,11 @@ pub(crate) async fn commits_and_committed<C: Client>(h: &Harness<C>) {
     let start = Instant::now();
     loop {
         c.poll(Duration::from_millis(50)).await.expect("poll");
-        if c.committed(std::slice::from_ref(&t1)).expect("committed") == [Some(2)] {
+        if c.committed(std::slice::from_ref(&t1))
+            .await
+            .expect("committed")
+            == [Some(2)]
+        {
             break;
         }
         assert!(start.elapsed() < DEADLINE, "commit_async never landed");
@@ -246,7 +256,7 @@ pub(crate) async fn commits_and_committed<C: Client>(h: &Harness<C>) {
         "commit without group.id"
     );
     assert_refused!(
-        loner.committed(std::slice::from_ref(&t0)),
+        loner.committed(std::slice::from_ref(&t0)).await,
         Error::InvalidGroupId(_),
         "committed without group.id"
     );
@@ -347,9 +357,11 @@ pub(crate) async fn describe_list_lag_reset_delete<C: Client>(h: &Harness<C>) {
         .await
         .expect("dry run");
     assert_eq!(planned, [(t0.clone(), 1), (t1.clone(), 2)]);
-    let c = h.group_consumer("auditors", &[]);
+    let mut c = h.group_consumer("auditors", &[]);
     assert_eq!(
-        c.committed(&[t0.clone(), t1.clone()]).expect("committed"),
+        c.committed(&[t0.clone(), t1.clone()])
+            .await
+            .expect("committed"),
         [Some(2), Some(3)],
         "a dry run commits nothing"
     );
@@ -359,7 +371,9 @@ pub(crate) async fn describe_list_lag_reset_delete<C: Client>(h: &Harness<C>) {
         .expect("reset");
     assert_eq!(done, [(t0.clone(), 0)]);
     assert_eq!(
-        c.committed(std::slice::from_ref(&t0)).expect("committed"),
+        c.committed(std::slice::from_ref(&t0))
+            .await
+            .expect("committed"),
         [Some(0)]
     );
     admin
@@ -367,7 +381,9 @@ pub(crate) async fn describe_list_lag_reset_delete<C: Client>(h: &Harness<C>) {
         .await
         .expect("delete_offsets");
     assert_eq!(
-        c.committed(&[t0.clone(), t1.clone()]).expect("committed"),
+        c.committed(&[t0.clone(), t1.clone()])
+            .await
+            .expect("committed"),
         [Some(0), None]
     );
     let deleted = admin

@@ -35,10 +35,9 @@ use std::time::{Duration, Instant};
 
 use sluice_kafka::{CONSUMER_ENGINE_PROPERTY, ENGINE_PROPERTY, KafkaClient, KafkaProducer};
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
-use sluice_log::client::embedded::{EmbeddedClient, EmbeddedProducer};
+use sluice_log::client::embedded::EmbeddedClient;
 use sluice_log::client::{
-    Admin, Client, Consumer, ConsumerGroupMetadata, ConsumerRecord, NewTopic, Producer,
-    ProducerRecord, RecordMetadata,
+    Admin, Client, Consumer, ConsumerRecord, NewTopic, Producer, ProducerRecord, RecordMetadata,
 };
 use sluice_log::log::{LogManager, LogManagerConfig};
 use sluice_log::{Result, TopicPartition};
@@ -264,64 +263,6 @@ pub(crate) fn now_ms() -> i64 {
             .as_millis(),
     )
     .expect("ms fit i64")
-}
-
-/// The transactional calls of the producers, until the `Producer` trait has them: each
-/// implementation's own methods, under one name.
-pub(crate) trait Transactional {
-    async fn init_transactions(&self) -> Result<()>;
-    fn begin_transaction(&self) -> Result<()>;
-    async fn send_offsets_to_transaction(
-        &self,
-        offsets: Vec<(TopicPartition, i64)>,
-        group: &ConsumerGroupMetadata,
-    ) -> Result<()>;
-    async fn commit_transaction(&self) -> Result<()>;
-    async fn abort_transaction(&self) -> Result<()>;
-}
-
-impl Transactional for EmbeddedProducer {
-    async fn init_transactions(&self) -> Result<()> {
-        EmbeddedProducer::init_transactions(self).await
-    }
-    fn begin_transaction(&self) -> Result<()> {
-        EmbeddedProducer::begin_transaction(self)
-    }
-    async fn send_offsets_to_transaction(
-        &self,
-        offsets: Vec<(TopicPartition, i64)>,
-        group: &ConsumerGroupMetadata,
-    ) -> Result<()> {
-        EmbeddedProducer::send_offsets_to_transaction(self, offsets, group).await
-    }
-    async fn commit_transaction(&self) -> Result<()> {
-        EmbeddedProducer::commit_transaction(self).await
-    }
-    async fn abort_transaction(&self) -> Result<()> {
-        EmbeddedProducer::abort_transaction(self).await
-    }
-}
-
-impl Transactional for KafkaProducer {
-    async fn init_transactions(&self) -> Result<()> {
-        KafkaProducer::init_transactions(self).await
-    }
-    fn begin_transaction(&self) -> Result<()> {
-        KafkaProducer::begin_transaction(self)
-    }
-    async fn send_offsets_to_transaction(
-        &self,
-        offsets: Vec<(TopicPartition, i64)>,
-        group: &ConsumerGroupMetadata,
-    ) -> Result<()> {
-        KafkaProducer::send_offsets_to_transaction(self, offsets, group).await
-    }
-    async fn commit_transaction(&self) -> Result<()> {
-        KafkaProducer::commit_transaction(self).await
-    }
-    async fn abort_transaction(&self) -> Result<()> {
-        KafkaProducer::abort_transaction(self).await
-    }
 }
 
 /// One `#[tokio::test]` per case and implementation: `contract::<implementation>::<case>`.

@@ -14,13 +14,16 @@ use sluice_log::client::{
     Admin, Client, Consumer, ConsumerGroupMetadata, OffsetSpec, Producer, ProducerRecord,
 };
 
-use super::{Harness, Impl, Transactional, assigned, drain, send, take, tp, values};
+use super::{Harness, Impl, assigned, drain, send, take, tp, values};
+
+/// The native producer's name in its refusals.
+const NATIVE_PRODUCER: &str = "Sluice's native Kafka producer";
 
 /// Asserts the native producer's refusal of a `transactional.id`.
 fn assert_native_refuses<C: Client>(h: &Harness<C>, id: &str) {
     assert_refused!(
         h.try_producer(&[("transactional.id", id)]),
-        Error::Unsupported { client, .. } if client == "the native Kafka producer",
+        Error::Unsupported { client, .. } if client == NATIVE_PRODUCER,
         "a transactional native producer"
     );
 }
@@ -43,7 +46,7 @@ macro_rules! with_txn_producer {
     };
 }
 
-async fn write_ledger<P: Producer + Transactional>(p: &P) {
+async fn write_ledger<P: Producer>(p: &P) {
     p.init_transactions().await.expect("init");
     p.begin_transaction().expect("begin");
     for v in ["a1", "a2"] {
@@ -61,10 +64,7 @@ async fn write_ledger<P: Producer + Transactional>(p: &P) {
     send(p, ProducerRecord::new("ledger", "open")).await;
 }
 
-pub(crate) async fn commit_and_abort_as_read_committed_sees_them<C: Client>(h: &Harness<C>)
-where
-    C::Producer: Transactional,
-{
+pub(crate) async fn commit_and_abort_as_read_committed_sees_them<C: Client>(h: &Harness<C>) {
     h.create_topic("ledger", 1).await;
     let t = tp("ledger", 0);
     let admin = h.admin();
@@ -115,10 +115,7 @@ where
     check(true).await;
 }
 
-pub(crate) async fn send_offsets_commits_with_the_output<C: Client>(h: &Harness<C>)
-where
-    C::Producer: Transactional,
-{
+pub(crate) async fn send_offsets_commits_with_the_output<C: Client>(h: &Harness<C>) {
     let admin = h.admin();
     h.create_topic("in", 1).await;
     h.create_topic("out", 1).await;
@@ -130,7 +127,7 @@ where
     .await;
     let input = tp("in", 0);
     let group = ConsumerGroupMetadata::new("transformers");
-    let reader = h.group_consumer("transformers", &[("isolation.level", "read_committed")]);
+    let mut reader = h.group_consumer("transformers", &[("isolation.level", "read_committed")]);
     with_txn_producer!(h, "transformer", |p| {
         p.init_transactions().await.expect("init");
         // Aborted: neither the output nor the offsets.
@@ -143,6 +140,7 @@ where
         assert_eq!(
             reader
                 .committed(std::slice::from_ref(&input))
+                .await
                 .expect("committed"),
             [None],
             "an aborted transaction commits no offsets"
@@ -160,6 +158,7 @@ where
     assert_eq!(
         reader
             .committed(std::slice::from_ref(&input))
+            .await
             .expect("committed"),
         [Some(3)],
         "the offsets committed with the transaction"
@@ -174,10 +173,7 @@ where
     assert_eq!((lag[0].committed, lag[0].lag), (Some(3), Some(0)));
 }
 
-pub(crate) async fn a_second_producer_fences_the_first<C: Client>(h: &Harness<C>)
-where
-    C::Producer: Transactional,
-{
+pub(crate) async fn a_second_producer_fences_the_first<C: Client>(h: &Harness<C>) {
     h.create_topic("fenced", 1).await;
     with_txn_producer!(h, "zombie", |first| {
         first.init_transactions().await.expect("init");
@@ -236,29 +232,43 @@ trait FenceBy {
     fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>;
 }
 
-impl<P: Transactional> FenceBy for P {
+impl<P: Producer> FenceBy for P {
     fn init(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
         Box::pin(async move { self.init_transactions().await.expect("init the second") })
     }
 }
 
-pub(crate) async fn refusals_out_of_order<C: Client>(h: &Harness<C>)
-where
-    C::Producer: Transactional,
-{
+pub(crate) async fn refusals_out_of_order<C: Client>(h: &Harness<C>) {
     h.create_topic("strict", 1).await;
     // A producer without transactional.id has no transactions.
+    // The native producer, which has none at all, refuses them as Unsupported.
     let plain = h.producer(&[]);
-    assert_refused!(
-        plain.init_transactions().await,
-        Error::InvalidTxnState(_),
-        "init_transactions without transactional.id"
-    );
-    assert_refused!(
-        plain.begin_transaction(),
-        Error::InvalidTxnState(_),
-        "begin_transaction without transactional.id"
-    );
+    match h.imp {
+        Impl::Native => {
+            assert_refused!(
+                plain.init_transactions().await,
+                Error::Unsupported { client, .. } if client == NATIVE_PRODUCER,
+                "init_transactions on the native producer"
+            );
+            assert_refused!(
+                plain.begin_transaction(),
+                Error::Unsupported { client, .. } if client == NATIVE_PRODUCER,
+                "begin_transaction on the native producer"
+            );
+        }
+        Impl::Embedded | Impl::Librdkafka => {
+            assert_refused!(
+                plain.init_transactions().await,
+                Error::InvalidTxnState(_),
+                "init_transactions without transactional.id"
+            );
+            assert_refused!(
+                plain.begin_transaction(),
+                Error::InvalidTxnState(_),
+                "begin_transaction without transactional.id"
+            );
+        }
+    }
     with_txn_producer!(h, "strict-writer", |p| {
         assert_refused!(
             p.begin_transaction(),

@@ -15,7 +15,8 @@ use super::group::Membership;
 use crate::client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::client::fetched::{reassign, take_records};
 use crate::client::{
-    Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceListener, TopicPattern,
+    Consumer, ConsumerGroupMetadata, ConsumerRecord, RebalanceEvent, RebalanceListener,
+    TopicPattern,
 };
 use crate::group::{GroupCoordinator, OffsetAndMetadata, OffsetCommitRequest};
 use crate::log::LogManager;
@@ -57,6 +58,8 @@ pub struct EmbeddedConsumer {
     /// Group membership, while subscribed.
     pub(super) membership: Option<Membership>,
     pub(super) listener: Option<Box<dyn RebalanceListener>>,
+    /// Rebalance events not yet taken by `rebalance_events`.
+    pub(super) events: Vec<RebalanceEvent>,
     /// Log clock time of the last auto-commit.
     pub(super) last_auto_commit_ms: i64,
     records_consumed: u64,
@@ -89,6 +92,7 @@ impl EmbeddedConsumer {
             coordinator,
             membership: None,
             listener: None,
+            events: Vec::new(),
             last_auto_commit_ms: now,
             records_consumed: 0,
             bytes_consumed: 0,
@@ -128,18 +132,6 @@ impl EmbeddedConsumer {
         tps.iter()
             .filter_map(|tp| self.consumed(tp).map(|o| (tp.clone(), o)))
             .collect()
-    }
-
-    /// This consumer's group, generation and member id, for
-    /// [`super::EmbeddedProducer::send_offsets_to_transaction`]; `None` without `group.id`.
-    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        let request = self.commit_request(Vec::new()).ok()?;
-        Some(ConsumerGroupMetadata {
-            group_id: request.group_id,
-            generation_id: request.generation_id,
-            member_id: request.member_id,
-            group_instance_id: request.group_instance_id,
-        })
     }
 
     /// The commit request of `offsets`, as this member of the group (or from outside it).
@@ -421,6 +413,30 @@ impl Consumer for EmbeddedConsumer {
         Ok(())
     }
 
+    async fn beginning_offsets(
+        &mut self,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        tps.iter()
+            .map(|tp| Ok((tp.clone(), self.log.partition(tp)?.log_start_offset())))
+            .collect()
+    }
+
+    async fn end_offsets(&mut self, tps: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
+        let committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+        tps.iter()
+            .map(|tp| {
+                let p = self.log.partition(tp)?;
+                let end = if committed {
+                    p.last_stable_offset()
+                } else {
+                    p.high_watermark()
+                };
+                Ok((tp.clone(), end))
+            })
+            .collect()
+    }
+
     fn position(&self, tp: &TopicPartition) -> Option<i64> {
         // The next record `poll` returns: the first buffered one, else the fetch position.
         self.consumed(tp)
@@ -446,6 +462,10 @@ impl Consumer for EmbeddedConsumer {
         let deadline = tokio::time::Instant::now() + timeout;
         if self.membership.is_some() {
             self.drive_group(deadline).await?;
+            if self.revocation_pending() {
+                // The caller acts on the revocation before the partitions are given up.
+                return Ok(Vec::new());
+            }
         }
         self.maybe_auto_commit().await?;
         if !self.buffered.is_empty() {
@@ -491,6 +511,9 @@ impl Consumer for EmbeddedConsumer {
                 }
                 if self.membership.is_some() {
                     self.drive_group(deadline).await?;
+                    if self.revocation_pending() {
+                        return Ok(Vec::new());
+                    }
                 }
             }
         }
@@ -500,7 +523,7 @@ impl Consumer for EmbeddedConsumer {
         self.subscribe_to(super::group::Topics::Names(topics))
     }
 
-    fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
+    async fn subscribe_pattern(&mut self, pattern: TopicPattern) -> Result<()> {
         self.subscribe_to(super::group::Topics::Pattern(pattern))
     }
 
@@ -527,12 +550,26 @@ impl Consumer for EmbeddedConsumer {
         Ok(())
     }
 
-    fn committed(&self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
+    async fn committed(&mut self, tps: &[TopicPartition]) -> Result<Vec<Option<i64>>> {
         let (group_id, c) = self.group()?;
         Ok(c.fetch_offsets(group_id, Some(tps))
             .into_iter()
             .map(|(_, o)| o.map(|o| o.offset))
             .collect())
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let request = self.commit_request(Vec::new()).ok()?;
+        Some(ConsumerGroupMetadata::member(
+            request.group_id,
+            request.generation_id,
+            request.member_id,
+            request.group_instance_id,
+        ))
+    }
+
+    fn rebalance_events(&mut self) -> Vec<RebalanceEvent> {
+        std::mem::take(&mut self.events)
     }
 
     fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {

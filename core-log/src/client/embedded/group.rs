@@ -12,8 +12,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::consumer::EmbeddedConsumer;
-use crate::client::TopicPattern;
 use crate::client::config::AssignmentStrategy;
+use crate::client::{RebalanceEvent, TopicPattern};
 use crate::group::{
     Assignment, JoinGroupRequest, JoinResult, MemberIdentity, Pending, Subscription,
     SyncGroupRequest, SyncResult, assign_members, strategy_for_protocol,
@@ -49,6 +49,9 @@ pub(super) struct Membership {
     heartbeat: Heartbeat,
     /// For a pattern: the topics it matched at the last join (a new match rejoins).
     matched: Vec<String>,
+    /// Partitions announced as revoked (a `Revoked` event) and still owned: given up at the
+    /// next `poll`, so the caller can commit them in this generation first.
+    revoking: Option<Vec<TopicPartition>>,
 }
 
 /// Kafka's heartbeat thread: while the member is Stable it heartbeats every
@@ -202,6 +205,7 @@ impl EmbeddedConsumer {
                     last_heartbeat_ms: self.log.clock().now_ms(),
                     heartbeat,
                     matched: Vec::new(),
+                    revoking: None,
                 })
             }
         }
@@ -274,14 +278,28 @@ impl EmbeddedConsumer {
         assign_members(strategy, &topics, &jr.members)
     }
 
-    fn listener_call(&mut self, f: impl FnOnce(&mut dyn crate::client::RebalanceListener)) {
+    /// Queues `event` and calls the listener with it.
+    fn rebalance_event(&mut self, event: RebalanceEvent) {
         if let Some(l) = self.listener.as_deref_mut() {
-            f(l);
+            match &event {
+                RebalanceEvent::Revoked(tps) => l.on_partitions_revoked(tps),
+                RebalanceEvent::Assigned(tps) => l.on_partitions_assigned(tps),
+                RebalanceEvent::Lost(tps) => l.on_partitions_lost(tps),
+            }
         }
+        self.events.push(event);
     }
 
-    /// Commits (with auto-commit) and revokes `tps`.
-    async fn revoke(&mut self, tps: Vec<TopicPartition>) {
+    /// Whether a revocation was announced that the next `poll` carries out.
+    pub(super) fn revocation_pending(&self) -> bool {
+        self.membership
+            .as_ref()
+            .is_some_and(|m| m.revoking.is_some())
+    }
+
+    /// Commits (with auto-commit) and announces the revocation of `tps`; they stay assigned
+    /// (and committable in this generation) until [`Self::give_up_revoked`] at the next poll.
+    async fn announce_revoke(&mut self, tps: Vec<TopicPartition>) {
         if tps.is_empty() {
             return;
         }
@@ -292,7 +310,17 @@ impl EmbeddedConsumer {
             }
         }
         tracing::info!(partitions = tps.len(), "partitions revoked");
-        self.listener_call(|l| l.on_partitions_revoked(&tps));
+        self.rebalance_event(RebalanceEvent::Revoked(tps.clone()));
+        if let Some(m) = self.membership.as_mut() {
+            m.revoking = Some(tps);
+        }
+    }
+
+    /// Gives up the partitions announced as revoked at the last poll.
+    fn give_up_revoked(&mut self) {
+        let Some(tps) = self.membership.as_mut().and_then(|m| m.revoking.take()) else {
+            return;
+        };
         let keep: Vec<TopicPartition> = self
             .assignment
             .keys()
@@ -304,10 +332,13 @@ impl EmbeddedConsumer {
 
     /// Drops the whole assignment without committing (the generation is gone).
     fn lose_all(&mut self) {
+        if let Some(m) = self.membership.as_mut() {
+            m.revoking = None;
+        }
         let lost: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
         if !lost.is_empty() {
             tracing::warn!(partitions = lost.len(), "partitions lost");
-            self.listener_call(|l| l.on_partitions_lost(&lost));
+            self.rebalance_event(RebalanceEvent::Lost(lost));
         }
         self.set_assignment(Vec::new());
     }
@@ -350,7 +381,8 @@ impl EmbeddedConsumer {
         let old: BTreeSet<TopicPartition> = self.assignment.keys().cloned().collect();
         let revoked: Vec<TopicPartition> = old.difference(&new).cloned().collect();
         let added: Vec<TopicPartition> = new.difference(&old).cloned().collect();
-        self.revoke(revoked.clone()).await;
+        // Kept until the next poll gives them up.
+        self.announce_revoke(revoked.clone()).await;
         let mut all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
         all.extend(added.iter().cloned());
         self.set_assignment(all);
@@ -363,7 +395,7 @@ impl EmbeddedConsumer {
             }
         }
         tracing::info!(partitions = added.len(), "partitions assigned");
-        self.listener_call(|l| l.on_partitions_assigned(&added));
+        self.rebalance_event(RebalanceEvent::Assigned(added));
         if self.cooperative()
             && !revoked.is_empty()
             && let Some(m) = self.membership.as_mut()
@@ -376,7 +408,12 @@ impl EmbeddedConsumer {
 
     /// Runs the membership until the consumer is Stable in its group, or `deadline` passes.
     /// While it has partitions (cooperative rebalances keep them), it does not wait at all.
+    ///
+    /// Partitions announced as revoked at the last poll are given up first; when this one
+    /// announces a revocation it returns at once, before rejoining (see
+    /// [`Self::revocation_pending`]).
     pub(super) async fn drive_group(&mut self, deadline: Instant) -> Result<()> {
+        self.give_up_revoked();
         let now = self.log.clock().now_ms();
         if let Some(m) = self.membership.as_ref()
             && m.heartbeat.polled(now)
@@ -451,9 +488,11 @@ impl EmbeddedConsumer {
                     }
                 }
                 Phase::Join => {
-                    if !self.cooperative() {
+                    if !self.cooperative() && !self.assignment.is_empty() {
+                        // Eager: everything is revoked before the JoinGroup, at the next poll.
                         let all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
-                        self.revoke(all).await;
+                        self.announce_revoke(all).await;
+                        return Ok(());
                     }
                     let Some(m) = self.membership.as_ref() else {
                         return Ok(());
@@ -521,6 +560,9 @@ impl EmbeddedConsumer {
                             }
                         }
                         self.apply_assignment(&sr.assignment).await?;
+                        if self.revocation_pending() {
+                            return Ok(());
+                        }
                     }
                 },
             }
@@ -540,8 +582,18 @@ impl EmbeddedConsumer {
         } else {
             Ok(())
         };
-        if !all.is_empty() {
-            self.listener_call(|l| l.on_partitions_revoked(&all));
+        // Partitions announced as revoked already are not announced again.
+        let announced = self
+            .membership
+            .as_mut()
+            .and_then(|m| m.revoking.take())
+            .unwrap_or_default();
+        let revoked: Vec<TopicPartition> = all
+            .into_iter()
+            .filter(|tp| !announced.contains(tp))
+            .collect();
+        if !revoked.is_empty() {
+            self.rebalance_event(RebalanceEvent::Revoked(revoked));
         }
         self.set_assignment(Vec::new());
         if let Some(m) = self.membership.take()

@@ -64,8 +64,8 @@ struct TxnLocal {
     in_transaction: bool,
     /// Partitions already added to the ongoing transaction.
     partitions: std::collections::HashSet<TopicPartition>,
-    /// The first failure of a record of the ongoing transaction: it cannot commit.
-    failed: Option<Arc<Error>>,
+    /// The first failure of a batch of the ongoing transaction: its commit is refused.
+    failed: Option<String>,
 }
 
 /// Partition counts by topic, with the last topic used kept by handle.
@@ -148,10 +148,84 @@ impl EmbeddedProducer {
             .ok_or_else(|| Error::InvalidTxnState("this producer has no transactional.id".into()))
     }
 
+    async fn end_transaction(&self, commit: bool) -> Result<()> {
+        let txn = self.transactions()?;
+        if !txn.state.lock().in_transaction {
+            return Err(Error::InvalidTxnState("no transaction in progress".into()));
+        }
+        let flushed = self.flush().await;
+        if commit {
+            // A record that failed must not be committed around: the caller aborts instead.
+            flushed?;
+            if let Some(failed) = txn.state.lock().failed.clone() {
+                return Err(Error::InvalidTxnState(format!(
+                    "commit_transaction: a record of the transaction failed ({failed}): abort it"
+                )));
+            }
+        }
+        let (pid, epoch) = self
+            .producer_id_and_epoch()
+            .ok_or_else(|| Error::InvalidTxnState("call init_transactions first".into()))?;
+        let added = !txn.state.lock().partitions.is_empty();
+        if added {
+            txn.coordinator
+                .end_transaction(&txn.id, pid, epoch, commit)?;
+        }
+        let mut st = txn.state.lock();
+        st.in_transaction = false;
+        st.partitions.clear();
+        st.failed = None;
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        self.shared.acc.close();
+        if let Some(t) = self.sender.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EmbeddedProducer {
+    fn drop(&mut self) {
+        // Queued records are still sent (as Kafka's close does with no timeout).
+        self.stop();
+    }
+}
+
+impl Producer for EmbeddedProducer {
+    async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        if let Some(txn) = &self.shared.txn
+            && !txn.state.lock().in_transaction
+        {
+            return Err(Error::InvalidTxnState(
+                "a transactional producer sends only inside a transaction (begin_transaction)"
+                    .into(),
+            ));
+        }
+        let count = self.partition_count_cached(&record.topic)?;
+        let timestamp = record
+            .timestamp
+            .unwrap_or_else(|| self.shared.log.clock().now_ms());
+        self.shared.acc.append(record, count, timestamp).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.shared.acc.flush().await
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32> {
+        let n = self.shared.log.partition_count(topic)?;
+        let mut counts = self.shared.partition_counts.write();
+        counts.by_topic.insert(Arc::from(topic), n);
+        counts.last = None;
+        Ok(n)
+    }
+
     /// Registers `transactional.id` with the transaction coordinator: gets its producer id with
     /// a new epoch, fencing any earlier producer with the same id and aborting what it left
     /// open (Kafka's `initTransactions`).
-    pub async fn init_transactions(&self) -> Result<()> {
+    async fn init_transactions(&self) -> Result<()> {
         let txn = self.transactions()?;
         let timeout =
             i32::try_from(self.shared.acc.config().transaction_timeout_ms).unwrap_or(i32::MAX);
@@ -166,7 +240,7 @@ impl EmbeddedProducer {
 
     /// Starts a transaction: what is sent until commit or abort is all visible to
     /// `read_committed` consumers, or none of it.
-    pub fn begin_transaction(&self) -> Result<()> {
+    fn begin_transaction(&self) -> Result<()> {
         let txn = self.transactions()?;
         let mut st = txn.state.lock();
         if !st.initialized {
@@ -197,7 +271,7 @@ impl EmbeddedProducer {
     /// [`Error::IllegalGeneration`], an unknown member [`Error::UnknownMemberId`]; metadata
     /// from outside the group ([`ConsumerGroupMetadata::new`]) is accepted while the group
     /// has no members.
-    pub async fn send_offsets_to_transaction(
+    async fn send_offsets_to_transaction(
         &self,
         offsets: Vec<(TopicPartition, i64)>,
         group: &ConsumerGroupMetadata,
@@ -267,110 +341,19 @@ impl EmbeddedProducer {
     }
 
     /// Sends what is queued, then commits the transaction.
-    pub async fn commit_transaction(&self) -> Result<()> {
+    async fn commit_transaction(&self) -> Result<()> {
         self.end_transaction(true).await
     }
 
     /// Sends what is queued, then aborts the transaction: none of it becomes visible.
-    pub async fn abort_transaction(&self) -> Result<()> {
+    async fn abort_transaction(&self) -> Result<()> {
         self.end_transaction(false).await
     }
 
-    async fn end_transaction(&self, commit: bool) -> Result<()> {
-        let txn = self.transactions()?;
-        if !txn.state.lock().in_transaction {
-            return Err(Error::InvalidTxnState("no transaction in progress".into()));
-        }
-        let flushed = self.flush().await;
-        if commit {
-            // A record that failed must not be committed around: the caller aborts instead.
-            flushed?;
-        }
-        let (pid, epoch) = self
-            .producer_id_and_epoch()
-            .ok_or_else(|| Error::InvalidTxnState("call init_transactions first".into()))?;
-        let failed = txn.state.lock().failed.clone();
-        match failed.as_deref() {
-            // Fenced is fatal (Kafka's ProducerFencedException): neither commit nor abort.
-            Some(Error::ProducerFenced {
-                transactional_id,
-                current,
-                got,
-            }) => {
-                return Err(Error::ProducerFenced {
-                    transactional_id: transactional_id.clone(),
-                    current: *current,
-                    got: *got,
-                });
-            }
-            Some(e) if commit => {
-                return Err(Error::InvalidTxnState(format!(
-                    "a record of the transaction failed ({e}): abort it"
-                )));
-            }
-            _ => {}
-        }
-        let added = !txn.state.lock().partitions.is_empty();
-        if added {
-            txn.coordinator
-                .end_transaction(&txn.id, pid, epoch, commit)?;
-        }
-        let mut st = txn.state.lock();
-        st.in_transaction = false;
-        st.partitions.clear();
-        st.failed = None;
-        Ok(())
-    }
-
-    /// Closes the producer: sends what is queued, waits for it, stops the sender thread.
-    pub async fn close(mut self) -> Result<()> {
+    async fn close(mut self) -> Result<()> {
         let r = self.flush().await;
         self.stop();
         r
-    }
-
-    fn stop(&mut self) {
-        self.shared.acc.close();
-        if let Some(t) = self.sender.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for EmbeddedProducer {
-    fn drop(&mut self) {
-        // Queued records are still sent (as Kafka's close does with no timeout).
-        self.stop();
-    }
-}
-
-impl Producer for EmbeddedProducer {
-    async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        if let Some(txn) = &self.shared.txn
-            && !txn.state.lock().in_transaction
-        {
-            return Err(Error::InvalidTxnState(
-                "a transactional producer sends only inside a transaction (begin_transaction)"
-                    .into(),
-            ));
-        }
-        let count = self.partition_count_cached(&record.topic)?;
-        let timestamp = record
-            .timestamp
-            .unwrap_or_else(|| self.shared.log.clock().now_ms());
-        self.shared.acc.append(record, count, timestamp).await
-    }
-
-    async fn flush(&self) -> Result<()> {
-        self.shared.acc.flush().await
-    }
-
-    async fn partition_count(&self, topic: &str) -> Result<i32> {
-        let n = self.shared.log.partition_count(topic)?;
-        let mut counts = self.shared.partition_counts.write();
-        counts.by_topic.insert(Arc::from(topic), n);
-        counts.last = None;
-        Ok(n)
     }
 }
 
@@ -461,14 +444,8 @@ fn send_batch(
     match result {
         Err(e) => {
             partitions.remove(&tp);
-            let e = Arc::new(e);
-            if let Some(txn) = &shared.txn {
-                let mut st = txn.state.lock();
-                if st.in_transaction && st.failed.is_none() {
-                    st.failed = Some(Arc::clone(&e));
-                }
-            }
-            done.complete(Err(e));
+            note_txn_failure(shared, &e);
+            done.complete(Err(Arc::new(e)));
             release();
         }
         Ok((p, info)) => {
@@ -478,14 +455,31 @@ fn send_batch(
                     done.complete(Ok(outcome));
                     release();
                 }
-                Acks::All => p.on_durable(
-                    info.last_offset + 1,
-                    Box::new(move |r| {
-                        done.complete(r.map(|()| outcome).map_err(Arc::new));
-                        release();
-                    }),
-                ),
+                Acks::All => {
+                    let shared = Arc::clone(shared);
+                    p.on_durable(
+                        info.last_offset + 1,
+                        Box::new(move |r| {
+                            if let Err(e) = &r {
+                                note_txn_failure(&shared, e);
+                            }
+                            done.complete(r.map(|()| outcome).map_err(Arc::new));
+                            release();
+                        }),
+                    )
+                }
             }
+        }
+    }
+}
+
+/// Notes a failed batch of an open transaction, so its commit is refused (Kafka's producer
+/// enters its abortable error state).
+fn note_txn_failure(shared: &Shared, e: &Error) {
+    if let Some(txn) = &shared.txn {
+        let mut st = txn.state.lock();
+        if st.in_transaction && st.failed.is_none() {
+            st.failed = Some(e.to_string());
         }
     }
 }
