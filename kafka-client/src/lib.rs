@@ -312,7 +312,7 @@ impl Client for KafkaClient {
         let (native, raw) = self.engine(&self.settings.producer, ENGINE_PROPERTY, |native| {
             (native && transactional).then_some((
                 "transactions (transactional.id)",
-                "the native Kafka producer",
+                "Sluice's native Kafka producer",
                 "the native producer has no transactions: a producer with a transactional.id \
                  uses librdkafka (sluice.producer.engine=librdkafka)",
             ))
