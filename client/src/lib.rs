@@ -710,6 +710,11 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 /// Topic administration, as Kafka's `Admin` client.
 pub trait Admin: Send + Sync {
     /// Creates topics; fails on the first that cannot be created.
+    ///
+    /// A refused config: the embedded log names the key ([`Error::InvalidConfig`], or
+    /// [`Error::UnknownConfig`] for a key it does not know); the Kafka-protocol client reports
+    /// [`Error::Kafka`] with INVALID_CONFIG (40), as librdkafka's admin results carry the code
+    /// without the broker's message that names the key.
     fn create_topics(&self, topics: Vec<NewTopic>) -> impl Future<Output = Result<()>> + Send;
     /// Deletes topics with their data.
     fn delete_topics(&self, names: Vec<String>) -> impl Future<Output = Result<()>> + Send;
@@ -717,7 +722,8 @@ pub trait Admin: Send + Sync {
     fn list_topics(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Partitions, offsets and configs of a topic.
     fn describe_topic(&self, name: &str) -> impl Future<Output = Result<TopicDescription>> + Send;
-    /// Sets some configs and returns others to their defaults (IncrementalAlterConfigs).
+    /// Sets some configs and returns others to their defaults (IncrementalAlterConfigs). A
+    /// refused value is reported as by [`Admin::create_topics`].
     fn alter_configs(
         &self,
         topic: &str,
@@ -728,6 +734,10 @@ pub trait Admin: Send + Sync {
     fn create_partitions(&self, topic: &str, total: i32)
     -> impl Future<Output = Result<()>> + Send;
     /// Deletes records below `offset` (-1: everything); returns the new log start offset.
+    ///
+    /// An offset past the log end: the embedded log says where the log is
+    /// ([`Error::OffsetOutOfRange`]); the Kafka-protocol client reports [`Error::Kafka`] with
+    /// OFFSET_OUT_OF_RANGE (1), all librdkafka's DeleteRecords result gives.
     fn delete_records(
         &self,
         tp: &TopicPartition,
@@ -889,7 +899,11 @@ pub trait Consumer: Send {
         &mut self,
         tps: &[TopicPartition],
     ) -> impl Future<Output = Result<Vec<(TopicPartition, i64)>>> + Send;
-    /// The next offset to be read, if known.
+    /// The next offset `poll` returns (records fetched but not yet returned do not count), if
+    /// known: `None` until the consumer places the partition (a seek, or its first fetch from
+    /// the committed offset or by `auto.offset.reset`). The native Kafka consumer places every
+    /// assigned partition at its first poll, paused or not; the embedded and librdkafka
+    /// consumers only those they fetch. (Kafka's Java consumer places it in `position` itself.)
     fn position(&self, tp: &TopicPartition) -> Option<i64>;
     /// Stops fetching these partitions until resumed.
     fn pause(&mut self, tps: &[TopicPartition]);

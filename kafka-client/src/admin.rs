@@ -126,10 +126,19 @@ impl KafkaAdmin {
         let tpl = tpl_of(tps.iter().map(|tp| (tp, at)))?;
         let lookup = Arc::clone(&self.lookup);
         let timeout = self.timeout();
+        // A failure of the whole lookup of one partition is that partition's (librdkafka
+        // answers a partition the topic lacks with a local UNKNOWN_PARTITION).
+        let only = match tps {
+            [tp] => Some(tp.clone()),
+            _ => None,
+        };
         let found = blocking(move || {
-            lookup
-                .offsets_for_times(tpl, timeout)
-                .map_err(|e| from_kafka("list_offsets", e, Subject::none()))
+            lookup.offsets_for_times(tpl, timeout).map_err(|e| {
+                let subject = only.as_ref().map_or(Subject::none(), |tp| {
+                    Subject::partition(&tp.topic, tp.partition)
+                });
+                from_kafka("list_offsets", e, subject)
+            })
         })
         .await?;
         Ok(tps

@@ -542,12 +542,21 @@ impl RdConsumer {
                 tracing::warn!(error = %e, "subscribed topic not available");
                 Ok(())
             }
-            Some(Code::AutoOffsetReset) => Err(Error::Kafka {
-                operation: "poll",
-                code: Code::AutoOffsetReset as i32,
-                message: "a partition has no valid offset and auto.offset.reset is none".into(),
-                retriable: false,
-            }),
+            // librdkafka's error names no partition: the first assigned one without a
+            // position is the one it could not place.
+            Some(Code::AutoOffsetReset) => match self
+                .current_assignment()
+                .into_iter()
+                .find(|tp| self.position(tp).is_none())
+            {
+                Some(tp) => Err(Error::NoOffsetForPartition { tp }),
+                None => Err(Error::Kafka {
+                    operation: "poll",
+                    code: Code::AutoOffsetReset as i32,
+                    message: "a partition has no valid offset and auto.offset.reset is none".into(),
+                    retriable: false,
+                }),
+            },
             Some(c) if !fatal && is_transient(c) => {
                 tracing::warn!(error = %e, "consumer error, retrying");
                 Ok(())

@@ -188,14 +188,14 @@ impl KafkaClient {
     }
 
     /// Whether `property` (of the common properties, then `raw`) asks for the native engine
-    /// rather than librdkafka (the default), and `raw` without it. `refuse` names why the
-    /// native engine cannot serve this client, if it cannot; librdkafka properties are
-    /// refused with it too, naming the key.
+    /// rather than librdkafka (the default), and `raw` without it. `refuse` names what the
+    /// native engine cannot do for this client, if anything (operation, engine, reason: an
+    /// [`Error::Unsupported`]); librdkafka properties are refused with it too, naming the key.
     fn engine(
         &self,
         raw: &[(String, String)],
         property: &'static str,
-        refuse: impl Fn(bool) -> Option<&'static str>,
+        refuse: impl Fn(bool) -> Option<(&'static str, &'static str, &'static str)>,
     ) -> Result<(bool, Vec<(String, String)>)> {
         let mut native = false;
         for (k, v) in self.settings.common.iter().chain(raw) {
@@ -213,10 +213,10 @@ impl KafkaClient {
                 };
             }
         }
-        if let Some(reason) = refuse(native) {
-            return Err(Error::InvalidConfig {
-                key: property.into(),
-                value: "native".into(),
+        if let Some((operation, client, reason)) = refuse(native) {
+            return Err(Error::Unsupported {
+                operation,
+                client,
                 reason: reason.into(),
             });
         }
@@ -272,11 +272,14 @@ impl KafkaClient {
     }
 
     /// The config of a consumer for metadata and offsets (admin, lookups): of `group`, which
-    /// it never joins, else of a group of its own.
+    /// it never joins, else of a group of its own. It reads uncommitted, as Kafka's `Admin`
+    /// lists offsets: the latest offset is the high watermark, not the last stable offset
+    /// (librdkafka's default isolation is read_committed).
     fn lookup_config(&self, group: Option<&str>) -> Result<ClientConfig> {
         let group = group.map_or_else(unjoined_group, str::to_owned);
         let mapped = [
             ("group.id", group),
+            ("isolation.level", "read_uncommitted".to_owned()),
             ("enable.auto.commit", "false".to_owned()),
             ("enable.auto.offset.store", "false".to_owned()),
             ("enable.partition.eof", "false".to_owned()),
@@ -307,10 +310,12 @@ impl Client for KafkaClient {
     fn producer(&self, config: ProducerConfig) -> Result<KafkaProducer> {
         let transactional = config.transactional_id.is_some();
         let (native, raw) = self.engine(&self.settings.producer, ENGINE_PROPERTY, |native| {
-            (native && transactional).then_some(
+            (native && transactional).then_some((
+                "transactions (transactional.id)",
+                "Sluice's native Kafka producer",
                 "the native producer has no transactions: a producer with a transactional.id \
-                 uses librdkafka",
-            )
+                 uses librdkafka (sluice.producer.engine=librdkafka)",
+            ))
         })?;
         match native {
             true => {

@@ -62,7 +62,7 @@ use super::wire::{
 use sluice_client::accumulator::{Accumulator, Pace, Sealed};
 use sluice_client::config::{Acks, ProducerConfig};
 use sluice_client::{DeliveryFuture, ProducerRecord};
-use sluice_client::{Error, Result, TopicPartition};
+use sluice_client::{Error, ErrorCode, Result, TopicPartition};
 use sluice_protocol::record::increment_sequence;
 
 const OPERATION: &str = "send";
@@ -219,7 +219,15 @@ impl NativeProducer {
                             return Ok(l.len() as i32);
                         }
                     }
-                    Err(e) if !e.is_retriable() || Instant::now() >= deadline => return Err(e),
+                    Err(e) if !e.is_retriable() => return Err(e),
+                    // Still unknown after max.block.ms: the topic does not exist.
+                    Err(e)
+                        if Instant::now() >= deadline
+                            && e.code() == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION =>
+                    {
+                        return Err(Error::UnknownTopic(topic.to_string()));
+                    }
+                    Err(e) if Instant::now() >= deadline => return Err(e),
                     Err(e) => tracing::debug!(%topic, error = %e, "metadata not ready"),
                 }
                 if Instant::now() >= deadline {

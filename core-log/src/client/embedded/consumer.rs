@@ -237,6 +237,20 @@ impl EmbeddedConsumer {
         }
     }
 
+    /// Where a partition without a position starts: the group's committed offset (as Kafka's
+    /// consumer does for assigned partitions too), else `auto.offset.reset`.
+    fn initial_position(&self, tp: &TopicPartition) -> Result<i64> {
+        if let Ok((group_id, c)) = self.group()
+            && let Some((_, Some(o))) = c
+                .fetch_offsets(group_id, Some(std::slice::from_ref(tp)))
+                .into_iter()
+                .next()
+        {
+            return Ok(o.offset);
+        }
+        self.reset(tp)
+    }
+
     /// One pass over the assigned partitions; returns whether anything was buffered.
     fn fetch_once(&mut self) -> Result<bool> {
         let tps: Vec<TopicPartition> = self
@@ -261,7 +275,7 @@ impl EmbeddedConsumer {
             let position = match self.assignment.get(tp).and_then(|s| s.position) {
                 Some(p) => p,
                 None => {
-                    let p = self.reset(tp)?;
+                    let p = self.initial_position(tp)?;
                     self.state(tp)?.position = Some(p);
                     p
                 }
@@ -424,7 +438,8 @@ impl Consumer for EmbeddedConsumer {
     }
 
     fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        self.assignment.get(tp).and_then(|s| s.position)
+        // The next record `poll` returns: the first buffered one, else the fetch position.
+        self.consumed(tp)
     }
 
     fn pause(&mut self, tps: &[TopicPartition]) {

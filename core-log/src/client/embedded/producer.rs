@@ -154,6 +154,18 @@ impl EmbeddedProducer {
             return Err(Error::InvalidTxnState("no transaction in progress".into()));
         }
         let flushed = self.flush().await;
+        // A newer producer of the transactional id fenced this one: fatal, as Kafka's
+        // ProducerFencedException, for commit and abort alike.
+        if let Some((_, epoch)) = self.producer_id_and_epoch()
+            && let Ok(m) = txn.coordinator.describe_transaction(&txn.id)
+            && m.producer_epoch > epoch
+        {
+            return Err(Error::ProducerFenced {
+                transactional_id: txn.id.clone(),
+                current: m.producer_epoch,
+                got: epoch,
+            });
+        }
         if commit {
             // A record that failed must not be committed around: the caller aborts instead.
             flushed?;
