@@ -29,6 +29,13 @@ pub struct Broker {
 impl Broker {
     /// Opens (recovering) the log and binds the listener.
     pub async fn bind(config: BrokerConfig) -> Result<Broker> {
+        for skipped in config.controller_listeners() {
+            tracing::warn!(
+                listener = %skipped,
+                "not serving the controller listener: one Sluice node is its own KRaft controller; \
+                 clients use the client listener"
+            );
+        }
         let mut state = tokio::task::spawn_blocking(move || BrokerState::open(config))
             .await
             .map_err(|e| BrokerError::Io {
