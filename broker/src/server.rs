@@ -27,8 +27,10 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens (recovering) the log and binds the listener.
+    /// Checks the settings, binds the listener, then opens (recovering) the log: a port in use
+    /// or a data directory that is not one fails before anything is written.
     pub async fn bind(config: BrokerConfig) -> Result<Broker> {
+        config.validate()?;
         for skipped in config.controller_listeners() {
             tracing::warn!(
                 listener = %skipped,
@@ -36,13 +38,6 @@ impl Broker {
                  clients use the client listener"
             );
         }
-        let mut state = tokio::task::spawn_blocking(move || BrokerState::open(config))
-            .await
-            .map_err(|e| BrokerError::Io {
-                what: "opening the log".into(),
-                source: std::io::Error::other(e),
-            })??;
-        let config = &state.config;
         let bind_host = if config.listener.host.is_empty() {
             "0.0.0.0"
         } else {
@@ -51,13 +46,32 @@ impl Broker {
         let listener = TcpListener::bind((bind_host, config.listener.port))
             .await
             .map_err(|source| BrokerError::Io {
-                what: format!("binding {}", config.listener),
+                what: format!(
+                    "binding {} (address {bind_host}:{})",
+                    config.listener, config.listener.port
+                ),
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(|source| BrokerError::Io {
             what: "reading the bound address".into(),
             source,
         })?;
+        if std::fs::metadata(&config.log_dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(BrokerError::Config {
+                key: "log.dirs".into(),
+                message: format!(
+                    "log directory {} is not a directory",
+                    config.log_dir.display()
+                ),
+            });
+        }
+        let mut state = tokio::task::spawn_blocking(move || BrokerState::open(config))
+            .await
+            .map_err(|e| BrokerError::Io {
+                what: "opening the log".into(),
+                source: std::io::Error::other(e),
+            })??;
+        let config = &state.config;
         if config.advertised.is_none() {
             let host = match config.listener.host.as_str() {
                 "" | "0.0.0.0" | "::" => {

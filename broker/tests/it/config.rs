@@ -1,7 +1,8 @@
 //! Kafka users' own `server.properties` start the broker as they are; a typo is refused naming
 //! the key meant; listeners Sluice cannot serve are refused or skipped, saying which.
 
-use sluice_broker::BrokerConfig;
+use sluice_broker::{Broker, BrokerConfig};
+use sluice_log::TopicPartition;
 use sluice_log::record::{BatchIter, decode_records};
 
 use crate::protocol::{create, fetch, produce};
@@ -126,4 +127,57 @@ fn listeners_sluice_cannot_serve_are_refused_saying_why() {
     )
     .unwrap();
     assert_eq!(c.listener.name, "CLIENT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_fails_before_the_log_directory_is_touched() {
+    let first = wire::start(|_| {}).await;
+    let mut c = first.connect().await;
+    create(&mut c, "kept", 1).await;
+    let r = c.call(9, &produce("kept", 0, -1, batch(3))).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // A second broker on the same port, with a data directory of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("second");
+    let mut config = BrokerConfig::default();
+    config
+        .set("listeners", &format!("PLAINTEXT://{}", first.addr))
+        .unwrap();
+    config.set("log.dirs", data.to_str().unwrap()).unwrap();
+    let e = Broker::bind(config).await.unwrap_err().to_string();
+    assert!(e.contains(&first.addr.to_string()), "{e}");
+    assert!(
+        !data.exists(),
+        "the log directory was created before the bind failed"
+    );
+    // The first broker and its data are untouched.
+    let p = first
+        .state
+        .log
+        .partition(&TopicPartition::new("kept", 0))
+        .unwrap();
+    assert_eq!(p.log_end_offset(), 3);
+    let r = c.call(12, &fetch("kept", 0, 0)).await;
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 3);
+    first.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_directory_that_is_a_file_is_named_as_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, "someone's file").unwrap();
+    let mut config = BrokerConfig::default();
+    config.set("listeners", "PLAINTEXT://127.0.0.1:0").unwrap();
+    config.set("log.dirs", file.to_str().unwrap()).unwrap();
+    let e = Broker::bind(config).await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "log directory {} is not a directory",
+            file.display()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("File exists"), "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "someone's file");
 }
