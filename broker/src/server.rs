@@ -112,8 +112,9 @@ impl Broker {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets every connection finish
-    /// the requests it has read (up to 30 s), and closes the log (flush and checkpoints).
+    /// Serves until `shutdown` resolves, then stops accepting, answers pending long-poll
+    /// fetches at once, lets every connection finish the requests it has read (up to 30 s), and
+    /// closes the log (flush and checkpoints).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let Broker {
             state, listener, ..
@@ -150,6 +151,8 @@ impl Broker {
             connections = connections.len(),
             "shutting down: no new connections; finishing in-flight requests"
         );
+        // Long-poll fetches answer now with what they have instead of waiting out max_wait_ms.
+        state.begin_shutdown();
         // Ignored error: no receiver left means no connection left to stop.
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
