@@ -163,3 +163,32 @@ async fn many_idle_connections_are_held() {
     still_serves(b.addr).await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_100_mb_frame_sent_by_nobody_costs_only_its_connection_and_real_big_requests_work()
+ {
+    use crate::protocol::{create, fetch, produce};
+    let b = wire::start(|c| c.set("message.max.bytes", "8000000").unwrap()).await;
+    let mut c = b.connect().await;
+    create(&mut c, "big", 1).await;
+    // Fifty connections each declare a 100 MB request and send nothing more.
+    let mut hostile = Vec::new();
+    for _ in 0..50 {
+        let mut h = b.connect().await;
+        h.raw(&(100i32 << 20).to_be_bytes()).await;
+        hostile.push(h);
+    }
+    // A real 6 MB produce is read whole and stored.
+    let mut big = sluice_log::record::BatchBuilder::new(sluice_log::Compression::None);
+    let value: Vec<u8> = (0..6_000_000u32).map(|i| (i % 253) as u8).collect();
+    big.append(1_700_000_000_000, None, Some(&value), &[]);
+    let r = c
+        .call(9, &produce("big", 0, -1, bytes::Bytes::from(big.build())))
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let r = c.call(12, &fetch("big", 0, 0)).await;
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 1);
+    drop(hostile);
+    still_serves(b.addr).await;
+    b.stop().await;
+}
