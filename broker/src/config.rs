@@ -786,6 +786,9 @@ impl BrokerConfig {
             _ => {}
         }
         for a in &self.advertised_listeners {
+            if self.controller_listener_names.contains(&a.name) {
+                continue;
+            }
             let listed = self.listeners.iter().any(|l| l.name == a.name)
                 || (self.listeners.is_empty() && a.name == self.listener.name);
             if !listed {
@@ -1073,5 +1076,32 @@ mod tests {
         assert!(e.to_string().contains("log.cleanup.policy"), "{e}");
         let e = BrokerConfig::from_properties("listeners=SSL://:9093\n").expect_err("ssl");
         assert!(e.to_string().contains("PLAINTEXT"), "{e}");
+        let e = BrokerConfig::from_properties("advertised.listeners=OTHER://h:1\n")
+            .expect_err("not a listener");
+        assert!(
+            e.to_string().contains("OTHER is not one of `listeners`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_controller_listener_is_skipped_wherever_it_is_named() {
+        // Advertised controller listener, listeners left at the default, in any key order.
+        let c = BrokerConfig::from_properties(
+            "advertised.listeners=PLAINTEXT://h:9092,CONTROLLER://h:9093\n\
+             controller.listener.names=CONTROLLER\n",
+        )
+        .expect("valid");
+        assert_eq!(c.advertised.as_ref().map(|a| a.port), Some(9092));
+        let c = BrokerConfig::from_properties(
+            "listeners=CONTROLLER://:9093,PLAINTEXT://127.0.0.1:9092\n\
+             controller.listener.names=CONTROLLER\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            (c.listener.name.as_str(), c.listener.port),
+            ("PLAINTEXT", 9092)
+        );
+        assert_eq!(c.controller_listeners().count(), 1);
     }
 }
