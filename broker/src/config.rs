@@ -2,9 +2,17 @@
 //!
 //! Every key Sluice acts on is in [`SETTINGS`] with its default and meaning (`sluice broker
 //! --help` prints the table). Topic defaults are set with Kafka's broker-level synonyms
-//! (`log.retention.ms` for `retention.ms`, ...). Keys of a Kafka `server.properties` that have no
-//! meaning on one node without replication (`num.network.threads`, `process.roles`, ...) are
-//! accepted with a warning so an existing file works; any other key is an error naming it.
+//! (`log.retention.ms` for `retention.ms`, ...). Every other key of Kafka's broker configuration
+//! ([`kafka_keys`]: `num.network.threads`, `process.roles`, `replica.lag.time.max.ms`, ...) has no
+//! meaning on one node without replication and is accepted with a warning, so a Kafka
+//! `server.properties` works as it is; a key that is no Kafka key at all is an error naming it and
+//! the nearest known key.
+//!
+//! Listeners are Kafka's: `NAME://host:port`, the name's security protocol from
+//! `listener.security.protocol.map` (or the name itself), and the listeners named in
+//! `controller.listener.names` (KRaft's `CONTROLLER://:9093`) skipped with a warning, since one
+//! Sluice node is its own controller. One PLAINTEXT client listener is served; SSL and SASL ones
+//! are refused as not supported yet.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,10 +23,17 @@ use sluice_log::log::PageCacheWindow;
 
 use crate::error::{BrokerError, Result};
 
+mod kafka_keys;
+
+/// The security protocols Kafka knows, which are also the listener names that need no entry in
+/// `listener.security.protocol.map`.
+const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
 /// One listener: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
-    /// The listener name, which is also its security protocol today (`PLAINTEXT`).
+    /// The listener name (upper case): a security protocol (`PLAINTEXT`) or a name that
+    /// `listener.security.protocol.map` maps to one (`CONTROLLER`, `CLIENT`).
     pub name: String,
     /// Host to bind or advertise; empty binds every interface.
     pub host: String,
@@ -27,7 +42,9 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Parses `PLAINTEXT://127.0.0.1:9092` (also `PLAINTEXT://:9092` and `PLAINTEXT://[::1]:9092`).
+    /// Parses `PLAINTEXT://127.0.0.1:9092` (also `PLAINTEXT://:9092`, `PLAINTEXT://[::1]:9092`
+    /// and any listener name, `CONTROLLER://:9093`). Which protocol a name stands for is
+    /// settled by [`BrokerConfig::validate`], once every key is read.
     pub fn parse(s: &str) -> Result<Listener> {
         let bad = |why: &str| {
             config_error(
@@ -36,11 +53,13 @@ impl Listener {
             )
         };
         let (name, rest) = s.trim().split_once("://").ok_or_else(|| bad("no `://`"))?;
-        let name = name.to_ascii_uppercase();
-        if name != "PLAINTEXT" {
-            return Err(bad(
-                "only the PLAINTEXT security protocol is supported so far",
-            ));
+        let name = name.trim().to_ascii_uppercase();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(bad("the listener name must be letters, digits, `_` or `-`"));
         }
         let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("no port"))?;
         let host = host
@@ -66,14 +85,18 @@ impl Listener {
                 },
                 other => other,
             })?;
-        match list.len() {
-            1 => Ok(list),
-            0 => Err(config_error(key, "no listener given")),
-            _ => Err(config_error(
-                key,
-                "one listener is supported so far (TLS and SASL listeners come later)",
-            )),
+        if list.is_empty() {
+            return Err(config_error(key, "no listener given"));
         }
+        for (i, l) in list.iter().enumerate() {
+            if list[..i].iter().any(|m| m.name == l.name) {
+                return Err(config_error(
+                    key,
+                    format!("listener name {} is given twice", l.name),
+                ));
+            }
+        }
+        Ok(list)
     }
 }
 
@@ -95,6 +118,16 @@ pub struct BrokerConfig {
     /// `advertised.listeners`: what Metadata tells clients (default: `listeners`, with the bound
     /// port when that is 0).
     pub advertised: Option<Listener>,
+    /// `listeners` as given, the controller listener included.
+    listeners: Vec<Listener>,
+    /// `advertised.listeners` as given.
+    advertised_listeners: Vec<Listener>,
+    /// `controller.listener.names`, upper case.
+    controller_listener_names: Vec<String>,
+    /// `listener.security.protocol.map`, if set: listener name to security protocol.
+    protocol_map: Option<BTreeMap<String, String>>,
+    /// Whether `node.id` was set (`broker.id`, its older name, applies only when not).
+    node_id_set: bool,
     /// `log.dirs` / `log.dir`: the data directory.
     pub log_dir: PathBuf,
     /// `node.id`: this broker's id in Metadata.
@@ -155,7 +188,8 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "listeners",
         "PLAINTEXT://127.0.0.1:9092",
-        "where to accept connections (one listener; port 0 binds any free port)",
+        "where to accept connections: one PLAINTEXT client listener (port 0 binds any free \
+         port); a controller listener (controller.listener.names) is skipped",
     ),
     s(
         "advertised.listeners",
@@ -392,38 +426,6 @@ const TOPIC_SYNONYMS: &[(&str, &str, i64)] = &[
     ("compression.type", "compression.type", 1),
 ];
 
-/// Keys of Kafka's `server.properties` with no effect on one Sluice node (no separate network
-/// and I/O thread pools, no replication, no KRaft quorum). Accepted with a warning.
-const IGNORED: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "inter.broker.listener.name",
-    "listener.security.protocol.map",
-    "num.network.threads",
-    "num.io.threads",
-    "socket.send.buffer.bytes",
-    "socket.receive.buffer.bytes",
-    "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
-    "transaction.state.log.num.partitions",
-    "default.replication.factor",
-    "num.replica.fetchers",
-    "unclean.leader.election.enable",
-    "min.insync.replicas",
-    "broker.id",
-    "zookeeper.connect",
-    "zookeeper.connection.timeout.ms",
-    "log.cleaner.enable",
-    "log.cleaner.threads",
-    "delete.topic.enable",
-    "metadata.log.dir",
-];
-
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
@@ -433,6 +435,11 @@ impl Default for BrokerConfig {
                 port: 9092,
             },
             advertised: None,
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            controller_listener_names: Vec::new(),
+            protocol_map: None,
+            node_id_set: false,
             log_dir: PathBuf::from("./sluice-data"),
             node_id: 1,
             cluster_id: "sluice-cluster".into(),
@@ -469,6 +476,31 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result
         .map_err(|_| config_error(key, format!("`{value}` is not {what}")))
 }
 
+/// Parses `listener.security.protocol.map`: `NAME:PROTOCOL` pairs separated by commas.
+fn parse_protocol_map(key: &str, value: &str) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, protocol)) = entry.split_once(':') else {
+            return Err(config_error(
+                key,
+                format!("`{entry}` is not NAME:PROTOCOL, e.g. CONTROLLER:PLAINTEXT"),
+            ));
+        };
+        let protocol = protocol.trim().to_ascii_uppercase();
+        if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+            return Err(config_error(
+                key,
+                format!(
+                    "`{entry}`: {protocol} is not a security protocol ({})",
+                    SECURITY_PROTOCOLS.join(", ")
+                ),
+            ));
+        }
+        map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    Ok(map)
+}
+
 fn parse_ms(key: &str, value: &str) -> Result<Duration> {
     let ms: u64 = parse_num(key, value, "a non-negative number of milliseconds")?;
     Ok(Duration::from_millis(ms))
@@ -500,10 +532,24 @@ impl BrokerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "listeners" => {
-                self.listener = Listener::parse_list(key, value)?.remove(0);
+                self.listeners = Listener::parse_list(key, value)?;
+                self.select_listeners();
             }
             "advertised.listeners" => {
-                self.advertised = Some(Listener::parse_list(key, value)?.remove(0));
+                self.advertised_listeners = Listener::parse_list(key, value)?;
+                self.select_listeners();
+            }
+            "controller.listener.names" => {
+                self.controller_listener_names = value
+                    .split(',')
+                    .map(|n| n.trim().to_ascii_uppercase())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                self.select_listeners();
+            }
+            "listener.security.protocol.map" => {
+                self.protocol_map = Some(parse_protocol_map(key, value)?);
+                self.select_listeners();
             }
             "log.dirs" | "log.dir" => {
                 let dirs: Vec<&str> = value
@@ -522,7 +568,15 @@ impl BrokerConfig {
                 }
             }
             "node.id" => {
-                self.node_id = parse_num(key, value, "a node id (a non-negative 32-bit integer)")?
+                self.node_id = parse_num(key, value, "a node id (a non-negative 32-bit integer)")?;
+                self.node_id_set = true;
+            }
+            "broker.id" => {
+                // Kafka's older name of node.id, still its synonym; node.id wins.
+                let id: i32 = parse_num(key, value, "a broker id (a 32-bit integer)")?;
+                if !self.node_id_set && id >= 0 {
+                    self.node_id = id;
+                }
             }
             "cluster.id" => self.cluster_id = value.to_owned(),
             "auto.create.topics.enable" => {
@@ -587,11 +641,22 @@ impl BrokerConfig {
                             self.topic_defaults_source.insert(topic_key, this);
                         }
                     }
-                } else if IGNORED.contains(&key) {
-                    tracing::warn!(
-                        key,
-                        "setting has no effect on a single Sluice node; ignored"
-                    );
+                } else if let Some(known) = kafka_keys::lookup(key) {
+                    match known {
+                        kafka_keys::KafkaKey::Current => tracing::warn!(
+                            key,
+                            "Kafka setting with no effect on a single Sluice node; ignored"
+                        ),
+                        kafka_keys::KafkaKey::Removed => tracing::warn!(
+                            key,
+                            "Kafka setting removed in Kafka 4.0, with no effect here; ignored"
+                        ),
+                        kafka_keys::KafkaKey::Family(what) => tracing::warn!(
+                            key,
+                            family = what,
+                            "Kafka setting with no effect on a single Sluice node; ignored"
+                        ),
+                    }
                 } else {
                     return Err(config_error(key, unknown_key_message(key)));
                 }
@@ -614,6 +679,7 @@ impl BrokerConfig {
                 format!("{} is below 1", self.num_partitions),
             ));
         }
+        self.check_listeners()?;
         if self.socket_request_max_bytes < 1024 {
             return Err(config_error(
                 "socket.request.max.bytes",
@@ -629,6 +695,109 @@ impl BrokerConfig {
             ));
         }
         self.topic_defaults()?;
+        Ok(())
+    }
+
+    /// Picks the client listener (the first not named in `controller.listener.names`) and its
+    /// advertised address. Never fails: what is wrong is reported by [`Self::validate`], when
+    /// every key is read (Kafka's files set `listeners` before `controller.listener.names`).
+    fn select_listeners(&mut self) {
+        let controllers = &self.controller_listener_names;
+        if let Some(l) = self
+            .listeners
+            .iter()
+            .find(|l| !controllers.contains(&l.name))
+        {
+            self.listener = l.clone();
+        }
+        self.advertised = self
+            .advertised_listeners
+            .iter()
+            .find(|a| a.name == self.listener.name)
+            .cloned();
+    }
+
+    /// The security protocol of listener `name`: its entry in `listener.security.protocol.map`,
+    /// else the name itself when it is a protocol, else PLAINTEXT for a controller listener
+    /// without a map (Kafka's defaults).
+    fn protocol_of(&self, name: &str) -> Option<String> {
+        if let Some(p) = self.protocol_map.as_ref().and_then(|m| m.get(name)) {
+            return Some(p.clone());
+        }
+        if SECURITY_PROTOCOLS.contains(&name) {
+            return Some(name.to_owned());
+        }
+        (self.protocol_map.is_none() && self.controller_listener_names.iter().any(|c| c == name))
+            .then(|| "PLAINTEXT".to_owned())
+    }
+
+    /// The listeners of `listeners` named in `controller.listener.names`: KRaft's controller
+    /// endpoints, which one Sluice node does not serve.
+    pub fn controller_listeners(&self) -> impl Iterator<Item = &Listener> {
+        self.listeners
+            .iter()
+            .filter(|l| self.controller_listener_names.contains(&l.name))
+    }
+
+    fn check_listeners(&self) -> Result<()> {
+        let mut clients: Vec<&Listener> = Vec::new();
+        for l in &self.listeners {
+            if self.controller_listener_names.contains(&l.name) {
+                continue;
+            }
+            let Some(protocol) = self.protocol_of(&l.name) else {
+                return Err(config_error(
+                    "listeners",
+                    format!(
+                        "listener `{l}` has no security protocol: name it {} or map its name in \
+                         listener.security.protocol.map",
+                        SECURITY_PROTOCOLS.join(", ")
+                    ),
+                ));
+            };
+            if protocol != "PLAINTEXT" {
+                return Err(config_error(
+                    "listeners",
+                    format!(
+                        "listener `{l}` is {protocol}: {protocol} listeners are not supported yet; \
+                         Sluice serves PLAINTEXT listeners only"
+                    ),
+                ));
+            }
+            clients.push(l);
+        }
+        match clients.as_slice() {
+            [] if !self.listeners.is_empty() => {
+                return Err(config_error(
+                    "listeners",
+                    "every listener is a controller listener (controller.listener.names); \
+                     Sluice needs one PLAINTEXT listener for clients",
+                ));
+            }
+            [a, b, ..] => {
+                return Err(config_error(
+                    "listeners",
+                    format!(
+                        "one client listener is served so far, and `{a}` and `{b}` are both \
+                         client listeners"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        for a in &self.advertised_listeners {
+            if self.controller_listener_names.contains(&a.name) {
+                continue;
+            }
+            let listed = self.listeners.iter().any(|l| l.name == a.name)
+                || (self.listeners.is_empty() && a.name == self.listener.name);
+            if !listed {
+                return Err(config_error(
+                    "advertised.listeners",
+                    format!("`{a}`: listener {} is not one of `listeners`", a.name),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -792,16 +961,21 @@ impl BrokerConfig {
 }
 
 fn unknown_key_message(key: &str) -> String {
-    let close = SETTINGS
+    let nearest = SETTINGS
         .iter()
         .map(|s| s.key)
-        .min_by_key(|k| edit_distance(k, key))
-        .filter(|k| edit_distance(k, key) <= 3);
-    match close {
-        Some(k) => {
-            format!("unknown setting; did you mean `{k}`? (`sluice broker --help` lists them all)")
-        }
-        None => "unknown setting (`sluice broker --help` lists them all)".into(),
+        .chain(kafka_keys::all_names())
+        .min_by_key(|k| edit_distance(k, key));
+    match nearest {
+        Some(k) if edit_distance(k, key) <= 3.max(key.len() / 5) => format!(
+            "not a Kafka broker setting; did you mean `{k}`? (`sluice broker --help` lists \
+             Sluice's settings)"
+        ),
+        Some(k) => format!(
+            "not a Kafka broker setting (the nearest known key is `{k}`; `sluice broker --help` \
+             lists Sluice's settings)"
+        ),
+        None => "not a Kafka broker setting".into(),
     }
 }
 
@@ -926,5 +1100,32 @@ mod tests {
         assert!(e.to_string().contains("log.cleanup.policy"), "{e}");
         let e = BrokerConfig::from_properties("listeners=SSL://:9093\n").expect_err("ssl");
         assert!(e.to_string().contains("PLAINTEXT"), "{e}");
+        let e = BrokerConfig::from_properties("advertised.listeners=OTHER://h:1\n")
+            .expect_err("not a listener");
+        assert!(
+            e.to_string().contains("OTHER is not one of `listeners`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_controller_listener_is_skipped_wherever_it_is_named() {
+        // Advertised controller listener, listeners left at the default, in any key order.
+        let c = BrokerConfig::from_properties(
+            "advertised.listeners=PLAINTEXT://h:9092,CONTROLLER://h:9093\n\
+             controller.listener.names=CONTROLLER\n",
+        )
+        .expect("valid");
+        assert_eq!(c.advertised.as_ref().map(|a| a.port), Some(9092));
+        let c = BrokerConfig::from_properties(
+            "listeners=CONTROLLER://:9093,PLAINTEXT://127.0.0.1:9092\n\
+             controller.listener.names=CONTROLLER\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            (c.listener.name.as_str(), c.listener.port),
+            ("PLAINTEXT", 9092)
+        );
+        assert_eq!(c.controller_listeners().count(), 1);
     }
 }

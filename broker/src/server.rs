@@ -27,15 +27,17 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens (recovering) the log and binds the listener.
+    /// Checks the settings, binds the listener, then opens (recovering) the log: a port in use
+    /// or a data directory that is not one fails before anything is written.
     pub async fn bind(config: BrokerConfig) -> Result<Broker> {
-        let mut state = tokio::task::spawn_blocking(move || BrokerState::open(config))
-            .await
-            .map_err(|e| BrokerError::Io {
-                what: "opening the log".into(),
-                source: std::io::Error::other(e),
-            })??;
-        let config = &state.config;
+        config.validate()?;
+        for skipped in config.controller_listeners() {
+            tracing::warn!(
+                listener = %skipped,
+                "not serving the controller listener: one Sluice node is its own KRaft controller; \
+                 clients use the client listener"
+            );
+        }
         let bind_host = if config.listener.host.is_empty() {
             "0.0.0.0"
         } else {
@@ -44,13 +46,32 @@ impl Broker {
         let listener = TcpListener::bind((bind_host, config.listener.port))
             .await
             .map_err(|source| BrokerError::Io {
-                what: format!("binding {}", config.listener),
+                what: format!(
+                    "binding {} (address {bind_host}:{})",
+                    config.listener, config.listener.port
+                ),
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(|source| BrokerError::Io {
             what: "reading the bound address".into(),
             source,
         })?;
+        if std::fs::metadata(&config.log_dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(BrokerError::Config {
+                key: "log.dirs".into(),
+                message: format!(
+                    "log directory {} is not a directory",
+                    config.log_dir.display()
+                ),
+            });
+        }
+        let mut state = tokio::task::spawn_blocking(move || BrokerState::open(config))
+            .await
+            .map_err(|e| BrokerError::Io {
+                what: "opening the log".into(),
+                source: std::io::Error::other(e),
+            })??;
+        let config = &state.config;
         if config.advertised.is_none() {
             let host = match config.listener.host.as_str() {
                 "" | "0.0.0.0" | "::" => {
@@ -91,8 +112,9 @@ impl Broker {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets every connection finish
-    /// the requests it has read (up to 30 s), and closes the log (flush and checkpoints).
+    /// Serves until `shutdown` resolves, then stops accepting, answers pending long-poll
+    /// fetches at once, lets every connection finish the requests it has read (up to 30 s), and
+    /// closes the log (flush and checkpoints).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let Broker {
             state, listener, ..
@@ -129,6 +151,8 @@ impl Broker {
             connections = connections.len(),
             "shutting down: no new connections; finishing in-flight requests"
         );
+        // Long-poll fetches answer now with what they have instead of waiting out max_wait_ms.
+        state.begin_shutdown();
         // Ignored error: no receiver left means no connection left to stop.
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {

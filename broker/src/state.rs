@@ -29,6 +29,8 @@ pub struct BrokerState {
     pub node: Node,
     /// Incremental fetch sessions (KIP-227).
     pub(crate) fetch_sessions: FetchSessions,
+    /// Becomes true when the broker starts shutting down: long-poll fetches answer at once.
+    shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl BrokerState {
@@ -68,7 +70,19 @@ impl BrokerState {
             txns,
             node,
             fetch_sessions: FetchSessions::default(),
+            shutting_down: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Tells requests waiting on something that may take long (a long-poll fetch) to answer
+    /// now with what they have: the broker is shutting down.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.send_replace(true);
+    }
+
+    /// Watches for [`Self::begin_shutdown`].
+    pub(crate) fn shutdown_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutting_down.subscribe()
     }
 
     /// Creates `topic` with the broker's defaults if `auto.create.topics.enable` allows it and

@@ -106,13 +106,16 @@ struct Plan {
 
 /// Reads; if that is less than `min_bytes`, waits for appends and reads again, until enough
 /// arrived or `max_wait` passed. Each pass is woken only by an append to one of the fetched
-/// partitions (or the deadline): appends elsewhere in the log do not make it read again.
+/// partitions (or the deadline): appends elsewhere in the log do not make it read again. A
+/// broker shutting down answers at once with what there is, as Kafka completes its delayed
+/// fetches on shutdown.
 async fn long_poll(
     state: &BrokerState,
     plan: &Plan,
     partitions: &[SessionPartition],
 ) -> FetchResponse {
     let deadline = tokio::time::Instant::now() + plan.max_wait;
+    let mut shutdown = state.shutdown_watch();
     // The partitions by name, as now: a topic id no topic has is left out (it is answered
     // UNKNOWN_TOPIC_ID at once, so there is no waiting for it).
     let named: Vec<Option<TopicPartition>> = partitions
@@ -125,6 +128,7 @@ async fn long_poll(
         let done = read.bytes >= plan.min_bytes.max(1)
             || read.errors
             || plan.max_wait.is_zero()
+            || *shutdown.borrow_and_update()
             || tokio::time::Instant::now() >= deadline;
         if done {
             state.fetch_sessions.sent(plan.session_id, &read.sent);
@@ -137,6 +141,8 @@ async fn long_poll(
         tokio::select! {
             () = &mut appended => {}
             () = tokio::time::sleep_until(deadline) => {}
+            // An error means the state is gone, which is a shutdown too.
+            _ = shutdown.changed() => {}
         }
     }
 }

@@ -13,11 +13,11 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::wire::{self, Conn, batch};
 
-fn name(s: &str) -> TopicName {
+pub fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_owned()))
 }
 
-async fn create(conn: &mut Conn, topic: &str, partitions: i32) {
+pub async fn create(conn: &mut Conn, topic: &str, partitions: i32) {
     let r = conn
         .call(
             7,
@@ -32,7 +32,7 @@ async fn create(conn: &mut Conn, topic: &str, partitions: i32) {
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 }
 
-fn produce(topic: &str, partition: i32, acks: i16, records: bytes::Bytes) -> ProduceRequest {
+pub fn produce(topic: &str, partition: i32, acks: i16, records: bytes::Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(10_000)
@@ -47,7 +47,7 @@ fn produce(topic: &str, partition: i32, acks: i16, records: bytes::Bytes) -> Pro
         ])
 }
 
-fn fetch(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+pub fn fetch(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
     FetchRequest::default()
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)

@@ -163,3 +163,87 @@ async fn many_idle_connections_are_held() {
     still_serves(b.addr).await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_names_of_245_to_249_characters_are_created_served_and_kept() {
+    use crate::protocol::{create, fetch, produce};
+    let b = wire::start(|_| {}).await;
+    let mut c = b.connect().await;
+    let names: Vec<String> = (245..=249).map(|n| "t".repeat(n)).collect();
+    for n in &names {
+        create(&mut c, n, 2).await;
+        let r = c.call(9, &produce(n, 0, -1, crate::wire::batch(3))).await;
+        assert_eq!(
+            r.responses[0].partition_responses[0].error_code,
+            0,
+            "{}",
+            n.len()
+        );
+    }
+    // 250 characters is Kafka's INVALID_TOPIC_EXCEPTION, not a storage error.
+    let r = c
+        .call(
+            7,
+            &kafka_protocol::messages::CreateTopicsRequest::default().with_topics(vec![
+                kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                    .with_name(crate::protocol::name(&"t".repeat(250)))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1),
+            ]),
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 17);
+    let dir = b.stop().await;
+    let b = wire::start_in(dir, |_| {}).await;
+    let mut c = b.connect().await;
+    for n in &names {
+        let r = c.call(12, &fetch(n, 0, 0)).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (0, 3), "{}", n.len());
+        assert_eq!(b.state.log.partition_count(n).unwrap(), 2);
+    }
+    let dir = b.stop().await;
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            assert!(
+                !path.to_string_lossy().ends_with(".tmp"),
+                "{}",
+                path.display()
+            );
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_100_mb_frame_sent_by_nobody_costs_only_its_connection_and_real_big_requests_work()
+ {
+    use crate::protocol::{create, fetch, produce};
+    let b = wire::start(|c| c.set("message.max.bytes", "8000000").unwrap()).await;
+    let mut c = b.connect().await;
+    create(&mut c, "big", 1).await;
+    // Fifty connections each declare a 100 MB request and send nothing more.
+    let mut hostile = Vec::new();
+    for _ in 0..50 {
+        let mut h = b.connect().await;
+        h.raw(&(100i32 << 20).to_be_bytes()).await;
+        hostile.push(h);
+    }
+    // A real 6 MB produce is read whole and stored.
+    let mut big = sluice_log::record::BatchBuilder::new(sluice_log::Compression::None);
+    let value: Vec<u8> = (0..6_000_000u32).map(|i| (i % 253) as u8).collect();
+    big.append(1_700_000_000_000, None, Some(&value), &[]);
+    let r = c
+        .call(9, &produce("big", 0, -1, bytes::Bytes::from(big.build())))
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let r = c.call(12, &fetch("big", 0, 0)).await;
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 1);
+    drop(hostile);
+    still_serves(b.addr).await;
+    b.stop().await;
+}

@@ -71,3 +71,44 @@ async fn shutdown_answers_in_flight_requests_and_keeps_the_data() {
     );
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_a_long_poll_fetch_at_once_instead_of_waiting_it_out() {
+    let b = wire::start(|_| {}).await;
+    let mut c = b.connect().await;
+    crate::protocol::create(&mut c, "w", 1).await;
+    let r = c
+        .call(9, &crate::protocol::produce("w", 0, -1, batch(4)))
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // Past the end, willing to wait a minute: the broker has nothing to send.
+    let corr = c.send(12, &crate::protocol::fetch("w", 4, 60_000)).await;
+    // The fetch is parked in the broker once a later request on the connection is answered
+    // (requests are answered in order, so wait for the connection to be read, not a time).
+    let mut other = b.connect().await;
+    let md = other
+        .call(12, &kafka_protocol::messages::MetadataRequest::default())
+        .await;
+    assert!(md.brokers.len() == 1);
+    let started = std::time::Instant::now();
+    let dir_task = tokio::spawn(b.stop());
+    let (got, r) = c.recv::<FetchRequest>(12).await;
+    assert_eq!(got, corr);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 4));
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+    let dir = tokio::time::timeout(Duration::from_secs(40), dir_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?} behind a 60 s long poll",
+        started.elapsed()
+    );
+    // Nothing stored before is lost.
+    let b = wire::start_in(dir, |_| {}).await;
+    let p = b.state.log.partition(&TopicPartition::new("w", 0)).unwrap();
+    assert_eq!((p.log_end_offset(), p.recovery_point()), (4, 4));
+    b.stop().await;
+}

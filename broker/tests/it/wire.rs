@@ -35,6 +35,12 @@ pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BrokerConf
         .unwrap();
     config.set("group.initial.rebalance.delay.ms", "0").unwrap();
     tweak(&mut config);
+    start_with(dir, config).await
+}
+
+/// Starts a broker of `config` as it is (its data directory under `dir`, which the broker
+/// keeps alive).
+pub async fn start_with(dir: tempfile::TempDir, config: BrokerConfig) -> TestBroker {
     let broker = Broker::bind(config).await.unwrap();
     let addr = broker.local_addr();
     let state = std::sync::Arc::clone(broker.state());
@@ -49,6 +55,16 @@ pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BrokerConf
         task,
         dir,
     }
+}
+
+/// A loopback port free a moment ago, for configs that must name their port (a file whose
+/// advertised listener carries it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TestBroker {

@@ -26,7 +26,16 @@ use crate::{Error, Result, SharedClock, SystemClock, TopicPartition, names};
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
-const CONFIG_DIR: &str = "topic-configs";
+/// Where topic configs lived before they moved into partition 0's directory: read (as
+/// `<topic>.properties`) when a topic has no [`TOPIC_CONFIG_FILE`] yet, never written.
+const LEGACY_CONFIG_DIR: &str = "topic-configs";
+/// A topic's config overrides, in its partition 0's directory (`<topic>-0/topic.properties`):
+/// a name of fixed length, so every valid topic name fits (`topic-configs/<topic>.properties`
+/// made a 249-character name 260 bytes long, over the file system's 255), and the config goes
+/// with the topic's data when it is deleted.
+const TOPIC_CONFIG_FILE: &str = "topic.properties";
+/// The file a new [`TOPIC_CONFIG_FILE`] is written to before it is renamed into place.
+const TOPIC_CONFIG_TMP: &str = "topic.properties.tmp";
 const LOCK_FILE: &str = ".lock";
 
 /// How to open a data directory.
@@ -174,10 +183,18 @@ impl LogManager {
     /// recovering every partition.
     pub fn open(config: LogManagerConfig) -> Result<Self> {
         let dir = config.dir.clone();
+        if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            // create_dir_all would say "File exists".
+            return Err(Error::io(
+                &dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    format!("log directory {} is not a directory", dir.display()),
+                ),
+            ));
+        }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = lock_dir(&dir)?;
-        std::fs::create_dir_all(dir.join(CONFIG_DIR))
-            .map_err(|e| Error::io(dir.join(CONFIG_DIR), e))?;
         let (flusher, flusher_thread) = FlusherHandle::start().map_err(|e| Error::io(&dir, e))?;
         let ctx = Arc::new(LogContext {
             dir: dir.clone(),
@@ -387,6 +404,7 @@ impl LogManager {
             }
         };
         write_topic_config(&self.inner.dir, name, &config)?;
+        // Partition 0's directory holds the config: it exists now.
         let mut parts = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
             parts.push(self.create_partition(name, id, p, &config)?);
@@ -463,9 +481,7 @@ impl LogManager {
         for p in topic.partitions.read().iter() {
             p.close();
             // Rename first so a crash mid-delete leaves no half partition behind.
-            let doomed = p
-                .dir()
-                .with_extension(format!("{}-delete", std::process::id()));
+            let doomed = self.inner.dir.join(doomed_dir_name(p.topic_partition()));
             let target = match std::fs::rename(p.dir(), &doomed) {
                 Ok(()) => doomed,
                 Err(_) => p.dir().to_path_buf(),
@@ -478,8 +494,7 @@ impl LogManager {
             .cleaner_offsets
             .lock()
             .retain(|tp, _| &*tp.topic != name);
-        let cfg = config_path(&self.inner.dir, name);
-        let _ = std::fs::remove_file(cfg);
+        remove_legacy_topic_config(&self.inner.dir, name);
         tracing::info!(topic = name, "topic deleted");
         Ok(())
     }
@@ -835,19 +850,80 @@ fn partition_of(inner: &Inner, tp: &TopicPartition) -> Result<Arc<Partition>> {
         })
 }
 
-fn config_path(dir: &Path, topic: &str) -> PathBuf {
-    dir.join(CONFIG_DIR).join(format!("{topic}.properties"))
+/// The name a partition's directory is renamed to while it is deleted: `<topic>-<p>` (cut to
+/// fit 255 bytes with the suffix; topic names are ASCII) `.<p>.<pid>-delete`, unique per
+/// partition, which the loader removes if a crash interrupts the deletion.
+fn doomed_dir_name(tp: &TopicPartition) -> String {
+    let suffix = format!(".{}.{}-delete", tp.partition, std::process::id());
+    let name = tp.dir_name();
+    let keep = name.len().min(255usize.saturating_sub(suffix.len()));
+    format!("{}{suffix}", name.get(..keep).unwrap_or(&name))
 }
 
+fn partition0_dir(dir: &Path, topic: &str) -> PathBuf {
+    dir.join(TopicPartition::new(topic, 0).dir_name())
+}
+
+fn legacy_config_path(dir: &Path, topic: &str) -> PathBuf {
+    dir.join(LEGACY_CONFIG_DIR)
+        .join(format!("{topic}.properties"))
+}
+
+/// The topic's config file as written, from partition 0's directory or, for a topic written
+/// by an older Sluice, `topic-configs/<topic>.properties`; `None` if it has neither.
+fn read_topic_config(dir: &Path, topic: &str) -> Result<Option<String>> {
+    let p0 = partition0_dir(dir, topic);
+    // A temporary file left by a crash between writing and renaming: never the config.
+    let _ = std::fs::remove_file(p0.join(TOPIC_CONFIG_TMP));
+    for path in [p0.join(TOPIC_CONFIG_FILE), legacy_config_path(dir, topic)] {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Writes the topic's config into partition 0's directory (created if needed) through a
+/// temporary file, fsynced and renamed; a failed write removes the temporary file. A config
+/// of the old layout is removed once the new one is in place.
 fn write_topic_config(dir: &Path, topic: &str, config: &TopicConfig) -> Result<()> {
-    let p = config_path(dir, topic);
-    let tmp = p.with_extension("tmp");
-    std::fs::write(&tmp, config.to_properties()).map_err(|e| Error::io(&tmp, e))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
-    checkpoint::sync_dir(&dir.join(CONFIG_DIR))
+    let p0 = partition0_dir(dir, topic);
+    std::fs::create_dir_all(&p0).map_err(|e| Error::io(&p0, e))?;
+    let tmp = p0.join(TOPIC_CONFIG_TMP);
+    let path = p0.join(TOPIC_CONFIG_FILE);
+    let written = std::fs::write(&tmp, config.to_properties())
+        .and_then(|()| File::open(&tmp)?.sync_all())
+        .map_err(|e| Error::io(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e)));
+    if let Err(e) = written {
+        if let Err(rm) = std::fs::remove_file(&tmp)
+            && rm.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %tmp.display(), error = %rm, "could not remove a temporary topic config");
+        }
+        return Err(e);
+    }
+    checkpoint::sync_dir(&p0)?;
+    remove_legacy_topic_config(dir, topic);
+    Ok(())
+}
+
+/// Removes `topic-configs/<topic>.properties` if an older Sluice wrote one.
+fn remove_legacy_topic_config(dir: &Path, topic: &str) {
+    let legacy = legacy_config_path(dir, topic);
+    match std::fs::remove_file(&legacy) {
+        Ok(()) => {
+            if let Err(e) = checkpoint::sync_dir(&dir.join(LEGACY_CONFIG_DIR)) {
+                tracing::warn!(error = %crate::report(&e), "could not sync topic-configs");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %legacy.display(), error = %e, "could not remove an old topic config");
+        }
+    }
 }
 
 /// Takes the directory's lock file, or names the process holding it.
@@ -934,9 +1010,9 @@ fn load_topics(
             );
             continue;
         }
-        let config = match std::fs::read_to_string(config_path(dir, &topic)) {
-            Ok(text) => TopicConfig::parse_properties_with_base(defaults, &text)?,
-            Err(_) => defaults.clone(),
+        let config = match read_topic_config(dir, &topic)? {
+            Some(text) => TopicConfig::parse_properties_with_base(defaults, &text)?,
+            None => defaults.clone(),
         };
         let config = Arc::new(config);
         configs.insert(topic.clone(), (Arc::clone(&config), parts.len()));

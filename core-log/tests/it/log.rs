@@ -518,3 +518,118 @@ fn a_log_with_a_page_cache_window_writes_back_in_the_background() {
     }
     log.close().unwrap();
 }
+
+/// Every file under `dir`, recursively, as paths relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    for _ in 0..10_000 {
+        let Some(d) = stack.pop() else { break };
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn topic_names_up_to_249_characters_keep_their_config_and_data_through_reopen_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(5_000);
+    let names: Vec<String> = (245..=249)
+        .map(|n| format!("t.{}", "x".repeat(n - 2)))
+        .collect();
+    {
+        let log = open(dir.path(), &clock);
+        for name in &names {
+            log.create_topic(name, 2, [("retention.ms", "-1")])
+                .unwrap_or_else(|e| panic!("{}: {e}", name.len()));
+            let p = log
+                .partition(&TopicPartition::new(name.as_str(), 1))
+                .unwrap();
+            p.append(testing::batch(["kept"], 5_000)).unwrap();
+        }
+        log.alter_topic_config(&names[4], [("segment.bytes", "2000000")], [] as [&str; 0])
+            .unwrap();
+        log.close().unwrap();
+    }
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.list_topics(), names);
+    for name in &names {
+        assert_eq!(
+            log.topic_config(name).unwrap().retention_ms,
+            -1,
+            "{}",
+            name.len()
+        );
+        let p = log
+            .partition(&TopicPartition::new(name.as_str(), 1))
+            .unwrap();
+        assert_eq!(read_all(&p, 0, 1000), ["kept"]);
+    }
+    assert_eq!(
+        log.topic_config(&names[4]).unwrap().segment_bytes,
+        2_000_000
+    );
+    log.delete_topic(&names[4]).unwrap();
+    assert_eq!(log.list_topics(), names[..4]);
+    let left = files_under(dir.path());
+    assert!(!left.iter().any(|f| f.contains(".tmp")), "{left:?}");
+    assert!(
+        !left.iter().any(|f| f.contains(&names[4])),
+        "deleted: {left:?}"
+    );
+    log.close().unwrap();
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.list_topics(), names[..4]);
+}
+
+#[test]
+fn a_topic_config_of_the_old_layout_is_read_and_replaced_on_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(5_000);
+    {
+        let log = open(dir.path(), &clock);
+        log.create_topic("old", 1, [] as [(&str, &str); 0]).unwrap();
+        log.close().unwrap();
+    }
+    // What an older Sluice left: the config in topic-configs/<topic>.properties.
+    std::fs::remove_file(dir.path().join("old-0/topic.properties")).unwrap();
+    std::fs::create_dir_all(dir.path().join("topic-configs")).unwrap();
+    std::fs::write(
+        dir.path().join("topic-configs/old.properties"),
+        "retention.ms=1234\n",
+    )
+    .unwrap();
+    let log = open(dir.path(), &clock);
+    assert_eq!(log.topic_config("old").unwrap().retention_ms, 1234);
+    log.alter_topic_config("old", [("segment.bytes", "2000000")], [] as [&str; 0])
+        .unwrap();
+    assert!(!dir.path().join("topic-configs/old.properties").exists());
+    log.close().unwrap();
+    let log = open(dir.path(), &clock);
+    let c = log.topic_config("old").unwrap();
+    assert_eq!((c.retention_ms, c.segment_bytes), (1234, 2_000_000));
+}
+
+#[test]
+fn a_log_directory_that_is_a_file_is_refused_as_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, "not a directory").unwrap();
+    let e = LogManager::open(LogManagerConfig::new(&file)).unwrap_err();
+    let report = sluice_log::report(&e).to_string();
+    assert!(
+        report.contains(&format!(
+            "log directory {} is not a directory",
+            file.display()
+        )),
+        "{report}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}
