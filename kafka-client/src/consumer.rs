@@ -334,7 +334,23 @@ impl RdConsumer {
             self.dropped.remove(tp);
         }
         match self.mode {
-            Mode::Manual => self.apply_manual(),
+            // A seek, not a reassignment: reassigning stops and restarts every fetcher, and
+            // librdkafka (2.12) can assert on a stop still pending from the previous one
+            // (confluentinc/librdkafka#5573) when assignments change in quick succession. A
+            // partition whose fetcher has not started yet refuses the seek; it is reassigned
+            // at the position instead.
+            Mode::Manual => {
+                for (tp, o) in &offsets {
+                    let sought =
+                        self.inner
+                            .seek(&tp.topic, tp.partition, Offset::Offset(*o), Duration::ZERO);
+                    if let Err(e) = sought {
+                        tracing::debug!(%tp, error = %e, "seek refused; reassigning at the position");
+                        return self.apply_manual();
+                    }
+                }
+                Ok(())
+            }
             Mode::Subscribed => {
                 for (tp, o) in offsets {
                     self.inner

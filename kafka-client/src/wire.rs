@@ -907,7 +907,12 @@ impl Wire {
                 continue;
             }
             if t.error_code != 0 {
-                return Err(code_error(operation, t.error_code, transactional_id));
+                return Err(code_error_about(
+                    operation,
+                    t.error_code,
+                    transactional_id,
+                    Subject::transaction(Some(transactional_id)),
+                ));
             }
             let partitions = t
                 .topics
