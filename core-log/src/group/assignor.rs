@@ -33,30 +33,54 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use sluice_client::assignor::{ClusterPartitions, PartitionAssignor, RebalanceProtocol};
+
 use super::JoinGroupMember;
 use super::consumer_protocol::{Assignment, Subscription};
 use crate::client::config::AssignmentStrategy;
-use crate::{Result, TopicPartition};
+use crate::{Error, Result, TopicPartition};
 
-/// One member's subscription, as the leader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberSubscription {
-    /// Member id.
-    pub member_id: String,
-    /// `group.instance.id` of a static member.
-    pub group_instance_id: Option<String>,
-    /// What it subscribes to and owns.
-    pub subscription: Subscription,
+pub use sluice_client::assignor::MemberSubscription;
+
+/// A built-in assignor (`range`, `roundrobin` or `cooperative-sticky`) as a
+/// [`PartitionAssignor`]: what `partition.assignment.strategy` names. No user data; eager
+/// (`range`, `roundrobin`), or cooperative and eager (`cooperative-sticky`, as Kafka's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BuiltinAssignor(pub AssignmentStrategy);
+
+impl BuiltinAssignor {
+    /// The built-in assignor of `strategy`, shared.
+    pub fn shared(strategy: AssignmentStrategy) -> Arc<dyn PartitionAssignor> {
+        Arc::new(Self(strategy))
+    }
 }
 
-impl MemberSubscription {
-    /// A dynamic member's subscription.
-    pub fn new(member_id: impl Into<String>, subscription: Subscription) -> Self {
-        Self {
-            member_id: member_id.into(),
-            group_instance_id: None,
-            subscription,
+impl PartitionAssignor for BuiltinAssignor {
+    fn name(&self) -> &str {
+        self.0.as_str()
+    }
+
+    fn supported_protocols(&self) -> Vec<RebalanceProtocol> {
+        match self.0 {
+            AssignmentStrategy::Range | AssignmentStrategy::RoundRobin => {
+                vec![RebalanceProtocol::Eager]
+            }
+            AssignmentStrategy::CooperativeSticky => {
+                vec![RebalanceProtocol::Cooperative, RebalanceProtocol::Eager]
+            }
         }
+    }
+
+    fn assign(
+        &self,
+        cluster: &ClusterPartitions,
+        subscriptions: &BTreeMap<String, MemberSubscription>,
+    ) -> Result<BTreeMap<String, Assignment>> {
+        let members: Vec<MemberSubscription> = subscriptions.values().cloned().collect();
+        Ok(assign(self.0, cluster, &members)
+            .into_iter()
+            .map(|(id, tps)| (id, Assignment::new(tps)))
+            .collect())
     }
 }
 
@@ -90,27 +114,97 @@ pub fn assign(
     }
 }
 
-/// The leader's whole job: decodes the members' JoinGroup metadata, assigns, and encodes each
-/// member's assignment for SyncGroup. A member whose metadata does not decode fails the call.
+/// The leader's whole job with a built-in assignor: see [`assign_members_with`].
 pub fn assign_members(
     strategy: AssignmentStrategy,
     partitions_per_topic: &BTreeMap<String, i32>,
     members: &[JoinGroupMember],
 ) -> Result<Vec<(String, Bytes)>> {
-    let subs = members
-        .iter()
-        .map(|m| {
-            Ok(MemberSubscription {
+    let cooperative = strategy == AssignmentStrategy::CooperativeSticky;
+    assign_members_with(
+        &BuiltinAssignor(strategy),
+        cooperative,
+        partitions_per_topic,
+        members,
+    )
+}
+
+/// The leader's whole job: decodes the members' JoinGroup metadata (with their user data),
+/// runs `assignor`, and encodes each member's assignment (with its user data) for SyncGroup,
+/// one per member (empty for a member the assignor left out). A member whose metadata does
+/// not decode, or an assignment for a member id that is not in the group, fails the call; so
+/// does, when the group rebalances `cooperative`ly, one that moves a partition between members
+/// in one round (see [`validate_cooperative`]).
+pub fn assign_members_with(
+    assignor: &dyn PartitionAssignor,
+    cooperative: bool,
+    partitions_per_topic: &BTreeMap<String, i32>,
+    members: &[JoinGroupMember],
+) -> Result<Vec<(String, Bytes)>> {
+    let subs = member_subscriptions(members)?;
+    let mut out = assignor.assign(partitions_per_topic, &subs)?;
+    if let Some(stranger) = out.keys().find(|id| !subs.contains_key(*id)) {
+        return Err(Error::InvalidRequest(format!(
+            "assignor {} assigned partitions to {stranger:?}, which is not a member of the group",
+            assignor.name()
+        )));
+    }
+    if cooperative {
+        validate_cooperative(assignor.name(), &subs, &out)?;
+    }
+    Ok(subs
+        .keys()
+        .map(|id| {
+            let a = out.remove(id).unwrap_or_default();
+            (id.clone(), a.encode())
+        })
+        .collect())
+}
+
+/// Each member's decoded subscription, by member id (the first of a repeated id).
+fn member_subscriptions(
+    members: &[JoinGroupMember],
+) -> Result<BTreeMap<String, MemberSubscription>> {
+    let mut subs = BTreeMap::new();
+    for m in members {
+        let subscription = Subscription::decode(&m.metadata)?;
+        subs.entry(m.member_id.clone())
+            .or_insert_with(|| MemberSubscription {
                 member_id: m.member_id.clone(),
                 group_instance_id: m.group_instance_id.clone(),
-                subscription: Subscription::decode(&m.metadata)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(assign(strategy, partitions_per_topic, &subs)
-        .into_iter()
-        .map(|(id, tps)| (id, Assignment::new(tps).encode()))
-        .collect())
+                subscription,
+            });
+    }
+    Ok(subs)
+}
+
+/// Kafka's check of a cooperative assignment (`validateCooperativeAssignment`): a partition
+/// may change owner only through a round that leaves it unassigned (its owner revokes it),
+/// so no partition a member owns may go to another member in the same round.
+pub fn validate_cooperative(
+    assignor: &str,
+    subscriptions: &BTreeMap<String, MemberSubscription>,
+    assignments: &BTreeMap<String, Assignment>,
+) -> Result<()> {
+    let mut owner: HashMap<&TopicPartition, &str> = HashMap::new();
+    for (id, s) in subscriptions {
+        for tp in &s.subscription.owned_partitions {
+            owner.insert(tp, id);
+        }
+    }
+    for (id, a) in assignments {
+        for tp in &a.partitions {
+            if let Some(&o) = owner.get(tp)
+                && o != id
+            {
+                return Err(Error::InvalidRequest(format!(
+                    "assignor {assignor} moved {tp} from {o:?} to {id:?} in one cooperative \
+                     rebalance: it must leave it unassigned until its owner revoked it"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn member_key(m: &MemberSubscription) -> (bool, &str, &str) {
