@@ -175,3 +175,72 @@ pub fn all_cooperative(assignors: &[Arc<dyn PartitionAssignor>]) -> bool {
                 .contains(&RebalanceProtocol::Cooperative)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConsumerConfig;
+
+    struct Named(&'static str, Vec<RebalanceProtocol>);
+
+    impl PartitionAssignor for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn supported_protocols(&self) -> Vec<RebalanceProtocol> {
+            self.1.clone()
+        }
+        fn assign(
+            &self,
+            _: &ClusterPartitions,
+            subscriptions: &BTreeMap<String, MemberSubscription>,
+        ) -> Result<BTreeMap<String, Assignment>> {
+            Ok(subscriptions
+                .keys()
+                .map(|id| (id.clone(), Assignment::default()))
+                .collect())
+        }
+    }
+
+    fn named(name: &'static str, protocols: &[RebalanceProtocol]) -> Arc<dyn PartitionAssignor> {
+        Arc::new(Named(name, protocols.to_vec()))
+    }
+
+    #[test]
+    fn cooperative_only_when_every_assignor_supports_it() {
+        use RebalanceProtocol::{Cooperative, Eager};
+        let coop = named("c", &[Cooperative, Eager]);
+        let eager = named("e", &[Eager]);
+        assert!(all_cooperative(&[Arc::clone(&coop)]));
+        assert!(!all_cooperative(&[coop, eager]));
+        assert!(!all_cooperative(&[]));
+    }
+
+    #[test]
+    fn with_assignors_keeps_the_order_and_refuses_empty_or_repeated_names() {
+        let (a, b) = (named("a", &[]), named("b", &[]));
+        let config = ConsumerConfig::default()
+            .with_assignors(vec![Arc::clone(&b), Arc::clone(&a)])
+            .unwrap();
+        let names: Vec<&str> = config.assignors().iter().map(|a| a.name()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert!(format!("{config:?}").contains(r#"assignors: ["b", "a"]"#));
+        // Equal when they hold the same assignors.
+        let same = ConsumerConfig::default()
+            .with_assignors(vec![Arc::clone(&b), Arc::clone(&a)])
+            .unwrap();
+        assert_eq!(config, same);
+        let other = ConsumerConfig::default()
+            .with_assignors(vec![named("b", &[]), Arc::clone(&a)])
+            .unwrap();
+        assert_ne!(config, other);
+        assert!(ConsumerConfig::default().assignors().is_empty());
+        for bad in [vec![Arc::clone(&a), named("a", &[])], vec![named("", &[])]] {
+            let err = ConsumerConfig::default().with_assignors(bad).unwrap_err();
+            assert!(
+                matches!(&err, crate::Error::InvalidConfig { key, .. } if key == "partition.assignment.strategy"),
+                "{err}"
+            );
+        }
+    }
+}

@@ -471,6 +471,119 @@ mod tests {
         assert_eq!(round2["b"].len(), 2);
     }
 
+    fn by_id(ms: &[MemberSubscription]) -> BTreeMap<String, MemberSubscription> {
+        ms.iter()
+            .map(|m| (m.member_id.clone(), m.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn built_ins_through_the_trait_match_assign_and_keep_their_names() {
+        let topics = BTreeMap::from([("t0".to_owned(), 5), ("t1".to_owned(), 3)]);
+        let mut c = member("c", &["t0"]);
+        c.subscription.owned_partitions = tps("t0", &[4]);
+        let ms = [member("a", &["t0", "t1"]), member("b", &["t0", "t1"]), c];
+        for (strategy, name, cooperative) in [
+            (AssignmentStrategy::Range, "range", false),
+            (AssignmentStrategy::RoundRobin, "roundrobin", false),
+            (
+                AssignmentStrategy::CooperativeSticky,
+                "cooperative-sticky",
+                true,
+            ),
+        ] {
+            let assignor = BuiltinAssignor::shared(strategy);
+            assert_eq!(assignor.name(), name);
+            assert_eq!(strategy_for_protocol(name), Some(strategy));
+            let protocols = assignor.supported_protocols();
+            assert!(protocols.contains(&RebalanceProtocol::Eager), "{name}");
+            assert_eq!(
+                protocols.contains(&RebalanceProtocol::Cooperative),
+                cooperative,
+                "{name}"
+            );
+            assert_eq!(assignor.subscription_user_data(&["t0".into()]), None);
+            let out = assignor.assign(&topics, &by_id(&ms)).unwrap();
+            let direct = assign(strategy, &topics, &ms);
+            let partitions: BTreeMap<String, Vec<TopicPartition>> = out
+                .iter()
+                .map(|(id, a)| (id.clone(), a.partitions.clone()))
+                .collect();
+            assert_eq!(partitions, direct, "{name}");
+            assert!(out.values().all(|a| a.user_data.is_none()), "{name}");
+        }
+    }
+
+    /// An assignor returning a fixed answer.
+    struct Fixed(BTreeMap<String, Assignment>);
+
+    impl PartitionAssignor for Fixed {
+        fn name(&self) -> &str {
+            "fixed"
+        }
+        fn assign(
+            &self,
+            _: &ClusterPartitions,
+            _: &BTreeMap<String, MemberSubscription>,
+        ) -> Result<BTreeMap<String, Assignment>> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn join_member(id: &str, owned: &[i32]) -> JoinGroupMember {
+        let mut s = Subscription::new(["t"]);
+        s.owned_partitions = tps("t", owned);
+        s.user_data = Some(Bytes::from(id.to_owned()));
+        JoinGroupMember {
+            member_id: id.into(),
+            group_instance_id: None,
+            metadata: s.encode(),
+        }
+    }
+
+    #[test]
+    fn assign_members_with_encodes_user_data_fills_in_the_left_out_and_refuses_strangers() {
+        let topics = BTreeMap::from([("t".to_owned(), 2)]);
+        let members = [join_member("a", &[]), join_member("b", &[])];
+        let given = Assignment {
+            partitions: tps("t", &[0, 1]),
+            user_data: Some(Bytes::from_static(b"for a")),
+        };
+        let fixed = Fixed(BTreeMap::from([("a".to_owned(), given.clone())]));
+        let out = assign_members_with(&fixed, false, &topics, &members).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(Assignment::decode(&out[0].1).unwrap(), given);
+        assert_eq!(out[1].0, "b");
+        assert_eq!(
+            Assignment::decode(&out[1].1).unwrap(),
+            Assignment::default()
+        );
+
+        let stranger = Fixed(BTreeMap::from([("z".to_owned(), given)]));
+        let err = assign_members_with(&stranger, false, &topics, &members).unwrap_err();
+        assert!(err.to_string().contains("\"z\""), "{err}");
+    }
+
+    #[test]
+    fn a_cooperative_round_may_not_move_an_owned_partition() {
+        let topics = BTreeMap::from([("t".to_owned(), 2)]);
+        let members = [join_member("a", &[0, 1]), join_member("b", &[])];
+        let moved = Fixed(BTreeMap::from([
+            ("a".to_owned(), Assignment::new(tps("t", &[0]))),
+            ("b".to_owned(), Assignment::new(tps("t", &[1]))),
+        ]));
+        // Eager: every member revoked everything before joining; fine.
+        assign_members_with(&moved, false, &topics, &members).unwrap();
+        let err = assign_members_with(&moved, true, &topics, &members).unwrap_err();
+        assert!(err.to_string().contains("moved t-1"), "{err}");
+        // Leaving it out for a round is how it moves.
+        let revoking = Fixed(BTreeMap::from([(
+            "a".to_owned(),
+            Assignment::new(tps("t", &[0])),
+        )]));
+        assign_members_with(&revoking, true, &topics, &members).unwrap();
+    }
+
     fn partitions(tps: &[TopicPartition]) -> Vec<i32> {
         tps.iter().map(|tp| tp.partition).collect()
     }
