@@ -13,6 +13,9 @@
 //! Members sort as Kafka's `MemberInfo`: static members first by `group.instance.id`, then the
 //! others by member id.
 //!
+//! Each is a [`PartitionAssignor`] ([`BuiltinAssignor`]), the interface a custom assignor
+//! implements too; [`assign_members_with`] is the leader's job with any of them.
+//!
 //! ```
 //! use std::collections::BTreeMap;
 //! use sluice_log::client::config::AssignmentStrategy;
