@@ -15,12 +15,15 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use sluice_protocol::Compression;
 use sluice_protocol::config::ConfigEntry;
 use sluice_protocol::config::parse::{self, Def, INT_MAX, LONG_MAX, bool_def, integer_def};
 use sluice_protocol::names;
 use sluice_protocol::{Error, Result};
+
+use crate::assignor::{Assignors, PartitionAssignor};
 
 /// `acks`: how many acknowledgements the producer waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -483,6 +486,9 @@ pub struct ConsumerConfig {
     pub partition_assignment_strategy: Vec<AssignmentStrategy>,
     /// `check.crcs` (default true).
     pub check_crcs: bool,
+    /// Custom assignors ([`ConsumerConfig::with_assignors`]); when set they replace
+    /// `partition.assignment.strategy`.
+    assignors: Assignors,
     /// Keys set explicitly.
     explicit: BTreeSet<&'static str>,
 }
@@ -511,6 +517,7 @@ impl Default for ConsumerConfig {
                 AssignmentStrategy::CooperativeSticky,
             ],
             check_crcs: true,
+            assignors: Assignors::default(),
             explicit: BTreeSet::new(),
         }
     }
@@ -684,6 +691,44 @@ impl ConsumerConfig {
     /// The names of every known key, sorted.
     pub fn known_keys() -> Vec<&'static str> {
         parse::names(CONSUMER_DEFS)
+    }
+
+    /// Gives the consumer its own partition assignors, in order of preference, as listing
+    /// classes in Kafka's `partition.assignment.strategy` does: they replace the built-ins
+    /// that key names (an empty list returns to them). The consumer announces each in its
+    /// JoinGroup; the group uses the one every member supports. See
+    /// [`PartitionAssignor`] for which implementations run them (the embedded client does;
+    /// the librdkafka consumer refuses them).
+    ///
+    /// An assignor with an empty name, or two with the same name, is
+    /// [`Error::InvalidConfig`] (`partition.assignment.strategy`).
+    pub fn with_assignors(mut self, assignors: Vec<Arc<dyn PartitionAssignor>>) -> Result<Self> {
+        let mut names = BTreeSet::new();
+        for a in &assignors {
+            let name = a.name();
+            if name.is_empty() {
+                return Err(parse::invalid(
+                    "partition.assignment.strategy",
+                    "",
+                    "an assignor's name must not be empty",
+                ));
+            }
+            if !names.insert(name) {
+                return Err(parse::invalid(
+                    "partition.assignment.strategy",
+                    name,
+                    "two assignors have this name",
+                ));
+            }
+        }
+        self.assignors = assignors.into();
+        Ok(self)
+    }
+
+    /// The assignors given with [`ConsumerConfig::with_assignors`], in order of preference
+    /// (empty: the built-ins of `partition.assignment.strategy` assign).
+    pub fn assignors(&self) -> &[Arc<dyn PartitionAssignor>] {
+        self.assignors.as_slice()
     }
 }
 

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod accumulator;
+pub mod assignor;
 pub mod config;
 pub mod delivery;
 pub mod fetched;
@@ -35,6 +36,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use assignor::{
+    Assignment, ClusterPartitions, MemberSubscription, PartitionAssignor, RebalanceProtocol,
+    Subscription,
+};
 pub use sluice_protocol::config::ConfigEntry;
 pub use sluice_protocol::record::Header;
 pub use sluice_protocol::{Compression, Error, ErrorCode, Result, TimestampType, TopicPartition};

@@ -41,6 +41,10 @@
 //! with the metadata of a group member that did not come from a librdkafka consumer's
 //! `group_metadata` (librdkafka builds a member's metadata only in its consumer, and hands it
 //! to its producer as an opaque object: [`sluice_client::ConsumerGroupMetadata`] carries it).
+//! So is a consumer given custom partition assignors
+//! (`ConsumerConfig::with_assignors`): librdkafka runs only its built-in ones, and rdkafka has
+//! no way to plug in a Rust [`sluice_client::PartitionAssignor`] (the native consumer has no
+//! group subscriptions at all).
 //! A topic's description has no
 //! sizes or segment counts (DescribeLogDirs is not wrapped either: they read 0), and a group
 //! member's `group.instance.id` is not reported. Without the `ssl` feature of rdkafka (not
@@ -344,6 +348,25 @@ impl Client for KafkaClient {
             return Ok(KafkaConsumer::native(native_consumer::NativeConsumer::new(
                 wire, config, timeout,
             )));
+        }
+        if !config.assignors().is_empty() {
+            // librdkafka assigns with its own built-ins; rdkafka offers no way to plug in a
+            // Rust assignor.
+            let names = config
+                .assignors()
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::Unsupported {
+                operation: "a custom partition assignor",
+                client: CLIENT,
+                reason: format!(
+                    "the librdkafka consumer runs only the built-in assignors of \
+                     partition.assignment.strategy, not {names}; the embedded client runs \
+                     custom assignors"
+                ),
+            });
         }
         let mut mapped = config::consumer_properties(&config);
         if config.group_id.is_none() {

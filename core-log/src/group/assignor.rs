@@ -13,6 +13,9 @@
 //! Members sort as Kafka's `MemberInfo`: static members first by `group.instance.id`, then the
 //! others by member id.
 //!
+//! Each is a [`PartitionAssignor`] ([`BuiltinAssignor`]), the interface a custom assignor
+//! implements too; [`assign_members_with`] is the leader's job with any of them.
+//!
 //! ```
 //! use std::collections::BTreeMap;
 //! use sluice_log::client::config::AssignmentStrategy;
@@ -33,30 +36,54 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use sluice_client::assignor::{ClusterPartitions, PartitionAssignor, RebalanceProtocol};
+
 use super::JoinGroupMember;
 use super::consumer_protocol::{Assignment, Subscription};
 use crate::client::config::AssignmentStrategy;
-use crate::{Result, TopicPartition};
+use crate::{Error, Result, TopicPartition};
 
-/// One member's subscription, as the leader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberSubscription {
-    /// Member id.
-    pub member_id: String,
-    /// `group.instance.id` of a static member.
-    pub group_instance_id: Option<String>,
-    /// What it subscribes to and owns.
-    pub subscription: Subscription,
+pub use sluice_client::assignor::MemberSubscription;
+
+/// A built-in assignor (`range`, `roundrobin` or `cooperative-sticky`) as a
+/// [`PartitionAssignor`]: what `partition.assignment.strategy` names. No user data; eager
+/// (`range`, `roundrobin`), or cooperative and eager (`cooperative-sticky`, as Kafka's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BuiltinAssignor(pub AssignmentStrategy);
+
+impl BuiltinAssignor {
+    /// The built-in assignor of `strategy`, shared.
+    pub fn shared(strategy: AssignmentStrategy) -> Arc<dyn PartitionAssignor> {
+        Arc::new(Self(strategy))
+    }
 }
 
-impl MemberSubscription {
-    /// A dynamic member's subscription.
-    pub fn new(member_id: impl Into<String>, subscription: Subscription) -> Self {
-        Self {
-            member_id: member_id.into(),
-            group_instance_id: None,
-            subscription,
+impl PartitionAssignor for BuiltinAssignor {
+    fn name(&self) -> &str {
+        self.0.as_str()
+    }
+
+    fn supported_protocols(&self) -> Vec<RebalanceProtocol> {
+        match self.0 {
+            AssignmentStrategy::Range | AssignmentStrategy::RoundRobin => {
+                vec![RebalanceProtocol::Eager]
+            }
+            AssignmentStrategy::CooperativeSticky => {
+                vec![RebalanceProtocol::Cooperative, RebalanceProtocol::Eager]
+            }
         }
+    }
+
+    fn assign(
+        &self,
+        cluster: &ClusterPartitions,
+        subscriptions: &BTreeMap<String, MemberSubscription>,
+    ) -> Result<BTreeMap<String, Assignment>> {
+        let members: Vec<MemberSubscription> = subscriptions.values().cloned().collect();
+        Ok(assign(self.0, cluster, &members)
+            .into_iter()
+            .map(|(id, tps)| (id, Assignment::new(tps)))
+            .collect())
     }
 }
 
@@ -90,27 +117,97 @@ pub fn assign(
     }
 }
 
-/// The leader's whole job: decodes the members' JoinGroup metadata, assigns, and encodes each
-/// member's assignment for SyncGroup. A member whose metadata does not decode fails the call.
+/// The leader's whole job with a built-in assignor: see [`assign_members_with`].
 pub fn assign_members(
     strategy: AssignmentStrategy,
     partitions_per_topic: &BTreeMap<String, i32>,
     members: &[JoinGroupMember],
 ) -> Result<Vec<(String, Bytes)>> {
-    let subs = members
-        .iter()
-        .map(|m| {
-            Ok(MemberSubscription {
+    let cooperative = strategy == AssignmentStrategy::CooperativeSticky;
+    assign_members_with(
+        &BuiltinAssignor(strategy),
+        cooperative,
+        partitions_per_topic,
+        members,
+    )
+}
+
+/// The leader's whole job: decodes the members' JoinGroup metadata (with their user data),
+/// runs `assignor`, and encodes each member's assignment (with its user data) for SyncGroup,
+/// one per member (empty for a member the assignor left out). A member whose metadata does
+/// not decode, or an assignment for a member id that is not in the group, fails the call; so
+/// does, when the group rebalances `cooperative`ly, one that moves a partition between members
+/// in one round (see [`validate_cooperative`]).
+pub fn assign_members_with(
+    assignor: &dyn PartitionAssignor,
+    cooperative: bool,
+    partitions_per_topic: &BTreeMap<String, i32>,
+    members: &[JoinGroupMember],
+) -> Result<Vec<(String, Bytes)>> {
+    let subs = member_subscriptions(members)?;
+    let mut out = assignor.assign(partitions_per_topic, &subs)?;
+    if let Some(stranger) = out.keys().find(|id| !subs.contains_key(*id)) {
+        return Err(Error::InvalidRequest(format!(
+            "assignor {} assigned partitions to {stranger:?}, which is not a member of the group",
+            assignor.name()
+        )));
+    }
+    if cooperative {
+        validate_cooperative(assignor.name(), &subs, &out)?;
+    }
+    Ok(subs
+        .keys()
+        .map(|id| {
+            let a = out.remove(id).unwrap_or_default();
+            (id.clone(), a.encode())
+        })
+        .collect())
+}
+
+/// Each member's decoded subscription, by member id (the first of a repeated id).
+fn member_subscriptions(
+    members: &[JoinGroupMember],
+) -> Result<BTreeMap<String, MemberSubscription>> {
+    let mut subs = BTreeMap::new();
+    for m in members {
+        let subscription = Subscription::decode(&m.metadata)?;
+        subs.entry(m.member_id.clone())
+            .or_insert_with(|| MemberSubscription {
                 member_id: m.member_id.clone(),
                 group_instance_id: m.group_instance_id.clone(),
-                subscription: Subscription::decode(&m.metadata)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(assign(strategy, partitions_per_topic, &subs)
-        .into_iter()
-        .map(|(id, tps)| (id, Assignment::new(tps).encode()))
-        .collect())
+                subscription,
+            });
+    }
+    Ok(subs)
+}
+
+/// Kafka's check of a cooperative assignment (`validateCooperativeAssignment`): a partition
+/// may change owner only through a round that leaves it unassigned (its owner revokes it),
+/// so no partition a member owns may go to another member in the same round.
+pub fn validate_cooperative(
+    assignor: &str,
+    subscriptions: &BTreeMap<String, MemberSubscription>,
+    assignments: &BTreeMap<String, Assignment>,
+) -> Result<()> {
+    let mut owner: HashMap<&TopicPartition, &str> = HashMap::new();
+    for (id, s) in subscriptions {
+        for tp in &s.subscription.owned_partitions {
+            owner.insert(tp, id);
+        }
+    }
+    for (id, a) in assignments {
+        for tp in &a.partitions {
+            if let Some(&o) = owner.get(tp)
+                && o != id
+            {
+                return Err(Error::InvalidRequest(format!(
+                    "assignor {assignor} moved {tp} from {o:?} to {id:?} in one cooperative \
+                     rebalance: it must leave it unassigned until its owner revoked it"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn member_key(m: &MemberSubscription) -> (bool, &str, &str) {
@@ -375,6 +472,119 @@ mod tests {
         );
         assert_eq!(round2["a"], round1["a"]);
         assert_eq!(round2["b"].len(), 2);
+    }
+
+    fn by_id(ms: &[MemberSubscription]) -> BTreeMap<String, MemberSubscription> {
+        ms.iter()
+            .map(|m| (m.member_id.clone(), m.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn built_ins_through_the_trait_match_assign_and_keep_their_names() {
+        let topics = BTreeMap::from([("t0".to_owned(), 5), ("t1".to_owned(), 3)]);
+        let mut c = member("c", &["t0"]);
+        c.subscription.owned_partitions = tps("t0", &[4]);
+        let ms = [member("a", &["t0", "t1"]), member("b", &["t0", "t1"]), c];
+        for (strategy, name, cooperative) in [
+            (AssignmentStrategy::Range, "range", false),
+            (AssignmentStrategy::RoundRobin, "roundrobin", false),
+            (
+                AssignmentStrategy::CooperativeSticky,
+                "cooperative-sticky",
+                true,
+            ),
+        ] {
+            let assignor = BuiltinAssignor::shared(strategy);
+            assert_eq!(assignor.name(), name);
+            assert_eq!(strategy_for_protocol(name), Some(strategy));
+            let protocols = assignor.supported_protocols();
+            assert!(protocols.contains(&RebalanceProtocol::Eager), "{name}");
+            assert_eq!(
+                protocols.contains(&RebalanceProtocol::Cooperative),
+                cooperative,
+                "{name}"
+            );
+            assert_eq!(assignor.subscription_user_data(&["t0".into()]), None);
+            let out = assignor.assign(&topics, &by_id(&ms)).unwrap();
+            let direct = assign(strategy, &topics, &ms);
+            let partitions: BTreeMap<String, Vec<TopicPartition>> = out
+                .iter()
+                .map(|(id, a)| (id.clone(), a.partitions.clone()))
+                .collect();
+            assert_eq!(partitions, direct, "{name}");
+            assert!(out.values().all(|a| a.user_data.is_none()), "{name}");
+        }
+    }
+
+    /// An assignor returning a fixed answer.
+    struct Fixed(BTreeMap<String, Assignment>);
+
+    impl PartitionAssignor for Fixed {
+        fn name(&self) -> &str {
+            "fixed"
+        }
+        fn assign(
+            &self,
+            _: &ClusterPartitions,
+            _: &BTreeMap<String, MemberSubscription>,
+        ) -> Result<BTreeMap<String, Assignment>> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn join_member(id: &str, owned: &[i32]) -> JoinGroupMember {
+        let mut s = Subscription::new(["t"]);
+        s.owned_partitions = tps("t", owned);
+        s.user_data = Some(Bytes::from(id.to_owned()));
+        JoinGroupMember {
+            member_id: id.into(),
+            group_instance_id: None,
+            metadata: s.encode(),
+        }
+    }
+
+    #[test]
+    fn assign_members_with_encodes_user_data_fills_in_the_left_out_and_refuses_strangers() {
+        let topics = BTreeMap::from([("t".to_owned(), 2)]);
+        let members = [join_member("a", &[]), join_member("b", &[])];
+        let given = Assignment {
+            partitions: tps("t", &[0, 1]),
+            user_data: Some(Bytes::from_static(b"for a")),
+        };
+        let fixed = Fixed(BTreeMap::from([("a".to_owned(), given.clone())]));
+        let out = assign_members_with(&fixed, false, &topics, &members).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(Assignment::decode(&out[0].1).unwrap(), given);
+        assert_eq!(out[1].0, "b");
+        assert_eq!(
+            Assignment::decode(&out[1].1).unwrap(),
+            Assignment::default()
+        );
+
+        let stranger = Fixed(BTreeMap::from([("z".to_owned(), given)]));
+        let err = assign_members_with(&stranger, false, &topics, &members).unwrap_err();
+        assert!(err.to_string().contains("\"z\""), "{err}");
+    }
+
+    #[test]
+    fn a_cooperative_round_may_not_move_an_owned_partition() {
+        let topics = BTreeMap::from([("t".to_owned(), 2)]);
+        let members = [join_member("a", &[0, 1]), join_member("b", &[])];
+        let moved = Fixed(BTreeMap::from([
+            ("a".to_owned(), Assignment::new(tps("t", &[0]))),
+            ("b".to_owned(), Assignment::new(tps("t", &[1]))),
+        ]));
+        // Eager: every member revoked everything before joining; fine.
+        assign_members_with(&moved, false, &topics, &members).unwrap();
+        let err = assign_members_with(&moved, true, &topics, &members).unwrap_err();
+        assert!(err.to_string().contains("moved t-1"), "{err}");
+        // Leaving it out for a round is how it moves.
+        let revoking = Fixed(BTreeMap::from([(
+            "a".to_owned(),
+            Assignment::new(tps("t", &[0])),
+        )]));
+        assign_members_with(&revoking, true, &topics, &members).unwrap();
     }
 
     fn partitions(tps: &[TopicPartition]) -> Vec<i32> {

@@ -15,7 +15,10 @@ mod coordinator;
 mod offsets;
 pub(crate) mod schema;
 
-pub use assignor::{MemberSubscription, assign, assign_members, strategy_for_protocol};
+pub use assignor::{
+    BuiltinAssignor, MemberSubscription, assign, assign_members, assign_members_with,
+    strategy_for_protocol, validate_cooperative,
+};
 pub use coordinator::{
     GroupCoordinator, GroupCoordinatorConfig, GroupDescription, GroupListing, GroupState,
     JoinGroupMember, JoinGroupRequest, JoinResult, MemberDescription, MemberIdentity,

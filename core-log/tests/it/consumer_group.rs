@@ -1,10 +1,14 @@
 //! Consumer groups through the embedded client: subscriptions, rebalances, commits, admin.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
+use sluice_log::client::assignor::{
+    Assignment, ClusterPartitions, MemberSubscription, PartitionAssignor,
+};
 use sluice_log::client::config::ConsumerConfig;
 use sluice_log::client::embedded::{EmbeddedClient, EmbeddedConsumer};
 use sluice_log::client::{
@@ -649,4 +653,164 @@ async fn a_revocation_waits_for_the_next_poll_so_the_caller_can_commit_first() {
         a.close().await.unwrap();
         b.close().await.unwrap();
     }
+}
+
+/// What a [`HostAssignor`] saw, shared with the test.
+#[derive(Default)]
+struct HostLog {
+    /// As leader: each member's host, from its subscription's user data, per `assign` call.
+    leader_saw: Vec<BTreeMap<String, String>>,
+    /// `on_assignment` calls: (user data, partitions, generation).
+    assigned: Vec<(String, Vec<i32>, i32)>,
+}
+
+/// A custom assignor in the manner of Kafka Streams': each member sends its host in its
+/// subscription's user data; the leader gives every partition to the member whose host is
+/// "big", and tells every other member, in its assignment's user data, which partitions it
+/// stands by for.
+struct HostAssignor {
+    host: &'static str,
+    log: Arc<Mutex<HostLog>>,
+}
+
+impl PartitionAssignor for HostAssignor {
+    fn name(&self) -> &str {
+        "by-host"
+    }
+
+    fn subscription_user_data(&self, topics: &[String]) -> Option<Bytes> {
+        assert_eq!(topics, ["t"], "called with the subscribed topics");
+        Some(Bytes::from(self.host))
+    }
+
+    fn assign(
+        &self,
+        cluster: &ClusterPartitions,
+        subscriptions: &BTreeMap<String, MemberSubscription>,
+    ) -> sluice_log::Result<BTreeMap<String, Assignment>> {
+        let hosts: BTreeMap<String, String> = subscriptions
+            .iter()
+            .map(|(id, s)| {
+                let data = s.subscription.user_data.clone().unwrap_or_default();
+                (id.clone(), String::from_utf8_lossy(&data).into_owned())
+            })
+            .collect();
+        self.log.lock().leader_saw.push(hosts.clone());
+        let all: Vec<TopicPartition> = (0..cluster["t"]).map(tp).collect();
+        Ok(hosts
+            .into_iter()
+            .map(|(id, host)| {
+                let (mine, standby) = if host == "big" {
+                    (all.clone(), String::new())
+                } else {
+                    let list: Vec<String> = all.iter().map(|t| t.to_string()).collect();
+                    (Vec::new(), list.join(","))
+                };
+                let a = Assignment {
+                    partitions: mine,
+                    user_data: Some(Bytes::from(format!("standby={standby}"))),
+                };
+                (id, a)
+            })
+            .collect())
+    }
+
+    fn on_assignment(&self, assignment: &Assignment, generation: i32) {
+        let data = assignment.user_data.clone().unwrap_or_default();
+        let partitions = assignment.partitions.iter().map(|t| t.partition).collect();
+        self.log.lock().assigned.push((
+            String::from_utf8_lossy(&data).into_owned(),
+            partitions,
+            generation,
+        ));
+    }
+}
+
+/// A custom assignor on the embedded client: each member's user data reaches the leader's
+/// `assign`, which places partitions by it, and each member's `on_assignment` sees the user
+/// data the leader gave it.
+#[tokio::test]
+async fn a_custom_assignor_places_partitions_by_the_members_user_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(1_000_000);
+    let c = client(dir.path(), &clock);
+    topic_with_records(&c, 10).await;
+    let with_host = |host: &'static str, log: &Arc<Mutex<HostLog>>| {
+        let assignor: Arc<dyn PartitionAssignor> = Arc::new(HostAssignor {
+            host,
+            log: Arc::clone(log),
+        });
+        let config = ConsumerConfig::from_pairs([
+            ("group.id", "g"),
+            ("auto.offset.reset", "earliest"),
+            ("max.poll.records", "3"),
+        ])
+        .unwrap()
+        .with_assignors(vec![assignor])
+        .unwrap();
+        c.consumer(config).unwrap()
+    };
+    let (big_log, small_log) = (Arc::default(), Arc::default());
+    let mut small = with_host("small", &small_log);
+    let mut big = with_host("big", &big_log);
+    // The small member joins first: alone, it leads and has no "big" member to give to.
+    small.subscribe(vec!["t".into()]).unwrap();
+    let mut seen = Seen::new();
+    round(&clock, &mut [&mut small], &mut seen).await;
+    big.subscribe(vec!["t".into()]).unwrap();
+    let both_know = |log: &Arc<Mutex<HostLog>>, generation: i32| {
+        log.lock()
+            .assigned
+            .last()
+            .is_some_and(|a| a.2 == generation)
+    };
+    for _ in 0..200 {
+        round(&clock, &mut [&mut small, &mut big], &mut seen).await;
+        let generation = big.group_metadata().unwrap().generation_id;
+        if seen.len() >= 40
+            && generation > 0
+            && both_know(&big_log, generation)
+            && both_know(&small_log, generation)
+        {
+            break;
+        }
+    }
+    assert_exactly_once(&seen, 10);
+    assert_eq!(big.assignment(), (0..4).map(tp).collect::<Vec<_>>());
+    assert!(small.assignment().is_empty());
+    // The leader of the last generation read both members' user data.
+    let member = |c: &EmbeddedConsumer| c.group_metadata().unwrap().member_id;
+    let (big_id, small_id) = (member(&big), member(&small));
+    let last_saw = |log: &Arc<Mutex<HostLog>>| log.lock().leader_saw.last().cloned();
+    let saw = last_saw(&big_log)
+        .into_iter()
+        .chain(last_saw(&small_log))
+        .find(|s| s.len() == 2)
+        .expect("a leader assigned both members");
+    assert_eq!(
+        saw,
+        BTreeMap::from([(big_id, "big".into()), (small_id, "small".into())])
+    );
+    // Each member's on_assignment saw its own user data, in the current generation.
+    let generation = big.group_metadata().unwrap().generation_id;
+    let last = |log: &Arc<Mutex<HostLog>>| log.lock().assigned.last().cloned().unwrap();
+    assert_eq!(
+        last(&big_log),
+        ("standby=".into(), vec![0, 1, 2, 3], generation)
+    );
+    assert_eq!(
+        last(&small_log),
+        ("standby=t-0,t-1,t-2,t-3".into(), vec![], generation)
+    );
+    // Alone (generation 1), the small member led and was assigned nothing (the assignor gives
+    // partitions only to a "big" member), standing by for every partition.
+    assert_eq!(
+        small_log.lock().assigned.first().cloned().unwrap(),
+        ("standby=t-0,t-1,t-2,t-3".into(), vec![], 1)
+    );
+    assert_eq!(small_log.lock().leader_saw[0].len(), 1);
+    let d = c.admin().unwrap().describe_group("g").await.unwrap();
+    assert_eq!(d.protocol, "by-host");
+    small.close().await.unwrap();
+    big.close().await.unwrap();
 }

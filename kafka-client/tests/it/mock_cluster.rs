@@ -667,3 +667,56 @@ async fn kafka_a_revocation_waits_for_the_next_poll() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// A custom assignor that gives every member nothing.
+struct Nothing;
+
+impl sluice_client::PartitionAssignor for Nothing {
+    fn name(&self) -> &str {
+        "nothing"
+    }
+    fn assign(
+        &self,
+        _: &sluice_client::ClusterPartitions,
+        subscriptions: &std::collections::BTreeMap<String, sluice_client::MemberSubscription>,
+    ) -> sluice_client::Result<std::collections::BTreeMap<String, sluice_client::Assignment>> {
+        Ok(subscriptions
+            .keys()
+            .map(|id| (id.clone(), sluice_client::Assignment::default()))
+            .collect())
+    }
+}
+
+/// librdkafka cannot run a Rust assignor: a consumer given one is refused as Unsupported,
+/// naming the engine and the embedded client (which runs them); without it the same config
+/// makes a consumer. The native consumer has no group subscriptions: its subscribe is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_assignor_is_refused_by_librdkafka_and_the_native_consumer_cannot_subscribe() {
+    let mock = cluster(&[("t", 2)]);
+    let c = KafkaClient::new(mock.bootstrap_servers());
+    let config = ConsumerConfig::from_pairs([("group.id", "g")]).unwrap();
+    let custom = config
+        .clone()
+        .with_assignors(vec![Arc::new(Nothing)])
+        .unwrap();
+    match c.consumer(custom.clone()) {
+        Err(e @ Error::Unsupported { .. }) => {
+            let msg = e.to_string();
+            for part in ["librdkafka", "nothing", "embedded client"] {
+                assert!(msg.contains(part), "{part}: {msg}");
+            }
+        }
+        other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
+    }
+    let mut plain = c.consumer(config).unwrap();
+    plain.subscribe(vec!["t".into()]).unwrap();
+    plain.close().await.unwrap();
+
+    let native = KafkaClient::new(mock.bootstrap_servers())
+        .with_consumer_property(sluice_kafka::CONSUMER_ENGINE_PROPERTY, "native");
+    let mut n = native.consumer(custom).unwrap();
+    assert!(matches!(
+        n.subscribe(vec!["t".into()]),
+        Err(Error::Unsupported { .. })
+    ));
+}

@@ -12,11 +12,11 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::consumer::EmbeddedConsumer;
-use crate::client::config::AssignmentStrategy;
+use crate::client::assignor::{PartitionAssignor, all_cooperative};
 use crate::client::{RebalanceEvent, TopicPattern};
 use crate::group::{
-    Assignment, JoinGroupRequest, JoinResult, MemberIdentity, Pending, Subscription,
-    SyncGroupRequest, SyncResult, assign_members, strategy_for_protocol,
+    Assignment, BuiltinAssignor, JoinGroupRequest, JoinResult, MemberIdentity, Pending,
+    Subscription, SyncGroupRequest, SyncResult, assign_members_with,
 };
 use crate::{Error, Result, TopicPartition};
 
@@ -212,14 +212,36 @@ impl EmbeddedConsumer {
         Ok(())
     }
 
-    /// Cooperative when every configured assignor is (Kafka's rule).
-    fn cooperative(&self) -> bool {
-        !self.config.partition_assignment_strategy.is_empty()
-            && self
-                .config
+    /// The consumer's assignors in order of preference: those given with
+    /// `ConsumerConfig::with_assignors`, else the built-ins `partition.assignment.strategy`
+    /// names.
+    fn assignors(&self) -> Vec<Arc<dyn PartitionAssignor>> {
+        if self.config.assignors().is_empty() {
+            self.config
                 .partition_assignment_strategy
                 .iter()
-                .all(|s| *s == AssignmentStrategy::CooperativeSticky)
+                .map(|s| BuiltinAssignor::shared(*s))
+                .collect()
+        } else {
+            self.config.assignors().to_vec()
+        }
+    }
+
+    /// The assignor of a protocol name the coordinator chose.
+    fn assignor_named(&self, name: Option<&str>) -> Result<Arc<dyn PartitionAssignor>> {
+        self.assignors()
+            .into_iter()
+            .find(|a| Some(a.name()) == name)
+            .ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "the group chose assignor {name:?}, which this consumer does not have"
+                ))
+            })
+    }
+
+    /// Cooperative when every configured assignor supports it (Kafka's rule).
+    fn cooperative(&self) -> bool {
+        all_cooperative(&self.assignors())
     }
 
     fn subscribed_topics(&self, topics: &Topics) -> Vec<String> {
@@ -239,12 +261,15 @@ impl EmbeddedConsumer {
         let mut sub = Subscription::new(self.subscribed_topics(&m.topics));
         sub.owned_partitions = self.assignment.keys().cloned().collect();
         sub.generation_id = m.generation;
-        let metadata = sub.encode();
+        // One subscription per assignor, each with that assignor's user data.
         let protocols = self
-            .config
-            .partition_assignment_strategy
+            .assignors()
             .iter()
-            .map(|s| (s.as_str().to_owned(), metadata.clone()))
+            .map(|a| {
+                let mut sub = sub.clone();
+                sub.user_data = a.subscription_user_data(&sub.topics);
+                (a.name().to_owned(), sub.encode())
+            })
             .collect();
         let mut req = JoinGroupRequest::new(group_id, "consumer", protocols);
         req.member_id = m.member_id.clone();
@@ -260,13 +285,7 @@ impl EmbeddedConsumer {
 
     /// The leader's assignment for SyncGroup.
     fn leader_assignment(&self, jr: &JoinResult) -> Result<Vec<(String, Bytes)>> {
-        let strategy = jr
-            .protocol_name
-            .as_deref()
-            .and_then(strategy_for_protocol)
-            .ok_or_else(|| {
-                Error::InvalidRequest(format!("unknown assignor {:?}", jr.protocol_name))
-            })?;
+        let assignor = self.assignor_named(jr.protocol_name.as_deref())?;
         let mut topics = BTreeMap::new();
         for member in &jr.members {
             for t in Subscription::decode(&member.metadata)?.topics {
@@ -275,7 +294,7 @@ impl EmbeddedConsumer {
                 }
             }
         }
-        assign_members(strategy, &topics, &jr.members)
+        assign_members_with(assignor.as_ref(), self.cooperative(), &topics, &jr.members)
     }
 
     /// Queues `event` and calls the listener with it.
@@ -371,13 +390,14 @@ impl EmbeddedConsumer {
         }
     }
 
-    /// Applies a SyncGroup assignment.
-    async fn apply_assignment(&mut self, bytes: &[u8]) -> Result<()> {
-        let new: BTreeSet<TopicPartition> = if bytes.is_empty() {
-            BTreeSet::new()
-        } else {
-            Assignment::decode(bytes)?.partitions.into_iter().collect()
-        };
+    /// Applies a SyncGroup assignment, first handing it (with its user data) to the chosen
+    /// assignor's `on_assignment`.
+    async fn apply_assignment(&mut self, sr: &SyncResult) -> Result<()> {
+        let assignment = Assignment::decode(&sr.assignment)?;
+        let generation = self.membership.as_ref().map_or(-1, |m| m.generation);
+        self.assignor_named(sr.protocol_name.as_deref())?
+            .on_assignment(&assignment, generation);
+        let new: BTreeSet<TopicPartition> = assignment.partitions.into_iter().collect();
         let old: BTreeSet<TopicPartition> = self.assignment.keys().cloned().collect();
         let revoked: Vec<TopicPartition> = old.difference(&new).cloned().collect();
         let added: Vec<TopicPartition> = new.difference(&old).cloned().collect();
@@ -559,7 +579,7 @@ impl EmbeddedConsumer {
                                 }
                             }
                         }
-                        self.apply_assignment(&sr.assignment).await?;
+                        self.apply_assignment(&sr).await?;
                         if self.revocation_pending() {
                             return Ok(());
                         }
