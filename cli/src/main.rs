@@ -38,7 +38,7 @@ use sluice_kafka::KafkaClient;
 use sluice_log::client::Client;
 use sluice_log::client::config::{ConsumerConfig, ProducerConfig};
 use sluice_log::client::embedded::EmbeddedClient;
-use sluice_log::log::{LogManager, LogManagerConfig};
+use sluice_log::log::{LogManager, LogManagerConfig, PageCacheWindow};
 
 /// Sluice: a Kafka-compatible streaming platform.
 #[derive(Debug, Parser)]
@@ -67,6 +67,18 @@ struct Global {
     /// instead of the embedded log under --data-dir.
     #[arg(long, global = true, value_name = "HOST:PORT", display_order = 101)]
     bootstrap: Option<String>,
+    /// Bytes behind each partition's end the embedded log keeps in the page cache: auto, -1
+    /// (everything, as Kafka) or a number (the broker's log.page.cache.window.bytes).
+    #[arg(
+        long,
+        global = true,
+        value_name = "auto|-1|BYTES",
+        env = "SLUICE_PAGE_CACHE_WINDOW",
+        default_value = "auto",
+        allow_negative_numbers = true,
+        display_order = 102
+    )]
+    page_cache_window: PageCacheWindow,
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,7 +225,9 @@ fn take_unknown(props: &mut Vec<(String, String)>, producer: bool) -> Vec<(Strin
 }
 
 fn open_client(global: &Global) -> anyhow::Result<EmbeddedClient> {
-    let log = LogManager::open(LogManagerConfig::new(&global.data_dir)).with_context(|| {
+    let mut config = LogManagerConfig::new(&global.data_dir);
+    config.page_cache_window = global.page_cache_window;
+    let log = LogManager::open(config).with_context(|| {
         format!(
             "could not open data directory {}",
             global.data_dir.display()
@@ -263,6 +277,25 @@ mod tests {
             1,
             "not a consumer key"
         );
+    }
+
+    #[test]
+    fn the_page_cache_window_is_auto_unless_set() {
+        let window = |args: &[&str]| {
+            let argv = ["sluice"].iter().chain(args).chain(&["topics", "list"]);
+            Cli::try_parse_from(argv).map(|c| c.global.page_cache_window)
+        };
+        assert_eq!(window(&[]).unwrap(), PageCacheWindow::Auto);
+        assert_eq!(
+            window(&["--page-cache-window", "-1"]).unwrap(),
+            PageCacheWindow::Unbounded
+        );
+        assert_eq!(
+            window(&["--page-cache-window", "1048576"]).unwrap(),
+            PageCacheWindow::Bytes(1 << 20)
+        );
+        let e = window(&["--page-cache-window", "lots"]).unwrap_err();
+        assert!(e.to_string().contains("\"lots\" is not auto, -1"), "{e}");
     }
 
     #[test]

@@ -341,9 +341,12 @@ impl RdConsumer {
             // at the position instead.
             Mode::Manual => {
                 for (tp, o) in &offsets {
-                    let sought =
-                        self.inner
-                            .seek(&tp.topic, tp.partition, Offset::Offset(*o), Duration::ZERO);
+                    let sought = self.inner.seek(
+                        &tp.topic,
+                        tp.partition,
+                        Offset::Offset(*o),
+                        Duration::ZERO,
+                    );
                     if let Err(e) = sought {
                         tracing::debug!(%tp, error = %e, "seek refused; reassigning at the position");
                         return self.apply_manual();

@@ -10,6 +10,7 @@ mod manager;
 mod page_cache;
 mod partition;
 mod producer_state;
+mod readahead;
 mod segment;
 mod topic_id;
 mod txn_index;

@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::LogContext;
 use super::producer_state::{ProducerStateInfo, ProducerStateManager, Verdict};
+use super::readahead::{self, Extent, READAHEAD_BYTES, READAHEAD_STEP};
 use super::segment::Segment;
 use super::txn_index::{self, AbortedTransaction, AbortedTxn};
 use super::validator::{self, MAX_UNCOMPRESSED_BATCH};
@@ -693,7 +694,7 @@ impl Partition {
         let start = segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
-        for seg in segments.get(start..).unwrap_or_default() {
+        for (i, seg) in segments.iter().enumerate().skip(start) {
             let limit = seg.size();
             let Some(found) = seg.find_offset(&self.ctx.files, offset, limit)? else {
                 continue;
@@ -701,26 +702,24 @@ impl Partition {
             if found.header.base_offset >= upper {
                 break;
             }
-            let file = seg.file(&self.ctx.files)?;
+            // One read up to max_bytes (the first batch whole however large), cut back to the
+            // whole batches below `upper` it holds.
             let first_len = found.header.total_len();
-            let mut end = found.position + first_len as u64;
-            let mut next = found.header.next_offset();
-            // Extend over whole batches up to max_bytes; headers are read to find the edges.
-            let want = (found.position + max_bytes as u64).min(limit);
-            while end < want {
-                match seg.header_at(&file, end, limit)? {
-                    Some(h) if end + h.total_len() as u64 <= want && h.base_offset < upper => {
-                        end += h.total_len() as u64;
-                        next = h.next_offset();
-                    }
-                    _ => break,
-                }
-            }
-            let bytes = seg.read(
+            let want = (found.position + max_bytes as u64)
+                .min(limit)
+                .max(found.position + first_len as u64);
+            let mut bytes = seg.read(
                 &self.ctx.files,
                 found.position,
-                (end - found.position) as usize,
+                (want - found.position) as usize,
             )?;
+            let (len, next) = whole_batches(&bytes, first_len, found.header.next_offset(), upper)
+                .map_err(|(at, e)| {
+                let pos = found.position + at as u64;
+                Error::CorruptRecord(format!("{} at byte {pos}: {e}", seg.log_path().display()))
+            })?;
+            bytes.truncate(len);
+            self.read_ahead(&segments[i..], found.position + len as u64);
             return Ok(FetchedData {
                 records: Bytes::from(bytes),
                 high_watermark,
@@ -734,6 +733,37 @@ impl Partition {
             });
         }
         Ok(empty(high_watermark))
+    }
+
+    /// Asks the kernel to read ahead of a reader whose read ended at byte `end` of the first of
+    /// `segments`, when it is far behind the end ([`readahead::plan`]). A hint: failures are
+    /// only logged (a segment deleted meanwhile has nothing left to read).
+    fn read_ahead(&self, segments: &[Arc<Segment>], end: u64) {
+        // The segments the plan can reach, READAHEAD_BYTES past `end`, and one more (so the
+        // plan knows whether the last one reached has a successor).
+        let mut extents: Vec<Extent> = Vec::new();
+        let mut after_end = 0u64;
+        for (k, s) in segments.iter().enumerate() {
+            let reached = after_end >= READAHEAD_BYTES;
+            let size = s.size();
+            extents.push(Extent {
+                size,
+                issued: s.read_ahead_issued(),
+            });
+            if reached {
+                break;
+            }
+            let skip = if k == 0 { end.min(size) } else { 0 };
+            after_end = after_end.saturating_add(size - skip);
+        }
+        for a in readahead::plan(end, &extents, READAHEAD_BYTES, READAHEAD_STEP) {
+            let seg = &segments[a.segment];
+            if let Err(e) = seg.read_ahead(&self.ctx.files, a.from, a.to)
+                && !seg.is_deleted()
+            {
+                tracing::debug!(tp = %self.tp, error = %crate::report(&e), "readahead failed");
+            }
+        }
     }
 
     /// Waits until the log end passes `offset` or `timeout` passes; returns whether it did.
@@ -942,6 +972,28 @@ impl Partition {
     }
 }
 
+/// The length of the whole batches at the front of `buf` (a read from a segment) whose base
+/// offset is below `upper`, given that the first batch (`first_len` bytes, ending before
+/// `next`) is whole and taken, and the offset after the last of them. A batch cut off by the
+/// end of `buf` ends the walk; a malformed header is an error, with its position in `buf`.
+fn whole_batches(
+    buf: &[u8],
+    first_len: usize,
+    next: i64,
+    upper: i64,
+) -> std::result::Result<(usize, i64), (usize, Error)> {
+    let (mut end, mut next) = (first_len, next);
+    while let Some(rest) = buf.get(end..).filter(|r| r.len() >= record::HEADER_LEN) {
+        let h = BatchHeader::parse(rest).map_err(|e| (end, e))?;
+        if h.total_len() > rest.len() || h.base_offset >= upper {
+            break;
+        }
+        end += h.total_len();
+        next = h.next_offset();
+    }
+    Ok((end, next))
+}
+
 /// Stamps a batch about to be written: its base offset, the leader epoch, and for
 /// `LogAppendTime` topics the log's time (rewriting the CRC). Returns that time, or -1.
 fn stamp(batch: &mut [u8], base_offset: i64, config: &TopicConfig, now: i64) -> i64 {
@@ -979,4 +1031,115 @@ fn recompress(batch: &[u8], codec: crate::Compression) -> Result<Vec<u8>> {
         );
     }
     Ok(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogManager, LogManagerConfig};
+    use crate::record::testing;
+
+    fn open(dir: &Path) -> LogManager {
+        let mut c = LogManagerConfig::new(dir);
+        c.clock = Arc::new(crate::MockClock::new(1_000_000));
+        c.background = false;
+        LogManager::open(c).unwrap()
+    }
+
+    /// Three stamped batches of one record each, at offsets 10, 11 and 12.
+    fn three_batches() -> (Vec<u8>, [usize; 3]) {
+        let mut buf = Vec::new();
+        let mut lens = [0; 3];
+        for (i, v) in ["a", "bb", "ccc"].into_iter().enumerate() {
+            let mut b = testing::batch([v], 1);
+            record::set_base_offset(&mut b, 10 + i as i64);
+            lens[i] = b.len();
+            buf.extend_from_slice(&b);
+        }
+        (buf, lens)
+    }
+
+    #[test]
+    fn whole_batches_stop_at_a_cut_batch_and_at_the_upper_offset() {
+        let (buf, [a, b, c]) = three_batches();
+        assert_eq!(
+            whole_batches(&buf, a, 11, i64::MAX).unwrap(),
+            (a + b + c, 13)
+        );
+        // The read ends inside the third batch, or inside its header.
+        let cut = &buf[..a + b + c - 1];
+        assert_eq!(whole_batches(cut, a, 11, i64::MAX).unwrap(), (a + b, 12));
+        let cut = &buf[..a + b + 10];
+        assert_eq!(whole_batches(cut, a, 11, i64::MAX).unwrap(), (a + b, 12));
+        // read_committed: nothing at or past the last stable offset.
+        assert_eq!(whole_batches(&buf, a, 11, 12).unwrap(), (a + b, 12));
+        assert_eq!(whole_batches(&buf, a, 11, 11).unwrap(), (a, 11));
+    }
+
+    #[test]
+    fn a_malformed_header_in_a_read_is_an_error_naming_its_place() {
+        let (mut buf, [a, b, _]) = three_batches();
+        buf[a + b + 16] = 7; // the third batch's magic
+        let (at, e) = whole_batches(&buf, a, 11, i64::MAX).unwrap_err();
+        assert_eq!(at, a + b);
+        assert!(e.to_string().contains("magic 7"), "{e}");
+    }
+
+    #[test]
+    fn a_reader_far_behind_the_end_reads_ahead_and_one_near_it_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        log.create_topic("t", 1, [("segment.bytes", "8388608")])
+            .unwrap();
+        let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
+        let value = "v".repeat(64 << 10);
+        // 40 MiB in 256 KiB batches (4 records each) over 8 MiB segments.
+        for _ in 0..160 {
+            p.append(testing::batch([value.as_str(); 4], 1)).unwrap();
+        }
+        let issued = |p: &Partition| -> Vec<u64> {
+            p.segments().iter().map(|s| s.read_ahead_issued()).collect()
+        };
+        assert!(issued(&p).iter().all(|&i| i == 0));
+        // A 1 MiB read at the start: the rest of the first segment, all of the second (both
+        // closed), and of the third what makes READAHEAD_BYTES, once a step's worth.
+        let data = p.read(0, 1 << 20).unwrap();
+        let end = data.records.len() as u64;
+        let segs = p.segments();
+        let (s0, s1) = (segs[0].size(), segs[1].size());
+        let i = issued(&p);
+        assert_eq!(i[..2], [s0, s1]);
+        let reach = s0 + s1 + i[2];
+        assert!(reach <= end + READAHEAD_BYTES, "{i:?}");
+        assert!(reach + READAHEAD_STEP > end + READAHEAD_BYTES, "{i:?}");
+        // Reading on within what was asked for: nothing more until a step has passed.
+        let before = issued(&p);
+        p.read(16, 1 << 20).unwrap();
+        assert_eq!(issued(&p), before);
+        // A reader within READAHEAD_BYTES of the end gets none.
+        let near = p.log_end_offset() - 4 * 40;
+        p.read(near, 1 << 20).unwrap();
+        assert_eq!(issued(&p), before);
+        // A sequential reader from the start reads everything, with readahead ahead of it.
+        let mut at = 0;
+        let mut n = 0;
+        while at < p.log_end_offset() {
+            let d = p.read(at, 1 << 20).unwrap();
+            let count: i64 = crate::record::BatchIter::new(&d.records)
+                .map(|(h, _)| i64::from(h.record_count))
+                .sum();
+            assert!(count > 0);
+            at += count;
+            n += 1;
+            assert!(n < 1000);
+        }
+        assert_eq!(at, 640);
+        let total: u64 = issued(&p).iter().sum();
+        // Up to within a step and a read of the last READAHEAD_BYTES.
+        assert!(
+            total + READAHEAD_STEP + (1 << 20) >= p.size_bytes(),
+            "{:?}",
+            issued(&p)
+        );
+    }
 }

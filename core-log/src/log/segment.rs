@@ -86,6 +86,8 @@ pub(crate) struct Segment {
     index: Mutex<Index>,
     /// Bytes from the start whose page-cache pages were dropped (the page-cache window).
     cache_dropped: AtomicU64,
+    /// Bytes from the start the kernel was asked to read ahead (see `super::readahead`).
+    read_ahead: AtomicU64,
 }
 
 impl Segment {
@@ -152,6 +154,7 @@ impl Segment {
             created_ms: now_ms,
             index: Mutex::new(Index::default()),
             cache_dropped: AtomicU64::new(0),
+            read_ahead: AtomicU64::new(0),
         }
     }
 
@@ -592,6 +595,8 @@ impl Segment {
         file.set_len(size)
             .map_err(|e| Error::io(self.log_path(), e))?;
         self.set_extent(size, next_offset);
+        // Bytes appended anew past `size` are not read ahead yet.
+        self.read_ahead.fetch_min(size, Ordering::AcqRel);
         let mut idx = self.index.lock();
         idx.offsets.retain(|&(_, p)| u64::from(p) < size);
         let base = self.base_offset;
@@ -618,6 +623,24 @@ impl Segment {
         rustix::fs::fadvise(&*file, from, Some(len), rustix::fs::Advice::DontNeed)
             .map_err(|e| Error::io(self.log_path(), std::io::Error::from(e)))?;
         self.cache_dropped.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Bytes from the start the kernel was asked to read ahead.
+    pub(crate) fn read_ahead_issued(&self) -> u64 {
+        self.read_ahead.load(Ordering::Acquire)
+    }
+
+    /// Asks the kernel to read bytes `[from, to)` into the page cache in the background
+    /// (`fadvise(WILLNEED)`: it starts the reads and returns).
+    pub(crate) fn read_ahead(&self, files: &FileCache, from: u64, to: u64) -> Result<()> {
+        let Some(len) = to.checked_sub(from).and_then(std::num::NonZeroU64::new) else {
+            return Ok(());
+        };
+        let file = self.file(files)?;
+        rustix::fs::fadvise(&*file, from, Some(len), rustix::fs::Advice::WillNeed)
+            .map_err(|e| Error::io(self.log_path(), std::io::Error::from(e)))?;
+        self.read_ahead.fetch_max(to, Ordering::AcqRel);
         Ok(())
     }
 
