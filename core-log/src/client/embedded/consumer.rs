@@ -6,11 +6,6 @@
 //! With `isolation.level=read_committed` it reads only below the last stable offset and drops
 //! the records of aborted transactions as Kafka's consumer does (`client::fetched`, shared with
 //! the native Kafka consumer).
-//!
-//! A partition with more to read after a fetch gets its next read started at once, on tokio's
-//! blocking pool ([`Prefetch`]), as Kafka's consumer sends its next fetch while the application
-//! handles the records of the last: reading from the segment (from disk, for a consumer
-//! catching up) then overlaps decoding and handling, instead of taking turns with them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -24,7 +19,7 @@ use crate::client::{
     TopicPattern,
 };
 use crate::group::{GroupCoordinator, OffsetAndMetadata, OffsetCommitRequest};
-use crate::log::{FetchedData, LogManager, Partition};
+use crate::log::LogManager;
 use crate::{Error, Result, TopicPartition};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -69,17 +64,6 @@ pub struct EmbeddedConsumer {
     pub(super) last_auto_commit_ms: i64,
     records_consumed: u64,
     bytes_consumed: u64,
-    /// Reads started ahead, by partition.
-    prefetched: BTreeMap<TopicPartition, Prefetch>,
-}
-
-/// The read of a partition's next chunk, started after a fetch that left more to read.
-struct Prefetch {
-    /// Where it reads from: used only if the consumer's position is still there.
-    position: i64,
-    /// Most bytes it reads.
-    max_bytes: usize,
-    read: tokio::task::JoinHandle<Result<FetchedData>>,
 }
 
 impl std::fmt::Debug for EmbeddedConsumer {
@@ -112,7 +96,6 @@ impl EmbeddedConsumer {
             last_auto_commit_ms: now,
             records_consumed: 0,
             bytes_consumed: 0,
-            prefetched: BTreeMap::new(),
         }
     }
 
@@ -228,8 +211,6 @@ impl EmbeddedConsumer {
     /// records of partitions removed.
     pub(super) fn set_assignment(&mut self, partitions: Vec<TopicPartition>) {
         self.assignment = reassign(&self.assignment, partitions, &mut self.buffered);
-        let assignment = &self.assignment;
-        self.prefetched.retain(|tp, _| assignment.contains_key(tp));
     }
 
     fn state(&mut self, tp: &TopicPartition) -> Result<&mut PartitionState> {
@@ -269,65 +250,8 @@ impl EmbeddedConsumer {
         }
         self.reset(tp)
     }
-
-    /// The data of `tp`'s read started ahead, if it read from `position`, found records, and
-    /// fits in `max_bytes`; otherwise `None` (and the read is dropped: the caller reads anew,
-    /// which also reports any error the read met).
-    async fn take_prefetched(
-        &mut self,
-        tp: &TopicPartition,
-        position: i64,
-        max_bytes: usize,
-    ) -> Option<FetchedData> {
-        let p = self.prefetched.remove(tp)?;
-        if p.position != position {
-            return None;
-        }
-        match p.read.await {
-            Ok(Ok(data))
-                if !data.records.is_empty()
-                    && (p.max_bytes <= max_bytes || data.records.len() <= max_bytes) =>
-            {
-                Some(data)
-            }
-            _ => None,
-        }
-    }
-
-    /// Starts reading `tp` from `position` on tokio's blocking pool (see [`Prefetch`]), unless
-    /// there is no runtime or the reads already started hold `fetch.max.bytes`.
-    fn prefetch(&mut self, tp: &TopicPartition, partition: Arc<Partition>, position: i64) {
-        let max_bytes = self
-            .config
-            .max_partition_fetch_bytes
-            .min(self.config.fetch_max_bytes);
-        let started: usize = self.prefetched.values().map(|p| p.max_bytes).sum();
-        if max_bytes == 0 || started + max_bytes > self.config.fetch_max_bytes {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
-        let read = rt.spawn_blocking(move || {
-            if committed {
-                partition.read_committed(position, max_bytes)
-            } else {
-                partition.read(position, max_bytes)
-            }
-        });
-        self.prefetched.insert(
-            tp.clone(),
-            Prefetch {
-                position,
-                max_bytes,
-                read,
-            },
-        );
-    }
-
     /// One pass over the assigned partitions; returns whether anything was buffered.
-    async fn fetch_once(&mut self) -> Result<bool> {
+    fn fetch_once(&mut self) -> Result<bool> {
         let tps: Vec<TopicPartition> = self
             .assignment
             .iter()
@@ -358,10 +282,10 @@ impl EmbeddedConsumer {
             let partition = self.log.partition(tp)?;
             let max = self.config.max_partition_fetch_bytes.min(budget);
             let committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
-            let read = match self.take_prefetched(tp, position, max).await {
-                Some(data) => Ok(data),
-                None if committed => partition.read_committed(position, max),
-                None => partition.read(position, max),
+            let read = if committed {
+                partition.read_committed(position, max)
+            } else {
+                partition.read(position, max)
             };
             let data = match read {
                 Ok(d) => d,
@@ -403,9 +327,6 @@ impl EmbeddedConsumer {
             let st = self.state(tp)?;
             st.position = Some(next);
             st.lag = Some((end - next).max(0));
-            if next < end {
-                self.prefetch(tp, partition, next);
-            }
         }
         Ok(got)
     }
@@ -561,7 +482,7 @@ impl Consumer for EmbeddedConsumer {
                     .filter(|(_, s)| !s.paused)
                     .map(|(tp, _)| tp),
             );
-            if self.fetch_once().await? {
+            if self.fetch_once()? {
                 return Ok(self.drain());
             }
             let now = tokio::time::Instant::now();
@@ -665,82 +586,5 @@ impl Consumer for EmbeddedConsumer {
         };
         self.set_assignment(Vec::new());
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::LogManagerConfig;
-    use crate::record::testing;
-
-    /// A log holding `t`-0 with records "0000" to "0999", ten to a batch.
-    fn log_of_1000(dir: &std::path::Path) -> LogManager {
-        let mut c = LogManagerConfig::new(dir);
-        c.background = false;
-        let log = LogManager::open(c).unwrap();
-        log.create_topic("t", 1, [("segment.bytes", "8192")])
-            .unwrap();
-        let p = log.partition(&TopicPartition::new("t", 0)).unwrap();
-        for b in 0..100 {
-            let values: Vec<String> = (0..10).map(|i| format!("{:04}", b * 10 + i)).collect();
-            p.append(testing::batch(values.iter().map(String::as_str), 1))
-                .unwrap();
-        }
-        log
-    }
-
-    async fn poll_to(c: &mut EmbeddedConsumer, end: i64, out: &mut Vec<i64>) {
-        for _ in 0..1000 {
-            if out.last().is_some_and(|&o| o + 1 >= end) {
-                return;
-            }
-            for r in c.poll(Duration::from_millis(100)).await.unwrap() {
-                assert_eq!(
-                    r.value.as_deref(),
-                    Some(format!("{:04}", r.offset).as_bytes())
-                );
-                out.push(r.offset);
-            }
-        }
-        panic!("never reached {end}: {out:?}");
-    }
-
-    #[tokio::test]
-    async fn the_next_read_starts_ahead_and_a_seek_drops_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = log_of_1000(dir.path());
-        let tp = TopicPartition::new("t", 0);
-        let config = ConsumerConfig::from_pairs([
-            ("max.partition.fetch.bytes", "2000"),
-            ("max.poll.records", "7"),
-        ])
-        .unwrap();
-        let mut c = EmbeddedConsumer::new(log, config, None);
-        c.assign(vec![tp.clone()]).unwrap();
-        c.seek(&tp, 0).unwrap();
-        let mut got = Vec::new();
-        poll_to(&mut c, 7, &mut got).await;
-        // The first fetch left more to read: the next read started, from where it ended.
-        let ahead = c.prefetched.get(&tp).map(|p| p.position);
-        assert_eq!(ahead, c.position(&tp));
-        assert!(ahead.is_some_and(|a| a > 7 && a < 1000), "{ahead:?}");
-        poll_to(&mut c, 400, &mut got).await;
-        assert_eq!(got, (0..400).collect::<Vec<_>>());
-        // Back to 5 with a read pending further on: records from 5, not from the read.
-        assert!(c.prefetched.contains_key(&tp));
-        c.seek(&tp, 5).unwrap();
-        let mut again = Vec::new();
-        poll_to(&mut c, 1000, &mut again).await;
-        assert_eq!(again, (5..1000).collect::<Vec<_>>());
-        // At the end nothing is read ahead.
-        assert!(c.poll(Duration::from_millis(10)).await.unwrap().is_empty());
-        assert!(c.prefetched.is_empty());
-        // Unassigning drops what was started.
-        c.seek(&tp, 0).unwrap();
-        c.poll(Duration::from_millis(100)).await.unwrap();
-        assert!(c.prefetched.contains_key(&tp));
-        c.assign(Vec::new()).unwrap();
-        assert!(c.prefetched.is_empty());
     }
 }
