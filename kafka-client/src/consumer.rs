@@ -219,6 +219,12 @@ pub(super) struct RdConsumer {
     deferred: Option<Error>,
     last_topic: Option<Arc<str>>,
     closed: bool,
+    /// The manual assignment (or a position of it) changed and is given to librdkafka at the
+    /// next `poll`, once, however many `assign`s and seeks came before it.
+    pending_apply: bool,
+    /// librdkafka fetches the manual assignment as last applied: a poll ran since, without a
+    /// consumption error. Only then is a seek a seek; otherwise it is a reassignment.
+    fetching: bool,
 }
 
 impl std::fmt::Debug for RdConsumer {
@@ -259,6 +265,8 @@ impl RdConsumer {
             deferred: None,
             last_topic: None,
             closed: false,
+            pending_apply: false,
+            fetching: false,
         })
     }
 
@@ -322,6 +330,17 @@ impl RdConsumer {
                 .pause(&tpl)
                 .map_err(|e| from_kafka("pause", e, Subject::none()))?;
         }
+        // A partition resumed while the assignment was pending may still carry librdkafka's
+        // pause from before.
+        let running: Vec<&TopicPartition> = self
+            .manual
+            .iter()
+            .filter(|tp| !self.paused.contains(*tp))
+            .collect();
+        let tpl = tpl_of(running.into_iter().map(|tp| (tp, Offset::Invalid)))?;
+        self.inner
+            .resume(&tpl)
+            .map_err(|e| from_kafka("resume", e, Subject::none()))?;
         Ok(())
     }
 
@@ -334,12 +353,17 @@ impl RdConsumer {
             self.dropped.remove(tp);
         }
         match self.mode {
-            // A seek, not a reassignment: reassigning stops and restarts every fetcher, and
-            // librdkafka (2.12) can assert on a stop still pending from the previous one
-            // (confluentinc/librdkafka#5573) when assignments change in quick succession. A
-            // partition whose fetcher has not started yet refuses the seek; it is reassigned
-            // at the position instead.
+            // A seek, not a reassignment, where librdkafka is fetching the partition:
+            // reassigning stops and restarts every fetcher, and librdkafka (2.12) can assert
+            // on a stop still pending from the previous one (confluentinc/librdkafka#5573)
+            // when assignments change in quick succession. Before the assignment runs (or
+            // after a consumption error stopped a fetcher) a seek could be overtaken by the
+            // assignment's own start, so the position goes with the next reassignment.
             Mode::Manual => {
+                if self.pending_apply || !self.fetching {
+                    self.pending_apply = true;
+                    return Ok(());
+                }
                 for (tp, o) in &offsets {
                     let sought = self.inner.seek(
                         &tp.topic,
@@ -349,7 +373,9 @@ impl RdConsumer {
                     );
                     if let Err(e) = sought {
                         tracing::debug!(%tp, error = %e, "seek refused; reassigning at the position");
-                        return self.apply_manual();
+                        self.pending_apply = true;
+                        self.fetching = false;
+                        return Ok(());
                     }
                 }
                 Ok(())
@@ -839,7 +865,14 @@ impl Consumer for RdConsumer {
             Mode::Manual
         };
         self.manual = partitions;
-        self.apply_manual()
+        if self.manual.is_empty() {
+            // Giving partitions up happens now (nothing fetches them after assign returns).
+            self.pending_apply = false;
+            return self.apply_manual();
+        }
+        self.pending_apply = true;
+        self.fetching = false;
+        Ok(())
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
@@ -937,6 +970,11 @@ impl Consumer for RdConsumer {
         if tps.is_empty() {
             return;
         }
+        if self.pending_apply {
+            // Paused when the assignment is given to librdkafka.
+            self.paused.extend(tps.into_iter().cloned());
+            return;
+        }
         match tpl_of(tps.iter().map(|tp| (*tp, Offset::Invalid))).and_then(|tpl| {
             self.inner
                 .pause(&tpl)
@@ -958,6 +996,12 @@ impl Consumer for RdConsumer {
         }
         for tp in &tps {
             self.paused.remove(tp);
+        }
+        if self.pending_apply {
+            for tp in &tps {
+                self.dropped.remove(tp);
+            }
+            return;
         }
         let resumed = tpl_of(tps.iter().map(|tp| (tp, Offset::Invalid))).and_then(|tpl| {
             self.inner
@@ -988,6 +1032,10 @@ impl Consumer for RdConsumer {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
+        if self.pending_apply && self.mode == Mode::Manual {
+            self.apply_manual()?;
+        }
+        self.pending_apply = false;
         // A revocation announced by the last poll is carried out now.
         self.inner.context().give_up_revoked(&*self.inner);
         self.refresh_pattern().await?;
@@ -1036,6 +1084,9 @@ impl Consumer for RdConsumer {
         }
         let out = self.finish(batch);
         self.after_poll();
+        // A consumption error (auto.offset.reset=none, say) may have stopped a fetcher: the
+        // next seek reassigns.
+        self.fetching = self.mode == Mode::Manual && failed.is_none();
         match failed {
             Some(e) if out.is_empty() => Err(e),
             Some(e) => {
