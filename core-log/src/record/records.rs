@@ -151,8 +151,11 @@ impl Iterator for RecordIter {
             TimestampType::LogAppendTime => self.header.max_timestamp,
             TimestampType::CreateTime => self.header.base_timestamp.wrapping_add(ts_delta),
         };
+        let Some(offset) = self.header.base_offset.checked_add(i64::from(offset_delta)) else {
+            return Some(Err(self.fail("offset delta overflows the offsets")));
+        };
         let record = Record {
-            offset: self.header.base_offset + i64::from(offset_delta),
+            offset,
             timestamp,
             key: key.map(slice),
             value: value.map(slice),
