@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "tests panic on failure")]
 #![allow(unreachable_pub, reason = "helpers shared between the test modules")]
 
+mod fuzz_seeds;
 mod protocol;
 mod robustness;
 mod shutdown;

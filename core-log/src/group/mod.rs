@@ -14,7 +14,10 @@ mod assignor;
 mod consumer_protocol;
 mod coordinator;
 mod offsets;
-pub(crate) mod schema;
+/// The record formats of `__consumer_offsets`. Public for the fuzz targets (`fuzz/`) only: not
+/// part of the crate's API.
+#[doc(hidden)]
+pub mod schema;
 
 pub use assignor::{MemberSubscription, assign, assign_members, strategy_for_protocol};
 pub use consumer_protocol::{Assignment, Subscription};
