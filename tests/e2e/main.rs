@@ -4,3 +4,4 @@ mod cli;
 mod kafka_client;
 mod native_consumer;
 mod native_producer;
+mod readme;
