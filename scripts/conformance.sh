@@ -3,21 +3,28 @@
 # the shared conformance harness, all cases. Starts a broker on a free loopback port over a
 # fresh data directory, runs the harness, stops the broker with SIGTERM (it must exit 0).
 #   bash scripts/conformance.sh [harness args, e.g. --only fetch,transactions]
-# The harness is found at $SLUICE_KAFKA_CONFORMANCE, else ../shared/conformance/kafka beside
-# the checkout; its client venv is created on first use (PyPI).
+# The harness is found at $SLUICE_KAFKA_CONFORMANCE (an error if it is not there), else at
+# ../shared/conformance/kafka beside the checkout (as CI has it); its client venv is created on
+# first use (PyPI). Without either, the script says it skipped the harness and exits 0, so a
+# clone of this repository alone passes `bash scripts/test.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 harness="${SLUICE_KAFKA_CONFORMANCE:-}"
-if [ -z "$harness" ]; then
-  for d in ../shared/conformance/kafka /work/shared/conformance/kafka; do
-    if [ -x "$d/run.sh" ]; then harness="$d"; break; fi
-  done
+if [ -n "$harness" ]; then
+  # Asked for by name: a missing harness is an error, not a skip.
+  if [ ! -x "$harness/run.sh" ]; then
+    echo "conformance: SLUICE_KAFKA_CONFORMANCE=$harness has no executable run.sh" >&2
+    exit 1
+  fi
+elif [ -x ../shared/conformance/kafka/run.sh ]; then
+  harness=../shared/conformance/kafka
+else
+  echo "conformance: skipped: the Kafka conformance harness is not beside this checkout" \
+    "(../shared/conformance/kafka); set SLUICE_KAFKA_CONFORMANCE to run it"
+  exit 0
 fi
-if [ -z "$harness" ] || [ ! -x "$harness/run.sh" ]; then
-  echo "conformance: harness not found (set SLUICE_KAFKA_CONFORMANCE to its directory)" >&2
-  exit 1
-fi
+harness="$(cd "$harness" && pwd)"
 cargo build --quiet --locked -p sluice
 bin="$CARGO_TARGET_DIR/debug/sluice"
 data="$(mktemp -d)"

@@ -156,6 +156,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tagged_field_past_i32_max_is_encoded_again() {
+        // Found by fuzz/decode_request: tag 2^31 + 5 (kept as a negative key) was counted but
+        // not written back, so the re-encoded header did not decode (kafka-protocol patch in
+        // third_party/).
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::DescribeCluster as i16)
+            .with_correlation_id(9)
+            .with_unknown_tagged_field(1, Bytes::from_static(b"a"))
+            .with_unknown_tagged_field((1u32 << 31) as i32 + 5, Bytes::from_static(b"bc"));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, ApiKey::DescribeCluster.request_header_version(0))
+            .expect("header");
+        kafka_protocol::messages::DescribeClusterRequest::default()
+            .encode(&mut buf, 0)
+            .expect("body");
+        let Ok(Decoded::Request(r)) = decode_request(buf.freeze()) else {
+            panic!("expected a request");
+        };
+        assert_eq!(r.header, header);
+    }
+
+    #[test]
     fn decodes_a_request_and_flags_unknown_versions() {
         let f = frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
         let Ok(Decoded::Request(r)) = decode_request(f) else {

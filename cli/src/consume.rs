@@ -16,6 +16,9 @@ use crate::{is_broken_pipe, parse_key_value};
 /// Print records of a topic, one per line.
 #[derive(Debug, Args)]
 pub(crate) struct ConsumeArgs {
+    /// Where the log is (`--data-dir`, `--bootstrap`), when given after the subcommand.
+    #[command(flatten)]
+    pub(crate) target: crate::Target,
     /// Topic to read.
     topic: String,
     /// Start at the log start of each partition (default: only new records).

@@ -11,6 +11,9 @@ use sluice_log::client::{Admin, Client, ResetSpec};
 /// Manage consumer groups.
 #[derive(Debug, Args)]
 pub(crate) struct GroupsArgs {
+    /// Where the log is (`--data-dir`, `--bootstrap`), when given after the subcommand.
+    #[command(flatten)]
+    pub(crate) target: crate::Target,
     #[command(subcommand)]
     command: GroupsCommand,
 }

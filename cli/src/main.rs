@@ -45,40 +45,107 @@ use sluice_log::log::{LogManager, LogManagerConfig, PageCacheWindow};
 #[command(name = "sluice", version, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
-    global: Global,
+    target: TargetFirst,
     #[command(subcommand)]
     command: Command,
 }
 
-/// Where the log lives; accepted before or after the subcommand.
-#[derive(Debug, Clone, clap::Args)]
-struct Global {
-    /// Data directory of the embedded log.
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        env = "SLUICE_DATA_DIR",
-        default_value = "./sluice-data",
-        display_order = 100
-    )]
-    data_dir: PathBuf,
+/// Default of `--data-dir`.
+const DEFAULT_DATA_DIR: &str = "./sluice-data";
+
+/// Where a client command's log is, given after the subcommand (global in its subtree, so
+/// `sluice topics create --data-dir D` works). `log` and `broker` have no such flags: they
+/// name their files and directories themselves.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct Target {
+    /// Data directory of the embedded log [env: SLUICE_DATA_DIR] [default: ./sluice-data].
+    #[arg(long, global = true, value_name = "DIR", display_order = 100)]
+    data_dir: Option<PathBuf>,
     /// Reach a Kafka cluster (or `sluice broker`) at these servers, HOST:PORT[,HOST:PORT...],
     /// instead of the embedded log under --data-dir.
     #[arg(long, global = true, value_name = "HOST:PORT", display_order = 101)]
     bootstrap: Option<String>,
     /// Bytes behind each partition's end the embedded log keeps in the page cache: auto, -1
-    /// (everything, as Kafka) or a number (the broker's log.page.cache.window.bytes).
+    /// (everything, as Kafka) or a number (the broker's log.page.cache.window.bytes)
+    /// [env: SLUICE_PAGE_CACHE_WINDOW] [default: auto].
     #[arg(
         long,
         global = true,
         value_name = "auto|-1|BYTES",
-        env = "SLUICE_PAGE_CACHE_WINDOW",
-        default_value = "auto",
         allow_negative_numbers = true,
         display_order = 102
     )]
-    page_cache_window: PageCacheWindow,
+    page_cache_window: Option<PageCacheWindow>,
+}
+
+/// [`Target`] given before the subcommand (`sluice --data-dir D topics list`); not global, so
+/// `sluice log --help` does not list it.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct TargetFirst {
+    /// Data directory of the embedded log, for client commands [env: SLUICE_DATA_DIR]
+    /// [default: ./sluice-data].
+    #[arg(long, value_name = "DIR", display_order = 100)]
+    data_dir: Option<PathBuf>,
+    /// Reach a Kafka cluster (or `sluice broker`) at these servers, HOST:PORT[,HOST:PORT...],
+    /// instead of the embedded log under --data-dir; for client commands.
+    #[arg(long, value_name = "HOST:PORT", display_order = 101)]
+    bootstrap: Option<String>,
+    /// The embedded log's page-cache window (see the client commands' --page-cache-window).
+    #[arg(
+        long,
+        value_name = "auto|-1|BYTES",
+        allow_negative_numbers = true,
+        display_order = 102
+    )]
+    page_cache_window: Option<PageCacheWindow>,
+}
+
+/// Where a client command runs: the embedded log in a directory, or a Kafka cluster.
+#[derive(Debug, PartialEq)]
+enum Backend {
+    Embedded(PathBuf, PageCacheWindow),
+    Kafka(String),
+}
+
+impl Command {
+    /// The flags of a client command given after it; `None` for `log` and `broker`.
+    fn target(&self) -> Option<&Target> {
+        match self {
+            Command::Topics(a) => Some(&a.target),
+            Command::Produce(a) => Some(&a.target),
+            Command::Consume(a) => Some(&a.target),
+            Command::Groups(a) => Some(&a.target),
+            Command::Perf(a) => Some(&a.target),
+            Command::Transactions(a) => Some(&a.target),
+            Command::Broker(_) | Command::Log(_) => None,
+        }
+    }
+}
+
+/// The backend of a client command: flags after the subcommand win over flags before it,
+/// then `SLUICE_DATA_DIR`, then `./sluice-data`.
+fn backend(first: TargetFirst, after: &Target) -> anyhow::Result<Backend> {
+    if let Some(servers) = after.bootstrap.clone().or(first.bootstrap) {
+        return Ok(Backend::Kafka(servers));
+    }
+    let window = match after.page_cache_window.or(first.page_cache_window) {
+        Some(w) => w,
+        None => match std::env::var("SLUICE_PAGE_CACHE_WINDOW") {
+            Ok(v) => v
+                .parse()
+                .map_err(|e| anyhow::anyhow!("SLUICE_PAGE_CACHE_WINDOW: {e}"))?,
+            Err(_) => PageCacheWindow::Auto,
+        },
+    };
+    Ok(Backend::Embedded(
+        after
+            .data_dir
+            .clone()
+            .or(first.data_dir)
+            .or_else(|| std::env::var_os("SLUICE_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        window,
+    ))
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,21 +211,42 @@ fn init_logging(default: &str) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        // The log tools read files directly: no client, no runtime.
-        Command::Log(args) => logtool::run(args),
-        Command::Broker(args) => broker::run(args),
-        mut command => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_io()
-                .enable_time()
-                .build()
-                .context("could not start the async runtime")?;
-            if let Some(servers) = &cli.global.bootstrap {
-                let client = kafka_client(servers, &mut command)?;
-                return runtime.block_on(dispatch(client, command));
-            }
-            let client = open_client(&cli.global)?;
+    let Some(after) = cli.command.target().cloned() else {
+        if let Some(flag) = [
+            cli.target.data_dir.as_ref().map(|_| "--data-dir"),
+            cli.target.bootstrap.as_ref().map(|_| "--bootstrap"),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        {
+            let name = if matches!(cli.command, Command::Log(_)) {
+                "log reads the segment files it is given"
+            } else {
+                "broker takes its log directories from --log-dirs or server.properties"
+            };
+            bail!("{flag} is for client commands: {name}");
+        }
+        return match cli.command {
+            // The log tools read files directly: no client, no runtime.
+            Command::Log(args) => logtool::run(args),
+            Command::Broker(args) => broker::run(args),
+            _ => bail!("a client command without client flags"),
+        };
+    };
+    let mut command = cli.command;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("could not start the async runtime")?;
+    match backend(cli.target, &after)? {
+        Backend::Kafka(servers) => {
+            let client = kafka_client(&servers, &mut command)?;
+            runtime.block_on(dispatch(client, command))
+        }
+        Backend::Embedded(dir, window) => {
+            let client = open_client(&dir, window)?;
             runtime.block_on(dispatch(client, command))
         }
     }
@@ -224,15 +312,14 @@ fn take_unknown(props: &mut Vec<(String, String)>, producer: bool) -> Vec<(Strin
     raw
 }
 
-fn open_client(global: &Global) -> anyhow::Result<EmbeddedClient> {
-    let mut config = LogManagerConfig::new(&global.data_dir);
-    config.page_cache_window = global.page_cache_window;
-    let log = LogManager::open(config).with_context(|| {
-        format!(
-            "could not open data directory {}",
-            global.data_dir.display()
-        )
-    })?;
+fn open_client(
+    data_dir: &std::path::Path,
+    window: PageCacheWindow,
+) -> anyhow::Result<EmbeddedClient> {
+    let mut config = LogManagerConfig::new(data_dir);
+    config.page_cache_window = window;
+    let log = LogManager::open(config)
+        .with_context(|| format!("could not open data directory {}", data_dir.display()))?;
     Ok(EmbeddedClient::new(log))
 }
 
@@ -281,20 +368,25 @@ mod tests {
 
     #[test]
     fn the_page_cache_window_is_auto_unless_set() {
-        let window = |args: &[&str]| {
-            let argv = ["sluice"].iter().chain(args).chain(&["topics", "list"]);
-            Cli::try_parse_from(argv).map(|c| c.global.page_cache_window)
+        let window = |args: &[&str]| -> anyhow::Result<PageCacheWindow> {
+            let argv = ["sluice"].iter().chain(args);
+            let cli = Cli::try_parse_from(argv)?;
+            let after = cli.command.target().cloned().unwrap_or_default();
+            match backend(cli.target, &after)? {
+                Backend::Embedded(_, w) => Ok(w),
+                Backend::Kafka(_) => anyhow::bail!("not embedded"),
+            }
         };
-        assert_eq!(window(&[]).unwrap(), PageCacheWindow::Auto);
+        assert_eq!(window(&["topics", "list"]).unwrap(), PageCacheWindow::Auto);
         assert_eq!(
-            window(&["--page-cache-window", "-1"]).unwrap(),
+            window(&["--page-cache-window", "-1", "topics", "list"]).unwrap(),
             PageCacheWindow::Unbounded
         );
         assert_eq!(
-            window(&["--page-cache-window", "1048576"]).unwrap(),
+            window(&["topics", "list", "--page-cache-window", "1048576"]).unwrap(),
             PageCacheWindow::Bytes(1 << 20)
         );
-        let e = window(&["--page-cache-window", "lots"]).unwrap_err();
+        let e = window(&["--page-cache-window", "lots", "topics", "list"]).unwrap_err();
         assert!(e.to_string().contains("\"lots\" is not auto, -1"), "{e}");
     }
 

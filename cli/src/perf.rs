@@ -33,6 +33,9 @@ const MB: f64 = 1024.0 * 1024.0;
 /// Measure throughput and latency.
 #[derive(Debug, Args)]
 pub(crate) struct PerfArgs {
+    /// Where the log is (`--data-dir`, `--bootstrap`), when given after the subcommand.
+    #[command(flatten)]
+    pub(crate) target: crate::Target,
     #[command(subcommand)]
     command: PerfCommand,
 }

@@ -20,6 +20,9 @@ const MAX_PENDING: usize = 100_000;
 /// Read lines from stdin and send each as a record.
 #[derive(Debug, Args)]
 pub(crate) struct ProduceArgs {
+    /// Where the log is (`--data-dir`, `--bootstrap`), when given after the subcommand.
+    #[command(flatten)]
+    pub(crate) target: crate::Target,
     /// Topic to send to.
     topic: String,
     /// Split each line into key and value at the first SEP (implies --parse-key).

@@ -12,6 +12,9 @@ use crate::parse_key_value;
 /// Manage topics.
 #[derive(Debug, Args)]
 pub(crate) struct TopicsArgs {
+    /// Where the log is (`--data-dir`, `--bootstrap`), when given after the subcommand.
+    #[command(flatten)]
+    pub(crate) target: crate::Target,
     #[command(subcommand)]
     command: TopicsCommand,
 }

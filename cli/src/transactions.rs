@@ -8,6 +8,9 @@ use sluice_log::client::{Admin, Client, TransactionDescription, TransactionListi
 /// Arguments of `sluice transactions`.
 #[derive(Debug, Args)]
 pub(crate) struct TransactionsArgs {
+    /// Where the log is (`--data-dir`, `--bootstrap`), when given after the subcommand.
+    #[command(flatten)]
+    pub(crate) target: crate::Target,
     #[command(subcommand)]
     command: TransactionsCommand,
 }

@@ -46,12 +46,12 @@ impl Subscription {
         }
     }
 
-    /// Encodes in the lowest version holding every field set: v1, v2 with a generation, v3
-    /// with a rack.
+    /// Encodes in the lowest version holding every field set: v1, v2 with a generation (any
+    /// but -1, "unknown", which is what v1 decodes as), v3 with a rack.
     pub fn encode(&self) -> Bytes {
         let version: i16 = if self.rack_id.is_some() {
             3
-        } else if self.generation_id >= 0 {
+        } else if self.generation_id != -1 {
             2
         } else {
             1
@@ -302,5 +302,18 @@ mod tests {
         // Version 0 (no owned partitions) still decodes.
         let v0 = [0, 0, 0, 0, 0, 1, 0, 1, b't', 0xff, 0xff, 0xff, 0xff];
         assert_eq!(Subscription::decode(&v0).unwrap(), Subscription::new(["t"]));
+    }
+
+    #[test]
+    fn a_negative_generation_other_than_unknown_survives_a_round_trip() {
+        // Found by fuzz/consumer_protocol: a v2 subscription with generation -1044266559 was
+        // written as v1, which has no generation, and read back as -1.
+        for generation_id in [-2, i32::MIN] {
+            let s = Subscription {
+                generation_id,
+                ..Subscription::new(["t"])
+            };
+            assert_eq!(Subscription::decode(&s.encode()).unwrap(), s);
+        }
     }
 }

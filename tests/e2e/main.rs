@@ -7,3 +7,4 @@ mod depcheck;
 mod kafka_client;
 mod native_consumer;
 mod native_producer;
+mod readme;

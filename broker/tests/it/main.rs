@@ -5,6 +5,7 @@
 #![allow(unreachable_pub, reason = "helpers shared between the test modules")]
 
 mod config;
+mod fuzz_seeds;
 mod hostile;
 mod protocol;
 mod robustness;

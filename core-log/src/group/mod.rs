@@ -13,7 +13,10 @@
 mod assignor;
 mod coordinator;
 mod offsets;
-pub(crate) mod schema;
+/// The record formats of `__consumer_offsets`. Public for the fuzz targets (`fuzz/`) only: not
+/// part of the crate's API.
+#[doc(hidden)]
+pub mod schema;
 
 pub use assignor::{
     BuiltinAssignor, MemberSubscription, assign, assign_members, assign_members_with,

@@ -25,26 +25,37 @@ const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 
 /// What a key of `__consumer_offsets` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum OffsetsKey {
+pub enum OffsetsKey {
     /// A committed offset of a group for one partition.
-    OffsetCommit { group: String, tp: TopicPartition },
+    OffsetCommit {
+        /// The group.
+        group: String,
+        /// The partition the offset is for.
+        tp: TopicPartition,
+    },
     /// A group's membership metadata.
-    GroupMetadata { group: String },
+    GroupMetadata {
+        /// The group.
+        group: String,
+    },
 }
 
 /// A committed offset as `OffsetCommitValue` holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OffsetCommitValue {
-    pub(crate) offset: i64,
+pub struct OffsetCommitValue {
+    /// The committed offset.
+    pub offset: i64,
     /// -1 when unknown.
-    pub(crate) leader_epoch: i32,
-    pub(crate) metadata: String,
-    pub(crate) commit_timestamp: i64,
+    pub leader_epoch: i32,
+    /// The commit's metadata string.
+    pub metadata: String,
+    /// When the offset was committed, ms since the epoch.
+    pub commit_timestamp: i64,
 }
 
 impl OffsetsKey {
     /// Encodes the key (OffsetCommitKey v1 or GroupMetadataKey v2).
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(64);
         match self {
             OffsetsKey::OffsetCommit { group, tp } => {
@@ -62,7 +73,7 @@ impl OffsetsKey {
     }
 
     /// Decodes a key; `Ok(None)` for key versions this store does not know (skipped on load).
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Option<Self>> {
+    pub fn decode(bytes: &[u8]) -> Result<Option<Self>> {
         let mut r = Reader::new(bytes);
         let key = match r.i16()? {
             0 | 1 => {
@@ -84,7 +95,7 @@ impl OffsetsKey {
 
 impl OffsetCommitValue {
     /// Encodes the value as OffsetCommitValue v3.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(32 + self.metadata.len());
         buf.extend_from_slice(&OFFSET_COMMIT_VALUE_VERSION.to_be_bytes());
         buf.extend_from_slice(&self.offset.to_be_bytes());
@@ -95,7 +106,7 @@ impl OffsetCommitValue {
     }
 
     /// Decodes versions 0 to 4.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
         let version = r.i16()?;
         let value = match version {

@@ -165,9 +165,56 @@ pub(crate) fn clean_partition(
     }
     p.check_online()?;
     p.ctx().check_writable()?;
-    let files = &*p.ctx().files;
     let now = p.ctx().clock.now_ms();
     let segs = p.segments();
+    let Some(dirty) = dirty_range(p, &config, &segs, first_dirty, opts, now)? else {
+        return Ok(None);
+    };
+    // 1. The offset map over the dirty segments, as many as fit.
+    let Some((map, map_end)) = offset_map(p, &segs, &dirty, opts, stop)? else {
+        return Ok(None);
+    };
+    // The map covers [first dirty, base of segment `map_end`): the next pass starts there.
+    let checkpoint_to = match segs.get(map_end) {
+        Some(s) if map_end > dirty.start => s.base_offset(),
+        _ => dirty.first_dirty,
+    };
+    // 2. Groups of segments below the map end, each fitting in one segment.
+    let (finished, stats) = clean_groups(p, &config, &segs, map_end, &map, now, stop)?;
+    Ok(Some(Outcome {
+        checkpoint: finished.then_some(checkpoint_to),
+        stats,
+    }))
+}
+
+/// The segments a pass cleans: from the first dirty one to the first one within the
+/// compaction lag (the active segment never).
+#[derive(Debug)]
+struct DirtyRange {
+    /// Index of the first dirty segment.
+    start: usize,
+    /// Index after the last segment old enough to clean.
+    cleanable_end: usize,
+    /// The first dirty offset (the checkpoint, if it lies in the log).
+    first_dirty: i64,
+}
+
+/// The upper bound of segment `i`: the next segment's base (it exists below the active one).
+fn upper_bound(segs: &[Arc<Segment>], i: usize) -> i64 {
+    segs.get(i + 1).map_or(i64::MAX, |s| s.base_offset())
+}
+
+/// Whether the partition is due for cleaning (dirty ratio or max compaction lag), or `force`d;
+/// if so, the range of segments to clean.
+fn dirty_range(
+    p: &Partition,
+    config: &TopicConfig,
+    segs: &[Arc<Segment>],
+    first_dirty: Option<i64>,
+    opts: &CleanerOptions,
+    now: i64,
+) -> Result<Option<DirtyRange>> {
+    let files = &*p.ctx().files;
     let Some((_active, non_active)) = segs.split_last() else {
         return Ok(None);
     };
@@ -188,15 +235,13 @@ pub(crate) fn clean_partition(
     if cleanable_end == 0 {
         return Ok(None);
     }
-    // The upper bound of segment i is the next segment's base (it exists: i < active).
-    let bound = |i: usize| segs.get(i + 1).map_or(i64::MAX, |s| s.base_offset());
     let first_base = segs.first().map_or(0, |s| s.base_offset());
     let first_dirty = match first_dirty {
         Some(o) if o >= first_base && o <= p.log_end_offset() => o,
         _ => first_base,
     };
     let dirty_start = (0..cleanable_end)
-        .find(|&i| bound(i) > first_dirty)
+        .find(|&i| upper_bound(segs, i) > first_dirty)
         .unwrap_or(cleanable_end);
     let size_of = |r: Range<usize>| segs[r].iter().map(|s| s.size()).sum::<u64>();
     let dirty_bytes = size_of(dirty_start..cleanable_end);
@@ -214,22 +259,39 @@ pub(crate) fn clean_partition(
     if !due && !opts.force {
         return Ok(None);
     }
+    Ok(Some(DirtyRange {
+        start: dirty_start,
+        cleanable_end,
+        first_dirty,
+    }))
+}
 
-    // 1. The offset map over the dirty segments, as many as fit.
+/// Step 1: the offset map over the dirty segments, as many as fit in the dedupe buffer (at
+/// least the first), and the index of the segment after the last one mapped. `None` if
+/// `stop` asked to stop.
+fn offset_map(
+    p: &Partition,
+    segs: &[Arc<Segment>],
+    dirty: &DirtyRange,
+    opts: &CleanerOptions,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<(OffsetMap, usize)>> {
+    let files = &*p.ctx().files;
     let mut map = OffsetMap {
         map: HashMap::new(),
         bytes: 0,
     };
-    let mut map_end = dirty_start;
+    let mut map_end = dirty.start;
     // Keys of transactions not completed yet, by producer id: an aborted (or still open)
     // transaction's records must not make older records look superseded.
     let mut open_txns: HashMap<i64, Vec<(Vec<u8>, i64)>> = HashMap::new();
-    for i in dirty_start..cleanable_end {
+    let dirty_segments = segs.iter().enumerate().take(dirty.cleanable_end);
+    for (i, seg) in dirty_segments.skip(dirty.start) {
         if stop() {
             return Ok(None);
         }
-        let first = i == dirty_start;
-        let complete = for_each_batch(&segs[i], files, |h, batch| {
+        let first = i == dirty.start;
+        let complete = for_each_batch(seg, files, |h, batch| {
             if h.is_control() {
                 // A transaction's records supersede older ones only once it committed.
                 let marker = record::decode_records(batch, MAX_UNCOMPRESSED)?
@@ -272,13 +334,21 @@ pub(crate) fn clean_partition(
             break;
         }
     }
-    // The map covers [first dirty, base of segment `map_end`): the next pass starts there.
-    let checkpoint_to = match segs.get(map_end) {
-        Some(s) if map_end > dirty_start => s.base_offset(),
-        _ => first_dirty,
-    };
+    Ok(Some((map, map_end)))
+}
 
-    // 2. Groups of segments below the map end, each fitting in one segment.
+/// Step 2: rewrites the segments below `map_end` in groups, each fitting in one segment.
+/// Returns whether every group was cleaned (false if `stop` asked to stop or the segments
+/// changed under the pass) and what was done.
+fn clean_groups(
+    p: &Partition,
+    config: &TopicConfig,
+    segs: &[Arc<Segment>],
+    map_end: usize,
+    map: &OffsetMap,
+    now: i64,
+    stop: &dyn Fn() -> bool,
+) -> Result<(bool, CleanerStats)> {
     let mut stats = CleanerStats {
         partitions_cleaned: 1,
         ..CleanerStats::default()
@@ -286,34 +356,25 @@ pub(crate) fn clean_partition(
     let mut i = 0;
     while i < map_end {
         if stop() {
-            return Ok(Some(Outcome {
-                checkpoint: None,
-                stats,
-            }));
+            return Ok((false, stats));
         }
         let mut j = i + 1;
         let mut size = segs[i].size();
         while j < map_end
             && size + segs[j].size() <= config.segment_bytes
-            && bound(j) - segs[i].base_offset() < i64::from(u32::MAX)
+            && upper_bound(segs, j) - segs[i].base_offset() < i64::from(u32::MAX)
         {
             size += segs[j].size();
             j += 1;
         }
-        let cleaned = clean_group(p, &config, &segs[i..j], &map, now, &mut stats)?;
+        let cleaned = clean_group(p, config, &segs[i..j], map, now, &mut stats)?;
         if !cleaned {
             tracing::debug!(tp = %p.topic_partition(), "segments changed during cleaning; trying again next pass");
-            return Ok(Some(Outcome {
-                checkpoint: None,
-                stats,
-            }));
+            return Ok((false, stats));
         }
         i = j;
     }
-    Ok(Some(Outcome {
-        checkpoint: Some(checkpoint_to),
-        stats,
-    }))
+    Ok((true, stats))
 }
 
 /// Rewrites one group of segments into one. Returns false if the partition's segments changed

@@ -634,6 +634,76 @@ impl Partition {
         self.with_fresh_snapshot(|segments| self.read_from(segments, offset, max_bytes, true))
     }
 
+    /// Finds the corrupt batch a reader met in what [`Partition::read`] returned from `offset`
+    /// (`len` bytes): walks those batches in the segment again, checking each as
+    /// `sluice log verify` does (header, CRC, every record, decompressed into at most
+    /// `max_uncompressed` bytes as the reader did), and takes the partition offline at
+    /// the first bad one, as recovery does for a corrupt batch. The error names the partition,
+    /// the segment file and the batch's byte position; `None` if the batches are sound now
+    /// (the segment was replaced meanwhile) or cannot be read.
+    pub fn locate_corruption(
+        &self,
+        offset: i64,
+        len: usize,
+        max_uncompressed: usize,
+    ) -> Option<Error> {
+        let segments = self.segments();
+        let start = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        for seg in segments.get(start..).unwrap_or_default() {
+            let limit = seg.size();
+            let found = match seg.find_offset(&self.ctx.files, offset, limit) {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                Err(e) => return Some(self.take_offline(seg, None, &e)),
+            };
+            let file = seg.file(&self.ctx.files).ok()?;
+            let end = (found.position + len as u64).min(limit);
+            let mut pos = found.position;
+            while pos < end {
+                let header = match seg.header_at(&file, pos, limit) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => break,
+                    Err(e) => return Some(self.take_offline(seg, Some(pos), &e)),
+                };
+                let checked =
+                    seg.read(&self.ctx.files, pos, header.total_len())
+                        .and_then(|batch| {
+                            record::decode_records(&Bytes::from(batch), max_uncompressed)?
+                                .try_for_each(|r| r.map(drop))
+                        });
+                if let Err(e) = checked {
+                    return Some(self.take_offline(seg, Some(pos), &e));
+                }
+                pos += header.total_len() as u64;
+            }
+            return None;
+        }
+        None
+    }
+
+    /// Takes the partition offline for corrupt data in `seg` at `position` (the segment's
+    /// start if unknown); returns the error readers now get.
+    fn take_offline(&self, seg: &Segment, position: Option<u64>, cause: &Error) -> Error {
+        let reason = match cause {
+            Error::CorruptRecord(what) => what.clone(),
+            other => other.to_string(),
+        };
+        // info: the reader gets the error itself; the broker logs at info.
+        tracing::info!(tp = %self.tp, path = %seg.log_path().display(), position, %reason, "corrupt batch found by a read: partition offline");
+        let mut offline = self.offline.write();
+        offline.get_or_insert_with(|| Offline {
+            path: seg.log_path(),
+            position: position.unwrap_or(0),
+            reason,
+        });
+        drop(offline);
+        self.check_online()
+            .err()
+            .unwrap_or_else(|| Error::CorruptRecord(format!("{} is offline", self.tp)))
+    }
+
     /// Runs `f` on the current segments; if it fails while one of them has been deleted meanwhile
     /// (the cleaner replaced it, or retention dropped it), runs it again on the new segments. A
     /// retry fails the same way only if the segments changed again under it, so a few suffice.

@@ -8,6 +8,7 @@ mod codec;
 mod compaction;
 mod consumer_group;
 mod eos;
+mod fuzz_seeds;
 mod group;
 mod hostile;
 mod idempotence;

@@ -71,7 +71,7 @@ pub(crate) fn decompress_into(
     out.clear();
     let read_limited = |r: &mut dyn Read, out: &mut Vec<u8>| -> Result<(), String> {
         let n = r
-            .take(limit as u64 + 1)
+            .take((limit as u64).saturating_add(1))
             .read_to_end(out)
             .map_err(|e| format!("{} data does not decompress: {e}", codec.as_str()))?;
         if n > limit {
@@ -103,7 +103,7 @@ fn snappy_decompress(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(),
     let mut dec = snap::raw::Decoder::new();
     let mut raw = |block: &[u8], out: &mut Vec<u8>| -> Result<(), String> {
         let n = snap::raw::decompress_len(block).map_err(|e| format!("snappy data: {e}"))?;
-        if out.len() + n > limit {
+        if out.len().saturating_add(n) > limit {
             return Err(format!(
                 "snappy data decompresses to more than {limit} bytes"
             ));
@@ -172,6 +172,21 @@ mod tests {
             compress(*codec, &data, &mut c).unwrap();
             let err = decompress(*codec, &c, 1000).unwrap_err();
             assert!(err.contains("more than 1000 bytes"), "{codec:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn decompression_without_a_bound_does_not_overflow() {
+        // Found by fuzz/decode_batch: `limit + 1` overflowed for `usize::MAX` ("no bound").
+        let data = b"unbounded".repeat(10);
+        for codec in &CODECS[1..] {
+            let mut c = Vec::new();
+            compress(*codec, &data, &mut c).unwrap();
+            assert_eq!(
+                decompress(*codec, &c, usize::MAX).unwrap(),
+                data,
+                "{codec:?}"
+            );
         }
     }
 

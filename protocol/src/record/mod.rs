@@ -123,14 +123,16 @@ impl BatchHeader {
         self.batch_length as usize + LOG_OVERHEAD
     }
 
-    /// Offset of the last record.
+    /// Offset of the last record. Wraps as Kafka's `baseOffset + lastOffsetDelta` does for a
+    /// header whose offsets overflow, which [`validate`] refuses.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .wrapping_add(i64::from(self.last_offset_delta))
     }
 
     /// Offset after the last record.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().wrapping_add(1)
     }
 
     /// Sequence of the last record (an idempotent producer's batch), wrapping past `i32::MAX`
@@ -216,6 +218,16 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader> {
         return Err(Error::CorruptRecord(format!(
             "negative record count {} or last offset delta {}",
             h.record_count, h.last_offset_delta
+        )));
+    }
+    if h.base_offset
+        .checked_add(i64::from(h.last_offset_delta))
+        .and_then(|last| last.checked_add(1))
+        .is_none()
+    {
+        return Err(Error::CorruptRecord(format!(
+            "base offset {} and last offset delta {} overflow the offsets",
+            h.base_offset, h.last_offset_delta
         )));
     }
     if h.record_count == 0 && !h.is_control() {
@@ -365,5 +377,40 @@ mod tests {
         let mut short = vec![0u8; 10];
         set_producer(&mut short, 8, 0, 41);
         assert_eq!(short, [0u8; 10], "too short to be a batch: left alone");
+    }
+
+    #[test]
+    fn offsets_past_i64_max_are_an_error_not_an_overflow() {
+        // Found by fuzz/decode_batch: base offset + last offset delta overflowed (a panic in
+        // debug builds) in `last_offset`, and base offset + a record's delta in decoding.
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(1_000, None, Some(b"a"), &[]);
+        b.append(1_000, None, Some(b"b"), &[]);
+        let mut batch = b.build();
+        set_base_offset(&mut batch, i64::MAX);
+        let err = validate(&batch).expect_err("offsets past i64::MAX");
+        assert!(err.to_string().contains("overflow the offsets"), "{err}");
+        let h = BatchHeader::parse(&batch).expect("the header itself parses");
+        assert_eq!(
+            h.last_offset(),
+            i64::MIN,
+            "wraps as Kafka's arithmetic does"
+        );
+
+        // A header that fits, but a record whose own delta goes past it.
+        let mut b = BatchBuilder::new(Compression::None);
+        assert!(b.append_with_offset_delta(i32::MAX, 1_000, None, Some(b"a"), &[]));
+        let mut batch = b.build();
+        set_base_offset(&mut batch, i64::MAX - 1);
+        batch[23..27].copy_from_slice(&0i32.to_be_bytes());
+        let crc = compute_crc(&batch);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        let mut records =
+            decode_records(&bytes::Bytes::from(batch), 1 << 20).expect("the header validates");
+        let err = records
+            .next()
+            .expect("one record")
+            .expect_err("overflowing offset");
+        assert!(err.to_string().contains("overflows the offsets"), "{err}");
     }
 }

@@ -131,8 +131,15 @@ impl Iterator for RecordIter {
                 .base_timestamp
                 .wrapping_add(frame.timestamp_delta),
         };
+        let Some(offset) = self
+            .header
+            .base_offset
+            .checked_add(i64::from(frame.offset_delta))
+        else {
+            return Some(Err(self.fail("offset delta overflows the offsets")));
+        };
         let record = Record {
-            offset: self.header.base_offset + i64::from(frame.offset_delta),
+            offset,
             timestamp,
             key: frame.key.map(slice),
             value: frame.value.map(slice),

@@ -309,6 +309,7 @@ impl EmbeddedConsumer {
             budget = budget.saturating_sub(data.records.len());
             self.bytes_consumed += data.records.len() as u64;
             let topic: Arc<str> = Arc::clone(&tp.topic);
+            let max_uncompressed = self.config.fetch_max_bytes.max(64 << 20);
             let taken = take_records(
                 &topic,
                 tp.partition,
@@ -318,9 +319,16 @@ impl EmbeddedConsumer {
                     .iter()
                     .map(|a| (a.first_offset, a.producer_id)),
                 committed,
-                self.config.fetch_max_bytes.max(64 << 20),
+                max_uncompressed,
                 &mut self.buffered,
-            )?;
+            )
+            .map_err(|e| match e {
+                // Name the partition, the segment file and the byte, as `log verify` does.
+                Error::CorruptRecord(_) => partition
+                    .locate_corruption(position, data.records.len(), max_uncompressed)
+                    .unwrap_or(e),
+                e => e,
+            })?;
             self.records_consumed += taken.records as u64;
             got |= taken.records > 0;
             let next = taken.next;

@@ -36,6 +36,17 @@ enum Phase {
     Stable,
 }
 
+/// What one step of [`EmbeddedConsumer::drive_group`] leaves it to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Return to the caller (Stable, or waiting past the deadline).
+    Return,
+    /// Take the next step, unless the deadline passed while the consumer has partitions.
+    Again,
+    /// Take the next step at once (a rejoin decided without waiting).
+    AgainNow,
+}
+
 /// A consumer's membership of its group.
 #[derive(Debug)]
 pub(super) struct Membership {
@@ -454,143 +465,178 @@ impl EmbeddedConsumer {
             } else {
                 None
             };
-            match phase {
-                Phase::Stable => {
-                    let now = self.log.clock().now_ms();
-                    let beat = i64::try_from(self.config.heartbeat_interval_ms).unwrap_or(i64::MAX);
-                    let Some(m) = self.membership.as_mut() else {
-                        return Ok(());
-                    };
-                    m.phase = Phase::Stable;
-                    let (generation, due) = (
-                        m.generation,
-                        now.saturating_sub(m.last_heartbeat_ms) >= beat,
-                    );
-                    // A pattern that matches a new (or lost) topic rejoins, checked when a
-                    // heartbeat is due (Kafka checks on its metadata refresh).
-                    if due && let Topics::Pattern(p) = &m.topics {
-                        let p = p.clone();
-                        let now_matched = self.subscribed_topics(&Topics::Pattern(p));
-                        if let Some(m) = self.membership.as_mut()
-                            && now_matched != m.matched
-                        {
-                            tracing::info!(
-                                topics = now_matched.len(),
-                                "pattern subscription changed: rejoining"
-                            );
-                            m.matched = now_matched;
-                            m.phase = Phase::Join;
-                            m.heartbeat.set_stable(None);
-                            continue;
-                        }
-                    }
-                    // Heartbeat when due, or at once when the group is rebalancing (the
-                    // coordinator is in this process: no need to wait for the next beat).
-                    let (group_id, c) = self.group()?;
-                    if !due && !c.rebalance_pending(group_id, generation) {
-                        return Ok(());
-                    }
-                    let Some(m) = self.membership.as_mut() else {
-                        return Ok(());
-                    };
-                    m.last_heartbeat_ms = now;
-                    let (member, generation) = (m.member_id.clone(), m.generation);
-                    let (group_id, c) = self.group()?;
-                    let r = c.heartbeat(
-                        group_id,
-                        generation,
-                        &member,
-                        self.config.group_instance_id.as_deref(),
-                    );
-                    match r {
-                        Ok(()) => return Ok(()),
-                        Err(e) => self.on_group_error(e)?,
-                    }
-                }
-                Phase::Join => {
-                    if !self.cooperative() && !self.assignment.is_empty() {
-                        // Eager: everything is revoked before the JoinGroup, at the next poll.
-                        let all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
-                        self.announce_revoke(all).await;
-                        return Ok(());
-                    }
-                    let Some(m) = self.membership.as_ref() else {
-                        return Ok(());
-                    };
-                    let req = self.join_request(m)?;
-                    let (_, c) = self.group()?;
-                    let pending = c.join_group(req);
-                    if let Some(m) = self.membership.as_mut() {
-                        m.phase = Phase::Joining(pending);
-                    }
-                }
-                Phase::Joining(mut p) => match wait(&mut p, until).await {
-                    None => {
-                        if let Some(m) = self.membership.as_mut() {
-                            m.phase = Phase::Joining(p);
-                        }
-                        return Ok(());
-                    }
-                    Some(Err(e)) => self.on_group_error(e)?,
-                    Some(Ok(jr)) => {
-                        let assignments = if jr.leader == jr.member_id && !jr.skip_assignment {
-                            self.leader_assignment(&jr)?
-                        } else {
-                            Vec::new()
-                        };
-                        let (group_id, c) = self.group()?;
-                        let req = SyncGroupRequest {
-                            group_id: group_id.to_owned(),
-                            generation_id: jr.generation_id,
-                            member_id: jr.member_id.clone(),
-                            group_instance_id: self.config.group_instance_id.clone(),
-                            protocol_type: jr.protocol_type.clone(),
-                            protocol_name: jr.protocol_name.clone(),
-                            assignments,
-                        };
-                        let pending = Arc::clone(c).sync_group(req);
-                        if let Some(m) = self.membership.as_mut() {
-                            m.member_id = jr.member_id;
-                            m.generation = jr.generation_id;
-                            m.phase = Phase::Syncing(pending);
-                        }
-                    }
-                },
-                Phase::Syncing(mut p) => match wait(&mut p, until).await {
-                    None => {
-                        if let Some(m) = self.membership.as_mut() {
-                            m.phase = Phase::Syncing(p);
-                        }
-                        return Ok(());
-                    }
-                    Some(Err(e)) => self.on_group_error(e)?,
-                    Some(Ok(sr)) => {
-                        let now = self.log.clock().now_ms();
-                        if let Some(m) = self.membership.as_mut() {
-                            m.phase = Phase::Stable;
-                            m.last_heartbeat_ms = now;
-                            m.heartbeat
-                                .set_stable(Some((m.member_id.clone(), m.generation)));
-                            if let Topics::Pattern(p) = &m.topics {
-                                let p = p.clone();
-                                let matched = self.subscribed_topics(&Topics::Pattern(p));
-                                if let Some(m) = self.membership.as_mut() {
-                                    m.matched = matched;
-                                }
-                            }
-                        }
-                        self.apply_assignment(&sr).await?;
-                        if self.revocation_pending() {
-                            return Ok(());
-                        }
-                    }
-                },
+            let step = match phase {
+                Phase::Stable => self.stable_step()?,
+                Phase::Join => self.join_step().await?,
+                Phase::Joining(p) => self.joining_step(p, until).await?,
+                Phase::Syncing(p) => self.syncing_step(p, until).await?,
+            };
+            match step {
+                Step::Return => return Ok(()),
+                Step::AgainNow => continue,
+                Step::Again => {}
             }
             if tokio::time::Instant::now() >= deadline && !self.assignment.is_empty() {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Stable: rejoins if a pattern subscription matches other topics now, else heartbeats
+    /// when one is due or the group is rebalancing.
+    fn stable_step(&mut self) -> Result<Step> {
+        let now = self.log.clock().now_ms();
+        let beat = i64::try_from(self.config.heartbeat_interval_ms).unwrap_or(i64::MAX);
+        let Some(m) = self.membership.as_mut() else {
+            return Ok(Step::Return);
+        };
+        m.phase = Phase::Stable;
+        let (generation, due) = (
+            m.generation,
+            now.saturating_sub(m.last_heartbeat_ms) >= beat,
+        );
+        // A pattern that matches a new (or lost) topic rejoins, checked when a
+        // heartbeat is due (Kafka checks on its metadata refresh).
+        if due && let Topics::Pattern(p) = &m.topics {
+            let p = p.clone();
+            let now_matched = self.subscribed_topics(&Topics::Pattern(p));
+            if let Some(m) = self.membership.as_mut()
+                && now_matched != m.matched
+            {
+                tracing::info!(
+                    topics = now_matched.len(),
+                    "pattern subscription changed: rejoining"
+                );
+                m.matched = now_matched;
+                m.phase = Phase::Join;
+                m.heartbeat.set_stable(None);
+                return Ok(Step::AgainNow);
+            }
+        }
+        // Heartbeat when due, or at once when the group is rebalancing (the
+        // coordinator is in this process: no need to wait for the next beat).
+        let (group_id, c) = self.group()?;
+        if !due && !c.rebalance_pending(group_id, generation) {
+            return Ok(Step::Return);
+        }
+        let Some(m) = self.membership.as_mut() else {
+            return Ok(Step::Return);
+        };
+        m.last_heartbeat_ms = now;
+        let (member, generation) = (m.member_id.clone(), m.generation);
+        let (group_id, c) = self.group()?;
+        let r = c.heartbeat(
+            group_id,
+            generation,
+            &member,
+            self.config.group_instance_id.as_deref(),
+        );
+        match r {
+            Ok(()) => Ok(Step::Return),
+            Err(e) => self.on_group_error(e).map(|()| Step::Again),
+        }
+    }
+
+    /// Join: with the eager protocol, announces the revocation of everything first (carried
+    /// out at the next poll, before the JoinGroup); then sends JoinGroup.
+    async fn join_step(&mut self) -> Result<Step> {
+        if !self.cooperative() && !self.assignment.is_empty() {
+            let all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
+            self.announce_revoke(all).await;
+            return Ok(Step::Return);
+        }
+        let Some(m) = self.membership.as_ref() else {
+            return Ok(Step::Return);
+        };
+        let req = self.join_request(m)?;
+        let (_, c) = self.group()?;
+        let pending = c.join_group(req);
+        if let Some(m) = self.membership.as_mut() {
+            m.phase = Phase::Joining(pending);
+        }
+        Ok(Step::Again)
+    }
+
+    /// Joining: waits (until `until`) for the JoinGroup answer, then sends SyncGroup, with
+    /// the assignment if this member leads.
+    async fn joining_step(
+        &mut self,
+        mut p: Pending<JoinResult>,
+        until: Option<Instant>,
+    ) -> Result<Step> {
+        match wait(&mut p, until).await {
+            None => {
+                if let Some(m) = self.membership.as_mut() {
+                    m.phase = Phase::Joining(p);
+                }
+                Ok(Step::Return)
+            }
+            Some(Err(e)) => self.on_group_error(e).map(|()| Step::Again),
+            Some(Ok(jr)) => {
+                let assignments = if jr.leader == jr.member_id && !jr.skip_assignment {
+                    self.leader_assignment(&jr)?
+                } else {
+                    Vec::new()
+                };
+                let (group_id, c) = self.group()?;
+                let req = SyncGroupRequest {
+                    group_id: group_id.to_owned(),
+                    generation_id: jr.generation_id,
+                    member_id: jr.member_id.clone(),
+                    group_instance_id: self.config.group_instance_id.clone(),
+                    protocol_type: jr.protocol_type.clone(),
+                    protocol_name: jr.protocol_name.clone(),
+                    assignments,
+                };
+                let pending = Arc::clone(c).sync_group(req);
+                if let Some(m) = self.membership.as_mut() {
+                    m.member_id = jr.member_id;
+                    m.generation = jr.generation_id;
+                    m.phase = Phase::Syncing(pending);
+                }
+                Ok(Step::Again)
+            }
+        }
+    }
+
+    /// Syncing: waits (until `until`) for the SyncGroup answer, then is Stable and applies
+    /// the assignment (returning at once if that announced a revocation).
+    async fn syncing_step(
+        &mut self,
+        mut p: Pending<SyncResult>,
+        until: Option<Instant>,
+    ) -> Result<Step> {
+        match wait(&mut p, until).await {
+            None => {
+                if let Some(m) = self.membership.as_mut() {
+                    m.phase = Phase::Syncing(p);
+                }
+                Ok(Step::Return)
+            }
+            Some(Err(e)) => self.on_group_error(e).map(|()| Step::Again),
+            Some(Ok(sr)) => {
+                let now = self.log.clock().now_ms();
+                if let Some(m) = self.membership.as_mut() {
+                    m.phase = Phase::Stable;
+                    m.last_heartbeat_ms = now;
+                    m.heartbeat
+                        .set_stable(Some((m.member_id.clone(), m.generation)));
+                    if let Topics::Pattern(p) = &m.topics {
+                        let p = p.clone();
+                        let matched = self.subscribed_topics(&Topics::Pattern(p));
+                        if let Some(m) = self.membership.as_mut() {
+                            m.matched = matched;
+                        }
+                    }
+                }
+                self.apply_assignment(&sr).await?;
+                if self.revocation_pending() {
+                    return Ok(Step::Return);
+                }
+                Ok(Step::Again)
+            }
+        }
     }
 
     /// Commits (with auto-commit), revokes everything and leaves the group.

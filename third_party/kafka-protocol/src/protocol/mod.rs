@@ -243,7 +243,20 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     range: R,
     unknown_tagged_fields: &BTreeMap<i32, Bytes>,
 ) -> Result<()> {
-    for (&k, v) in unknown_tagged_fields.range(range) {
+    // Sluice patch: tags are unsigned varints, kept as `tag as i32`, so a tag past i32::MAX read
+    // off the wire is a negative key. Every caller passes `N..`, which left those out while the
+    // count written before them included them: the encoding was malformed. They come after the
+    // others (in unsigned order), so they are written last.
+    let past_i32_max = match range.start_bound() {
+        std::ops::Bound::Included(&start) | std::ops::Bound::Excluded(&start) if start >= 0 => {
+            Some(unknown_tagged_fields.range(..0))
+        }
+        _ => None,
+    };
+    for (&k, v) in unknown_tagged_fields
+        .range(range)
+        .chain(past_i32_max.into_iter().flatten())
+    {
         if v.len() > u32::MAX as usize {
             bail!("Tagged field is too long to encode ({} bytes)", v.len());
         }
