@@ -539,18 +539,46 @@ async fn produce<A: Admin, P: Producer + 'static>(
         pairs.push(("acks".into(), acks.clone()));
     }
     let config = ProducerConfig::from_pairs(pairs)?;
-    let transaction_every = a.transaction_duration_ms.map(Duration::from_millis);
     if !admin.list_topics().await?.contains(&a.topic) {
         admin
             .create_topics(vec![NewTopic::new(a.topic.clone(), a.partitions)])
             .await?;
     }
+    let window = Arc::new(Window::default());
+    let start = Instant::now();
+    let tasks = spawn_producers(&a, &config, new_producer, &window)?;
+    let reporter = spawn_reporter(Arc::clone(&window), a.record_size as f64);
+    let (total, task_error) = gather(tasks).await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    reporter.abort();
+    print_produced(&a, &config, &total, elapsed)?;
+    if let Some(e) = task_error {
+        return Err(e);
+    }
+    if total.failed > 0 {
+        bail!(
+            "{} of {} records failed; the first: {}",
+            total.failed,
+            a.num_records,
+            total.first_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Starts `--producers` tasks, each sending its share of the records (with its own
+/// `transactional.id` when there are several).
+fn spawn_producers<P: Producer + 'static>(
+    a: &ProducePerf,
+    config: &ProducerConfig,
+    new_producer: impl Fn(ProducerConfig) -> sluice_log::Result<P>,
+    window: &Arc<Window>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<TaskOutcome>>>> {
     let topic: Arc<str> = Arc::from(a.topic.as_str());
     let value = payload(a.record_size);
     let producers = u64::from(a.producers);
     let rate = (a.throughput > 0.0).then(|| a.throughput / producers as f64);
-    let window = Arc::new(Window::default());
-    let start = Instant::now();
+    let transaction_every = a.transaction_duration_ms.map(Duration::from_millis);
     let mut tasks = Vec::new();
     for i in 0..producers {
         let share = a.num_records / producers + u64::from(i < a.num_records % producers);
@@ -571,35 +599,43 @@ async fn produce<A: Admin, P: Producer + 'static>(
             value.clone(),
             share,
             Throttle::new(rate),
-            Arc::clone(&window),
+            Arc::clone(window),
             transaction_every,
         )));
     }
-    let reporter = {
-        let window = Arc::clone(&window);
-        let record_size = a.record_size as f64;
-        tokio::spawn(async move {
-            let mut last = Instant::now();
-            let mut tick = tokio::time::interval_at(last + REPORT_EVERY, REPORT_EVERY);
-            loop {
-                tick.tick().await;
-                let now = Instant::now();
-                let secs = (now - last).as_secs_f64();
-                last = now;
-                let n = window.records.swap(0, Ordering::Relaxed);
-                let sum = window.latency_us_sum.swap(0, Ordering::Relaxed);
-                let max = window.latency_us_max.swap(0, Ordering::Relaxed);
-                let avg = if n > 0 { sum as f64 / n as f64 } else { 0.0 };
-                let _ = outln!(
-                    "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
-                    n as f64 / secs,
-                    n as f64 * record_size / MB / secs,
-                    ms(avg),
-                    ms(max as f64),
-                );
-            }
-        })
-    };
+    Ok(tasks)
+}
+
+/// Prints the last interval's records, rate and latency every [`REPORT_EVERY`], as
+/// kafka-producer-perf-test does, until aborted.
+fn spawn_reporter(window: Arc<Window>, record_size: f64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = Instant::now();
+        let mut tick = tokio::time::interval_at(last + REPORT_EVERY, REPORT_EVERY);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let secs = (now - last).as_secs_f64();
+            last = now;
+            let n = window.records.swap(0, Ordering::Relaxed);
+            let sum = window.latency_us_sum.swap(0, Ordering::Relaxed);
+            let max = window.latency_us_max.swap(0, Ordering::Relaxed);
+            let avg = if n > 0 { sum as f64 / n as f64 } else { 0.0 };
+            let _ = outln!(
+                "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+                n as f64 / secs,
+                n as f64 * record_size / MB / secs,
+                ms(avg),
+                ms(max as f64),
+            );
+        }
+    })
+}
+
+/// Waits for every producer task and sums their outcomes; the first task error is kept.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<TaskOutcome>>>,
+) -> anyhow::Result<(TaskOutcome, Option<anyhow::Error>)> {
     let mut total = TaskOutcome::new()?;
     let mut task_error = None;
     for t in tasks {
@@ -616,8 +652,17 @@ async fn produce<A: Admin, P: Producer + 'static>(
             Err(e) => task_error = task_error.or(Some(e)),
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    reporter.abort();
+    Ok((total, task_error))
+}
+
+/// The summary line (kafka-producer-perf-test's), transactions, and with `--print-metrics`
+/// the producer's configs and the run's metrics.
+fn print_produced(
+    a: &ProducePerf,
+    config: &ProducerConfig,
+    total: &TaskOutcome,
+    elapsed: f64,
+) -> anyhow::Result<()> {
     let h = &total.histogram;
     let n = total.acked;
     let q = |p: f64| ms(h.value_at_quantile(p) as f64);
@@ -660,17 +705,6 @@ async fn produce<A: Admin, P: Producer + 'static>(
         for (name, value) in metrics {
             outln!("{name:<50} {value}")?;
         }
-    }
-    if let Some(e) = task_error {
-        return Err(e);
-    }
-    if total.failed > 0 {
-        bail!(
-            "{} of {} records failed; the first: {}",
-            total.failed,
-            a.num_records,
-            total.first_error.unwrap_or_default()
-        );
     }
     Ok(())
 }
