@@ -3,7 +3,7 @@
 //! Every key Sluice acts on is in [`SETTINGS`] with its default and meaning (`sluice broker
 //! --help` prints the table). Topic defaults are set with Kafka's broker-level synonyms
 //! (`log.retention.ms` for `retention.ms`, ...). Every other key of Kafka's broker configuration
-//! ([`kafka_keys`]: `num.network.threads`, `process.roles`, `replica.lag.time.max.ms`, ...) has no
+//! (`kafka_keys`: `num.network.threads`, `process.roles`, `replica.lag.time.max.ms`, ...) has no
 //! meaning on one node without replication and is accepted with a warning, so a Kafka
 //! `server.properties` works as it is; a key that is no Kafka key at all is an error naming it and
 //! the nearest known key.

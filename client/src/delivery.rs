@@ -25,7 +25,7 @@ use crate::RecordMetadata;
 use crate::{Error, Result};
 
 /// Records per chunk.
-const CHUNK: usize = 256;
+pub const CHUNK: usize = 256;
 
 const PENDING: u8 = 0;
 const DELIVERED: u8 = 1;
