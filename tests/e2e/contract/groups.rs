@@ -16,7 +16,7 @@ use sluice_log::{Error, TopicPartition};
 use super::{DEADLINE, Harness, Impl, POLL, take, tp};
 
 /// The refusal of a subscription by the native consumer.
-fn assert_no_subscriptions<K: Consumer>(c: &mut K) {
+pub(crate) fn assert_no_subscriptions<K: Consumer>(c: &mut K) {
     assert_refused!(
         c.subscribe(vec!["any".into()]),
         Error::Unsupported { client, .. } if client == "the native Kafka consumer",
@@ -26,7 +26,7 @@ fn assert_no_subscriptions<K: Consumer>(c: &mut K) {
 }
 
 /// Polls every consumer in turn until `done` holds of their assignments.
-async fn settle<K: Consumer>(
+pub(crate) async fn settle<K: Consumer>(
     consumers: &mut [&mut K],
     what: &str,
     done: impl Fn(&[Vec<TopicPartition>]) -> bool,
@@ -48,11 +48,11 @@ async fn settle<K: Consumer>(
     }
 }
 
-fn sizes(a: &[Vec<TopicPartition>]) -> Vec<usize> {
+pub(crate) fn sizes(a: &[Vec<TopicPartition>]) -> Vec<usize> {
     a.iter().map(Vec::len).collect()
 }
 
-fn all(topic: &str, n: i32) -> Vec<TopicPartition> {
+pub(crate) fn all(topic: &str, n: i32) -> Vec<TopicPartition> {
     (0..n).map(|p| tp(topic, p)).collect()
 }
 

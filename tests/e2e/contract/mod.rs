@@ -28,6 +28,7 @@ mod groups;
 mod offsets;
 mod partitioning;
 mod produce;
+mod runtime;
 mod seeks;
 mod transactions;
 
@@ -327,4 +328,7 @@ contract_cases! {
     transactions::send_offsets_commits_with_the_output,
     transactions::a_second_producer_fences_the_first,
     transactions::refusals_out_of_order,
+    runtime::beginning_and_end_offsets_in_one_call,
+    runtime::close_completes_what_was_sent,
+    runtime::group_metadata_and_a_commit_during_revocation,
 }
