@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic as RdNewTopic,
+    AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic as RdNewTopic,
     ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
@@ -25,7 +25,7 @@ use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::Offset;
 
 use super::error::{Subject, code_of, from_code, from_kafka};
-use super::{CLIENT, KafkaClient, blocking, tpl_of, with_topic_metadata};
+use super::{KafkaClient, blocking, tpl_of, with_topic_metadata};
 use sluice_client::{
     Admin, ConfigEntry, ConsumerGroupDescription, ConsumerGroupMember, GroupListing, GroupState,
     ListedOffset, NewTopic, OffsetSpec, PartitionInfo, PartitionLag, ResetSpec, TopicDescription,
@@ -473,54 +473,10 @@ impl Admin for KafkaAdmin {
         set: Vec<(String, String)>,
         delete: Vec<String>,
     ) -> Result<()> {
-        // AlterConfigs replaces the whole set of a topic's dynamic configs: start from the
-        // current ones (as kafka-configs did before IncrementalAlterConfigs).
-        let results = self
-            .admin
-            .describe_configs([&ResourceSpecifier::Topic(topic)], &self.options())
+        self.client
+            .wire("alter_configs")?
+            .alter_topic_configs(topic, &set, &delete)
             .await
-            .map_err(|e| from_kafka("alter_configs", e, Subject::topic(topic)))?;
-        let mut current: BTreeMap<String, String> = BTreeMap::new();
-        for r in results {
-            let resource =
-                r.map_err(|code| from_code("alter_configs", code, Subject::topic(topic)))?;
-            for e in resource.entries {
-                if e.source == ConfigSource::DynamicTopic {
-                    if e.is_sensitive || e.value.is_none() {
-                        return Err(Error::Unsupported {
-                            operation: "alter_configs of a topic with a sensitive config",
-                            client: CLIENT,
-                            reason: format!(
-                                "AlterConfigs would clear \"{}\", whose value the cluster does not reveal",
-                                e.name
-                            ),
-                        });
-                    }
-                    current.insert(e.name, e.value.unwrap_or_default());
-                }
-            }
-        }
-        for k in &delete {
-            current.remove(k);
-        }
-        for (k, v) in set {
-            current.insert(k, v);
-        }
-        let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
-        for (k, v) in &current {
-            alter = alter.set(k, v);
-        }
-        let results = self
-            .admin
-            .alter_configs([&alter], &self.options())
-            .await
-            .map_err(|e| from_kafka("alter_configs", e, Subject::topic(topic)))?;
-        for r in results {
-            if let Err((_, code)) = r {
-                return Err(from_code("alter_configs", code, Subject::topic(topic)));
-            }
-        }
-        Ok(())
     }
 
     async fn create_partitions(&self, topic: &str, total: i32) -> Result<()> {

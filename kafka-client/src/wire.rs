@@ -22,6 +22,9 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
@@ -34,9 +37,9 @@ use kafka_protocol::messages::offset_delete_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, DescribeTransactionsRequest,
-    FindCoordinatorRequest, GroupId, ListOffsetsRequest, ListTransactionsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, RequestHeader, ResponseHeader,
-    TopicName, TransactionalId,
+    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListOffsetsRequest,
+    ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, RequestHeader, ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -439,6 +442,62 @@ impl Wire {
 
     /// ListTransactions of every broker (each lists the ids it coordinates), merged and
     /// sorted by transactional id.
+    /// IncrementalAlterConfigs of one topic: sets `set` (SET) and returns `delete` to their
+    /// defaults (DELETE), at any broker (Kafka forwards topic configs to its controller). Sent
+    /// here rather than through librdkafka because rdkafka 0.39 reports every resource of an
+    /// AlterConfigs result as altered, dropping the broker's per-resource error; and the
+    /// incremental form needs no read-modify-write of the topic's other configs.
+    pub(super) async fn alter_topic_configs(
+        &self,
+        topic: &str,
+        set: &[(String, String)],
+        delete: &[String],
+    ) -> Result<()> {
+        const OPERATION: &str = "alter_configs";
+        const SET: i8 = 0;
+        const DELETE: i8 = 1;
+        const TOPIC: i8 = 2;
+        let mut conn = self.bootstrap().await?;
+        let version = conn.version::<IncrementalAlterConfigsRequest>(OPERATION, 0..=1)?;
+        let configs = set
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_config_operation(SET)
+                    .with_value(Some(StrBytes::from_string(v.clone())))
+            })
+            .chain(delete.iter().map(|k| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_config_operation(DELETE)
+            }))
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(StrBytes::from_string(topic.to_owned()))
+                .with_configs(configs),
+        ]);
+        let r = conn.call(&request, version).await?;
+        for resource in r.responses {
+            if resource.error_code != 0 {
+                let code = ErrorCode::from_i16(resource.error_code);
+                let message = match resource.error_message {
+                    Some(m) if !m.is_empty() => format!("{topic}: {m}"),
+                    _ => format!("{topic}: {code}"),
+                };
+                return Err(Error::from_code(
+                    OPERATION,
+                    code,
+                    message,
+                    Subject::topic(topic),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn list_transactions(&self) -> Result<Vec<TransactionListing>> {
         let mut conn = self.bootstrap().await?;
         let brokers = self.brokers(&mut conn).await?;
