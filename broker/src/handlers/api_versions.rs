@@ -79,10 +79,9 @@ mod tests {
             (K::DescribeTopicPartitions, 0, 0),
         ];
         // Sluice's deliberate differences: Produce v0-2 (listed by Kafka 4 but refused), the
-        // versions of KIP-890's transactions v2, DescribeGroups v6 and ListTransactions v2.
+        // versions of KIP-890's transactions v2 and ListTransactions v2.
         let short: &[(ApiKey, i16, i16)] = &[
             (K::Produce, 3, 13),
-            (K::DescribeGroups, 0, 5),
             (K::AddPartitionsToTxn, 0, 3),
             (K::AddOffsetsToTxn, 0, 3),
             (K::EndTxn, 0, 3),

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use sluice_log::ErrorCode;
 use sluice_log::group::GroupState;
 
 use super::{RequestContext, sb};
@@ -58,12 +59,27 @@ pub(crate) fn handle(
                         .with_protocol_data(sb(if stable { d.protocol } else { String::new() }))
                         .with_members(members)
                 }
+                // v6 (KIP-1043) answers GROUP_ID_NOT_FOUND; earlier versions a Dead group.
+                Err(sluice_log::Error::GroupIdNotFound(_)) if version >= 6 => {
+                    let message = format!("Group {} not found.", group_id.as_str());
+                    DescribedGroup::default()
+                        .with_group_id(group_id)
+                        .with_error_code(ErrorCode::GROUP_ID_NOT_FOUND.code())
+                        .with_error_message(Some(sb(message)))
+                }
                 Err(sluice_log::Error::GroupIdNotFound(_)) => DescribedGroup::default()
                     .with_group_id(group_id)
                     .with_group_state(sb(GroupState::Dead.as_str())),
-                Err(e) => DescribedGroup::default()
-                    .with_group_id(group_id)
-                    .with_error_code(e.error_code()),
+                Err(e) => {
+                    let described = DescribedGroup::default()
+                        .with_group_id(group_id)
+                        .with_error_code(e.error_code());
+                    if version >= 6 {
+                        described.with_error_message(Some(sb(sluice_log::report(&e))))
+                    } else {
+                        described
+                    }
+                }
             };
             if version >= 3 && req.include_authorized_operations {
                 described.with_authorized_operations(GROUP_OPERATIONS)
@@ -138,6 +154,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn version_6_answers_a_missing_group_with_group_id_not_found() {
+        let t = test_state();
+        let r = describe(&t, 6, &["missing"]);
+        let g = &r.groups[0];
+        assert_eq!(g.error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
+        assert_eq!(g.error_message.as_deref(), Some("Group missing not found."));
+        assert!(g.members.is_empty());
+        // Version 5 still answers a Dead group without an error.
+        let g = &describe(&t, 5, &["missing"]).groups[0];
+        assert_eq!((g.error_code, g.group_state.as_str()), (0, "Dead"));
+    }
+
+    #[tokio::test]
     async fn only_a_stable_group_shows_its_protocol_and_metadata() {
         let t = test_state();
         let r = join(&t, 3, join_request("g", "", &["t"])).await;
@@ -160,7 +189,7 @@ mod tests {
         )
         .await;
         assert_eq!(r.error_code, 0);
-        for v in 0..=5 {
+        for v in 0..=6 {
             let r = describe(&t, v, &["g", "missing"]);
             assert_eq!(r.groups.len(), 2, "v{v}");
             assert_eq!(r.groups[0].members.len(), 1, "v{v}");

@@ -113,7 +113,7 @@ impl std::fmt::Debug for Reply {
 /// starts at v3 (Kafka 4 lists v0-2 for old librdkafka's feature checks but refuses them),
 /// and the transaction APIs stop before KIP-890's versions (AddPartitionsToTxn v4-5,
 /// AddOffsetsToTxn v4, EndTxn v4-5, TxnOffsetCommit v4-5: transactions v2, not implemented).
-/// Also short of Kafka 4.x: DescribeGroups v6 (KIP-1043) and ListTransactions v2 (KIP-1152).
+/// Also short of Kafka 4.x: ListTransactions v2 (KIP-1152).
 /// Only what is fully implemented is listed; ApiVersions advertises exactly this table.
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 13),
@@ -132,7 +132,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::AddPartitionsToTxn, 0, 3),
