@@ -79,14 +79,13 @@ mod tests {
             (K::DescribeTopicPartitions, 0, 0),
         ];
         // Sluice's deliberate differences: Produce v0-2 (listed by Kafka 4 but refused), the
-        // versions of KIP-890's transactions v2 and ListTransactions v2.
+        // versions of KIP-890's transactions v2.
         let short: &[(ApiKey, i16, i16)] = &[
             (K::Produce, 3, 13),
             (K::AddPartitionsToTxn, 0, 3),
             (K::AddOffsetsToTxn, 0, 3),
             (K::EndTxn, 0, 3),
             (K::TxnOffsetCommit, 0, 3),
-            (K::ListTransactions, 0, 1),
         ];
         let served: Vec<(ApiKey, i16, i16)> = api_keys()
             .iter()

@@ -6,6 +6,7 @@ use kafka_protocol::messages::list_transactions_response::TransactionState as Li
 use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
+use sluice_log::ErrorCode;
 use sluice_log::txn::TransactionState;
 
 use super::{RequestContext, sb};
@@ -37,6 +38,23 @@ pub(crate) fn handle(
         }
     }
     let producer_ids: Vec<i64> = req.producer_id_filters.iter().map(|p| p.0).collect();
+    // v2 (KIP-1152): ids matching a regular expression, the whole id (Java's `matches`); empty
+    // or null lists everything.
+    let pattern = match req.transactional_id_pattern.as_deref() {
+        Some(p) if ctx.api_version >= 2 && !p.is_empty() => {
+            match regex::Regex::new(&format!("^(?:{p})$")) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    // The response has no message field: the reason goes to the log.
+                    tracing::debug!(pattern = p, error = %e, "ListTransactions: invalid pattern");
+                    return ListTransactionsResponse::default()
+                        .with_error_code(ErrorCode::INVALID_REGULAR_EXPRESSION.code())
+                        .with_unknown_state_filters(unknown);
+                }
+            }
+        }
+        _ => None,
+    };
     let duration = if ctx.api_version >= 1 {
         req.duration_filter
     } else {
@@ -50,7 +68,8 @@ pub(crate) fn handle(
         .filter_map(|(id, _)| {
             // Described one by one: a transaction may have moved on since the list was taken.
             let m = state.txns.describe_transaction(&id).ok()?;
-            let keep = (producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+            let keep = pattern.as_ref().is_none_or(|re| re.is_match(&id))
+                && (producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
                 && (states.is_empty() || states.contains(&m.state))
                 && (duration < 0 || now.saturating_sub(m.start_ms) > duration);
             keep.then(|| {
@@ -98,6 +117,23 @@ mod tests {
             ListTransactionsRequest::default().with_state_filters(vec![sb("Ongoing"), sb("Bogus")]);
         let r = handle(&b, &ctx(0), by_state);
         assert_eq!(ids(&r), ["open"]);
+        // v2: a regular expression over the whole id; an invalid one is refused.
+        let by_pattern =
+            |p: &str| ListTransactionsRequest::default().with_transactional_id_pattern(Some(sb(p)));
+        assert_eq!(ids(&handle(&b, &ctx(2), by_pattern("op.*"))), ["open"]);
+        assert_eq!(
+            ids(&handle(&b, &ctx(2), by_pattern("pen"))),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(&handle(&b, &ctx(2), by_pattern(""))), ["idle", "open"]);
+        assert_eq!(
+            ids(&handle(&b, &ctx(1), by_pattern("op.*"))),
+            ["idle", "open"],
+            "v1 has no pattern"
+        );
+        let bad = handle(&b, &ctx(2), by_pattern("(unclosed"));
+        assert_eq!(bad.error_code, ErrorCode::INVALID_REGULAR_EXPRESSION.code());
+        assert!(bad.transaction_states.is_empty());
         assert_eq!(
             r.transaction_states[0].transaction_state.as_str(),
             "Ongoing"

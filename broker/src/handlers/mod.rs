@@ -113,7 +113,6 @@ impl std::fmt::Debug for Reply {
 /// starts at v3 (Kafka 4 lists v0-2 for old librdkafka's feature checks but refuses them),
 /// and the transaction APIs stop before KIP-890's versions (AddPartitionsToTxn v4-5,
 /// AddOffsetsToTxn v4, EndTxn v4-5, TxnOffsetCommit v4-5: transactions v2, not implemented).
-/// Also short of Kafka 4.x: ListTransactions v2 (KIP-1152).
 /// Only what is fully implemented is listed; ApiVersions advertises exactly this table.
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 13),
@@ -141,7 +140,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
-    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::ListTransactions, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeConfigs, 1, 4),
