@@ -11,31 +11,14 @@ use sluice_protocol::ErrorCode;
 
 pub(super) use sluice_protocol::error::Subject;
 
-/// Whether Kafka (or librdkafka) calls the code retriable.
+/// Whether librdkafka calls one of its local (negative) codes retriable. Kafka's wire codes
+/// never get here: [`Error::from_code`] knows their retriability.
 fn retriable(code: Code) -> bool {
     matches!(
         code,
-        Code::UnknownTopicOrPartition
-            | Code::LeaderNotAvailable
-            | Code::NotLeaderForPartition
-            | Code::RequestTimedOut
-            | Code::NetworkException
-            | Code::CoordinatorLoadInProgress
-            | Code::CoordinatorNotAvailable
-            | Code::NotCoordinator
-            | Code::NotEnoughReplicas
-            | Code::NotEnoughReplicasAfterAppend
-            | Code::ConcurrentTransactions
-            | Code::KafkaStorageError
-            | Code::OffsetNotAvailable
-            | Code::FencedLeaderEpoch
-            | Code::UnknownLeaderEpoch
-            | Code::ThrottlingQuotaExceeded
-            | Code::BrokerTransportFailure
+        Code::BrokerTransportFailure
             | Code::AllBrokersDown
             | Code::Resolve
-            | Code::TimedOutQueue
-            | Code::OperationTimedOut
             | Code::WaitingForCoordinator
             | Code::QueueFull
             | Code::Retry
