@@ -4,17 +4,30 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluice_log::log::{LogManager, LogManagerConfig};
+use sluice_log::config::TopicConfig;
+use sluice_log::log::{AppendOrigin, LogManager, LogManagerConfig, validate_batch};
 use sluice_log::record::{BatchBuilder, BatchIter, decode_records, validate};
 use sluice_log::{Compression, TopicPartition};
 
 const RECORDS: usize = 160; // ~16 KiB batches of 100-byte records, Kafka's default batch.size
 
+const NOW: i64 = 1_700_000_000_000;
+
 fn batch(compression: Compression) -> Vec<u8> {
+    keyed_batch(compression, false)
+}
+
+fn keyed_batch(compression: Compression, keys: bool) -> Vec<u8> {
     let value = [b'x'; 100];
     let mut b = BatchBuilder::new(compression);
     for i in 0..RECORDS {
-        b.append(1_700_000_000_000 + i as i64, None, Some(&value), &[]);
+        let key = format!("key-{i}");
+        b.append(
+            NOW + i as i64,
+            keys.then_some(key.as_bytes()),
+            Some(&value),
+            &[],
+        );
     }
     b.build()
 }
@@ -35,6 +48,28 @@ fn codec(c: &mut Criterion) {
     g.bench_function("decode_records", |b| {
         b.iter(|| decode_records(&bytes, 1 << 24).map(|it| it.count()).ok())
     });
+    // What the log checks of a client's batch before appending it (Kafka's LogValidator), past
+    // the header and CRC check above: framing, count, offset deltas, compressed contents,
+    // timestamps.
+    let tp = TopicPartition::new("bench", 0);
+    let config =
+        TopicConfig::from_pairs([("message.timestamp.after.max.ms", "3600000")]).expect("config");
+    for (name, compression, keys) in [
+        ("validate_records", Compression::None, false),
+        ("validate_records_keyed", Compression::None, true),
+        ("validate_records_lz4", Compression::Lz4, false),
+        ("validate_records_zstd", Compression::Zstd, false),
+    ] {
+        let mut copy = keyed_batch(compression, keys);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let header = validate(&copy).expect("valid");
+                black_box(
+                    validate_batch(&tp, &config, &mut copy, header, NOW, AppendOrigin::Client).ok(),
+                )
+            })
+        });
+    }
     g.finish();
 }
 

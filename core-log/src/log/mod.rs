@@ -24,7 +24,7 @@ pub use partition::{AppendInfo, AppendOrigin, DROP_STEP, FetchedData, Partition}
 pub use producer_state::{DEFAULT_PRODUCER_ID_EXPIRATION_MS, ProducerStateInfo};
 pub use topic_id::TopicId;
 pub use txn_index::AbortedTransaction;
-pub use validator::MAX_UNCOMPRESSED_BATCH;
+pub use validator::{MAX_UNCOMPRESSED_BATCH, validate_batch};
 
 pub(crate) use checkpoint::sync_dir;
 

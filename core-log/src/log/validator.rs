@@ -35,7 +35,7 @@ thread_local! {
 ///
 /// Refusals are [`Error::InvalidRecord`] (Kafka's INVALID_RECORD), [`Error::CorruptRecord`] for
 /// compressed data that does not decompress (CORRUPT_MESSAGE), and [`Error::InvalidTimestamp`].
-pub(crate) fn validate_batch(
+pub fn validate_batch(
     tp: &TopicPartition,
     config: &TopicConfig,
     batch: &mut [u8],
@@ -569,81 +569,6 @@ mod tests {
                 Ok(_) => decodes_whole(&batch),
                 Err(e) => prop_assert!(matches!(e.error_code(), 2 | 32 | 87), "{e}"),
             }
-        }
-    }
-}
-
-/// How long validation takes per record, for the figures in the commit that added it: run
-/// with `cargo test -p sluice-log --lib validation_cost -- --ignored --nocapture` (optimised:
-/// `CARGO_PROFILE_DEV_OPT_LEVEL=3`).
-#[cfg(test)]
-mod timing {
-    use std::time::{Duration, Instant};
-
-    use super::*;
-    use crate::Compression;
-    use crate::record::BatchBuilder;
-
-    const NOW: i64 = 1_700_000_000_000;
-
-    fn per_record(codec: Compression, key: bool) -> (f64, f64) {
-        let value = [b'x'; 100];
-        let mut b = BatchBuilder::new(codec);
-        for i in 0..1000 {
-            let k = format!("key-{i}");
-            b.append(NOW + i, key.then_some(k.as_bytes()), Some(&value[..]), &[]);
-        }
-        let batch = b.build();
-        let config = TopicConfig::from_pairs([("message.timestamp.after.max.ms", "3600000")])
-            .expect("config");
-        let tp = TopicPartition::new("t", 0);
-        let time = |f: &mut dyn FnMut()| {
-            let start = Instant::now();
-            let cpu = on_cpu_ns();
-            let mut rounds = 0u32;
-            while start.elapsed() < Duration::from_millis(500) {
-                f();
-                rounds += 1;
-            }
-            // Time on the CPU where Linux tells it: the machine may be shared.
-            let spent = match (cpu, on_cpu_ns()) {
-                (Some(a), Some(b)) => (b - a) as f64,
-                _ => start.elapsed().as_nanos() as f64,
-            };
-            spent / f64::from(rounds) / 1000.0
-        };
-        let mut copy = batch.clone();
-        let validate = time(&mut || {
-            let h = record::validate(&copy).expect("valid");
-            validate_batch(&tp, &config, &mut copy, h, NOW, AppendOrigin::Client).expect("valid");
-        });
-        let crc_only = time(&mut || {
-            record::validate(&copy).expect("valid");
-        });
-        (validate - crc_only, crc_only)
-    }
-
-    /// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`), if known.
-    fn on_cpu_ns() -> Option<u64> {
-        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-        stat.split_whitespace().next()?.parse().ok()
-    }
-
-    #[test]
-    #[ignore = "a timing, not a check: run by hand"]
-    fn validation_cost() {
-        for (codec, key) in [
-            (Compression::None, false),
-            (Compression::None, true),
-            (Compression::Lz4, false),
-            (Compression::Zstd, false),
-        ] {
-            let (records, crc) = per_record(codec, key);
-            println!(
-                "{codec:?} batch of 1000 x 100 B records{}: validation {records:.1} ns/record \
-                 (header and CRC check, already done before: {crc:.1} ns/record)",
-                if key { " with keys" } else { "" }
-            );
         }
     }
 }
