@@ -3,16 +3,23 @@
 # Kafka clients against `sluice broker` (scripts/conformance.sh).
 # Installs what the tests need on a fresh Debian machine: gcc and make, which build librdkafka
 # from source for the Kafka-protocol client; kcat (librdkafka's CLI) for the broker's
-# end-to-end tests; python3-venv for the conformance harness's client venv.
+# end-to-end tests; clang and libclang-dev, which build RocksDB for sluice-streams' state stores;
+# python3-venv for the conformance harness's client venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 need=()
-for pkg in gcc make kcat "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+for pkg in gcc make kcat clang libclang-dev "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
-cargo test --workspace --locked --no-fail-fast
+if cargo nextest --version >/dev/null 2>&1; then
+  # A test process each, and a hung test stopped after 5 minutes (.config/nextest.toml).
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
 bash scripts/conformance.sh

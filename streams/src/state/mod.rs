@@ -1,0 +1,119 @@
+//! State stores: what a processor keeps between records.
+//!
+//! Stores hold bytes (the serdes of the topology turn keys and values into bytes at their
+//! edge), so that one engine serves every type, and what is written is exactly what goes to
+//! the store's changelog topic. Three kinds, as in Kafka Streams:
+//!
+//! - [`KeyValueStore`]: a sorted map of keys to values.
+//! - [`WindowStore`]: values per key and window start time, dropped once older than the
+//!   store's retention behind stream time.
+//! - [`SessionStore`]: values per key and session (start, end), found by overlap.
+//!
+//! Each has a RocksDB engine ([`rocks`]) and an in-memory engine ([`memory`]), both checked by
+//! one shared test suite. In front of a store may sit a write-back record cache ([`cache`]);
+//! behind it, a changelogging layer ([`changelog`]) that collects each write for the store's
+//! changelog topic and applies changelog records when the store is restored.
+
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// An iterator over `(key, value)` entries of a key-value store, in key byte order.
+pub type KeyValueIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + 'a>;
+
+/// An iterator over `(key, window start, value)` entries of a window store, ordered by key,
+/// then window start (then insertion order, for duplicates).
+pub type WindowIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, i64, Bytes)>> + 'a>;
+
+/// An iterator over `(key, session start, session end, value)` entries of a session store,
+/// ordered by key, then session end, then session start.
+pub type SessionIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, i64, i64, Bytes)>> + 'a>;
+
+/// What every store is.
+pub trait StateStore: Send {
+    /// The store's name (unique in a topology; its changelog topic is
+    /// `<application.id>-<name>-changelog`).
+    fn name(&self) -> &str;
+    /// Whether the store keeps its data on disk (RocksDB) across a restart of the process.
+    fn persistent(&self) -> bool;
+    /// Makes every write so far durable in the engine (RocksDB: a WAL-less flush of the
+    /// memtable is not needed; writes are made visible and the engine's buffers written).
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// A sorted map from keys to values, both bytes.
+pub trait KeyValueStore: StateStore {
+    /// The value of `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Sets `key` to `value`.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Removes `key`, returning the value it had.
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Entries with `from <= key <= to` (both inclusive, as Kafka's `range`), in key order;
+    /// empty when `from > to`.
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<KeyValueIter<'_>>;
+    /// Entries whose key starts with `prefix`, in key order.
+    fn prefix_scan(&self, prefix: &[u8]) -> Result<KeyValueIter<'_>>;
+    /// Every entry, in key order.
+    fn all(&self) -> Result<KeyValueIter<'_>>;
+    /// The number of entries, exact for the in-memory engine, RocksDB's estimate otherwise.
+    fn approximate_num_entries(&self) -> Result<u64>;
+}
+
+/// Values per key and window start.
+pub trait WindowStore: StateStore {
+    /// Sets the value of `key` in the window starting at `window_start`; `None` removes it.
+    /// A store that retains duplicates (a stream-stream join's) keeps every put of the same
+    /// key and window, in order, and ignores `None`. A put for a window already older than
+    /// the retention (behind the stream time the store observed) is dropped.
+    fn put(&mut self, key: &[u8], window_start: i64, value: Option<&[u8]>) -> Result<()>;
+    /// The value of `key` in the window starting at `window_start` (the first one, when
+    /// duplicates are retained).
+    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Bytes>>;
+    /// The windows of `key` with `time_from <= start <= time_to`, by start.
+    fn fetch_range(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowIter<'_>>;
+    /// The windows of keys in `[key_from, key_to]` with `time_from <= start <= time_to`.
+    fn fetch_keys(
+        &self,
+        key_from: &[u8],
+        key_to: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<WindowIter<'_>>;
+    /// Every window with `time_from <= start <= time_to`.
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowIter<'_>>;
+    /// Every window the store holds.
+    fn all(&self) -> Result<WindowIter<'_>>;
+    /// Tells the store how far stream time has come: windows that started more than the
+    /// retention before it are dropped (RocksDB: whole time segments at once).
+    fn observe_stream_time(&mut self, stream_time: i64) -> Result<()>;
+    /// How long windows are kept behind stream time, in ms.
+    fn retention_ms(&self) -> i64;
+}
+
+/// Values per key and session `[start, end]`.
+pub trait SessionStore: StateStore {
+    /// Sets the value of the session of `key` spanning `[start, end]`.
+    fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<()>;
+    /// Removes the session of `key` spanning exactly `[start, end]`.
+    fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<()>;
+    /// The value of the session of `key` spanning exactly `[start, end]`.
+    fn fetch_session(&self, key: &[u8], start: i64, end: i64) -> Result<Option<Bytes>>;
+    /// Sessions of `key` with `end >= earliest_session_end` and
+    /// `start <= latest_session_start`: those a record at time t with inactivity gap g merges
+    /// with are found with `(t - g, t + g)`.
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<SessionIter<'_>>;
+    /// Every session of `key`.
+    fn fetch(&self, key: &[u8]) -> Result<SessionIter<'_>>;
+    /// Every session the store holds.
+    fn all(&self) -> Result<SessionIter<'_>>;
+    /// Sessions that ended more than the retention before `stream_time` are dropped.
+    fn observe_stream_time(&mut self, stream_time: i64) -> Result<()>;
+    /// How long sessions are kept behind stream time, in ms.
+    fn retention_ms(&self) -> i64;
+}
