@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ pub(super) struct ConsumerCtx {
     /// A revocation announced and not yet carried out (partitions, and whether the protocol
     /// is cooperative): the next `poll` unassigns them, so librdkafka rejoins only then.
     deferred: Mutex<Option<(Vec<TopicPartition>, bool)>>,
+    /// Set once the consumer is closing or dropped: a revocation is carried out at once, as
+    /// nobody polls any more to do it (librdkafka's close waits for it, without a bound).
+    closing: AtomicBool,
 }
 
 impl std::fmt::Debug for ConsumerCtx {
@@ -166,6 +170,11 @@ impl ConsumerContext for ConsumerCtx {
                     self.event(RebalanceEvent::Lost(tps.clone()));
                     Self::unassign(consumer, &tps, cooperative);
                     self.revoked.lock().extend(tps);
+                } else if self.closing.load(Ordering::Acquire) {
+                    // Closing: nobody polls again to carry it out.
+                    self.event(RebalanceEvent::Revoked(tps.clone()));
+                    Self::unassign(consumer, &tps, cooperative);
+                    self.revoked.lock().extend(tps);
                 } else {
                     self.event(RebalanceEvent::Revoked(tps.clone()));
                     *self.deferred.lock() = Some((tps, cooperative));
@@ -225,6 +234,17 @@ pub(super) struct RdConsumer {
     /// librdkafka fetches the manual assignment as last applied: a poll ran since, without a
     /// consumption error. Only then is a seek a seek; otherwise it is a reassignment.
     fetching: bool,
+}
+
+impl Drop for RdConsumer {
+    /// librdkafka's consumer close (run by rdkafka's drop) waits for the revocation of what is
+    /// assigned, polling without a bound: a revocation still deferred, or one announced while it
+    /// closes, is carried out at once so that the drop ends.
+    fn drop(&mut self) {
+        let ctx = self.inner.context();
+        ctx.closing.store(true, Ordering::Release);
+        ctx.give_up_revoked(&*self.inner);
+    }
 }
 
 impl std::fmt::Debug for RdConsumer {
@@ -725,6 +745,43 @@ impl RdConsumer {
         self.after_poll();
     }
 
+    /// Closes librdkafka's consumer, which leaves the group and waits for the coordinator's
+    /// answer, as Kafka's `close` does: a describe right after sees the member gone. It runs on
+    /// a thread of its own, waited for up to [`LEAVE_BOUND`]: librdkafka's close has no bound
+    /// of its own, and a runtime's blocking pool would wait for it at shutdown.
+    ///
+    /// rdkafka wraps no blocking close for a `StreamConsumer` (only its drop closes, polling
+    /// without a bound), hence the one call into librdkafka's C API in this crate.
+    #[allow(unsafe_code)]
+    async fn leave_group(&self) {
+        let inner = Arc::clone(&self.inner);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("sluice-consumer-close".into())
+            .spawn(move || {
+                // SAFETY: the pointer is the live handle `inner` owns, kept alive by this
+                // closure; rd_kafka_consumer_close is thread-safe and only closes the consumer
+                // (rdkafka's drop later finds it closed and destroys it).
+                let err = unsafe {
+                    rdkafka::bindings::rd_kafka_consumer_close(inner.client().native_ptr())
+                };
+                let _ = tx.send(err);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the consumer's close");
+            return;
+        }
+        match tokio::time::timeout(LEAVE_BOUND, rx).await {
+            Ok(Ok(RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)) => {}
+            Ok(Ok(err)) => tracing::debug!(error = ?err, "closing the consumer"),
+            Ok(Err(_)) => {}
+            Err(_) => tracing::warn!(
+                bound_ms = LEAVE_BOUND.as_millis(),
+                "the consumer did not close in time; its group leave goes on in the background"
+            ),
+        }
+    }
+
     /// The group and the offsets a commit sends: `offsets`, or the position of every assigned
     /// partition; `None` when there is nothing to commit.
     fn commit_list(
@@ -1222,6 +1279,7 @@ impl Consumer for RdConsumer {
         if self.closed {
             return Ok(());
         }
+        self.inner.context().closing.store(true, Ordering::Release);
         let mut result = Ok(());
         if self.mode == Mode::Manual
             && self.config.enable_auto_commit
@@ -1231,6 +1289,9 @@ impl Consumer for RdConsumer {
         }
         // Subscribed: librdkafka commits the stored positions on revocation (auto-commit).
         let left = self.unsubscribe().await;
+        if self.config.group_id.is_some() {
+            self.leave_group().await;
+        }
         self.closed = true;
         result.and(left)
     }
