@@ -4,6 +4,7 @@
 //! ```text
 //! sluice (cli), sluice-examples, sluice-e2e       anything
 //! sluice-streams  (topologies, stores, runtime)   sluice-client, sluice-protocol
+//! sluice-connect  (workers, REST, connectors)     sluice-client, sluice-protocol
 //! sluice-broker                                   sluice-log, sluice-client, sluice-protocol
 //! sluice-log      (engine + embedded client)      sluice-client, sluice-protocol
 //! sluice-kafka    (Kafka-protocol client)         sluice-client, sluice-protocol
@@ -31,6 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["sluice-log", "sluice-client", "sluice-protocol"],
     ),
     ("sluice-streams", &["sluice-client", "sluice-protocol"]),
+    ("sluice-connect", &["sluice-client", "sluice-protocol"]),
     ("sluice", &["*"]),
     ("sluice-examples", &["*"]),
     ("sluice-e2e", &["*"]),
