@@ -22,5 +22,7 @@ pub mod connectors;
 pub mod converter;
 pub mod data;
 pub mod error;
+pub mod offsets;
+pub mod transforms;
 
 pub use error::{Error, Result};
