@@ -22,7 +22,11 @@ pub mod connectors;
 pub mod converter;
 pub mod data;
 pub mod error;
+pub mod herder;
 pub mod offsets;
+pub mod rest;
+pub mod standalone;
 pub mod transforms;
+pub mod worker;
 
 pub use error::{Error, Result};
