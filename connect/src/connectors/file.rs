@@ -5,8 +5,8 @@
 //! value with no key; its source partition is `{"filename": file}` and its offset
 //! `{"position": byte offset after the line}`, so a restarted task goes on after the last line
 //! whose record was acknowledged. A line is taken once it ends (`\n` or `\r\n`). The sink
-//! writes each record's value as a line to `file` (standard output when unset), flushing it
-//! when the runtime commits.
+//! writes each record's value as a line to `file` (standard output when unset), written out at
+//! the end of each `put`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -307,6 +307,9 @@ impl SinkTask for FileStreamSinkTask {
                 .await
                 .map_err(|e| Error::io(&path, e))?;
         }
+        // As Kafka's sink (a PrintStream straight onto the file), what was put is in the file
+        // when `put` returns (written, not fsynced).
+        out.flush().await.map_err(|e| Error::io(&path, e))?;
         Ok(())
     }
 
