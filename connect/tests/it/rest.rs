@@ -103,11 +103,23 @@ async fn a_file_goes_through_a_topic_to_a_file_byte_for_byte_and_the_api_steers_
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (_, o) = h.call("GET", "/connectors/sink/offsets", None).await;
-    assert_eq!(
-        o["offsets"][0]["partition"],
-        json!({"kafka_topic": "lines", "kafka_partition": 0})
-    );
+    // Sink offsets: the group's, committed after put and flush.
+    let start = std::time::Instant::now();
+    loop {
+        let (_, o) = h.call("GET", "/connectors/sink/offsets", None).await;
+        if o["offsets"][0]["offset"]["kafka_offset"] == 500 {
+            assert_eq!(
+                o["offsets"][0]["partition"],
+                json!({"kafka_topic": "lines", "kafka_partition": 0})
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < crate::harness::DEADLINE,
+            "sink offsets never reached 500: {o}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Pause: nothing moves; resume: it goes on.
     assert_eq!(h.call("PUT", "/connectors/src/pause", None).await.0, 202);
