@@ -21,6 +21,7 @@ macro_rules! outln {
 }
 
 mod broker;
+mod connect;
 mod consume;
 mod groups;
 mod logtool;
@@ -117,7 +118,7 @@ impl Command {
             Command::Groups(a) => Some(&a.target),
             Command::Perf(a) => Some(&a.target),
             Command::Transactions(a) => Some(&a.target),
-            Command::Broker(_) | Command::Log(_) => None,
+            Command::Broker(_) | Command::Log(_) | Command::Connect(_) => None,
         }
     }
 }
@@ -171,18 +172,22 @@ enum Command {
     Perf(perf::PerfArgs),
     /// List and describe transactions, like kafka-transactions.
     Transactions(transactions::TransactionsArgs),
+    /// Run Kafka Connect workers: connectors from config files and a REST API.
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(topics::rewrite_kafka_topics_args(std::env::args_os()));
-    init_logging(if matches!(cli.command, Command::Broker(_)) {
-        "info"
-    } else {
-        // librdkafka logs every failed connection attempt as an error; a client command ends
-        // with one line naming the failure (and the last connection error) instead.
-        // RUST_LOG=librdkafka=debug shows them.
-        "warn,librdkafka=off,rdkafka::client=off"
-    });
+    init_logging(
+        if matches!(cli.command, Command::Broker(_) | Command::Connect(_)) {
+            "info"
+        } else {
+            // librdkafka logs every failed connection attempt as an error; a client command ends
+            // with one line naming the failure (and the last connection error) instead.
+            // RUST_LOG=librdkafka=debug shows them.
+            "warn,librdkafka=off,rdkafka::client=off"
+        },
+    );
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // Output cut short by the reader (`| head`) is not a failure.
@@ -211,6 +216,9 @@ fn init_logging(default: &str) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Connect(args) = cli.command {
+        return connect::run(args, cli.target.data_dir, cli.target.bootstrap);
+    }
     let Some(after) = cli.command.target().cloned() else {
         if let Some(flag) = [
             cli.target.data_dir.as_ref().map(|_| "--data-dir"),
@@ -263,6 +271,7 @@ async fn dispatch<C: Client>(client: C, command: Command) -> anyhow::Result<()> 
         Command::Log(args) => logtool::run(args),
         Command::Broker(_) => anyhow::bail!("sluice broker is not a client command"),
         Command::Transactions(args) => transactions::run(client, args).await,
+        Command::Connect(_) => anyhow::bail!("sluice connect runs its own worker"),
     }
 }
 

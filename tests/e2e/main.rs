@@ -2,6 +2,7 @@
 //! contract on every implementation, the dependency direction.
 mod broker;
 mod cli;
+mod connect;
 mod contract;
 mod depcheck;
 mod kafka_client;

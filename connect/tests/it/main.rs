@@ -1,0 +1,7 @@
+//! sluice-connect's integration tests: a standalone worker on the embedded log, driven through
+//! its REST API as Kafka Connect's documentation drives it.
+#![allow(clippy::unwrap_used, reason = "tests panic on failure")]
+
+mod harness;
+mod rest;
+mod runtime;
