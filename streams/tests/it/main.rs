@@ -1,0 +1,3 @@
+//! sluice-streams' integration tests: the DSL through the test driver.
+
+mod dsl;
