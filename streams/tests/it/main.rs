@@ -1,0 +1,3 @@
+//! The integration tests of sluice-streams.
+
+mod state;
