@@ -19,6 +19,7 @@ use bytes::Bytes;
 use crate::error::Result;
 
 pub mod memory;
+pub mod rocks;
 
 /// An iterator over `(key, value)` entries of a key-value store, in key byte order.
 pub type KeyValueIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + 'a>;

@@ -4,12 +4,14 @@
 
 mod kv;
 mod model;
+mod rocks;
 mod session;
 mod window;
 
 use anyhow::Result;
 use bytes::Bytes;
 use sluice_streams::state::memory::{MemoryKeyValueStore, MemorySessionStore, MemoryWindowStore};
+use sluice_streams::state::rocks::{RocksKeyValueStore, RocksSessionStore, RocksWindowStore};
 use sluice_streams::state::{
     KeyValueIter, KeyValueStore, SessionIter, SessionStore, WindowIter, WindowStore,
 };
@@ -57,6 +59,45 @@ impl Engine for Memory {
     }
     fn session(&self, name: &str, retention_ms: i64) -> Result<Box<dyn SessionStore>> {
         Ok(Box::new(MemorySessionStore::new(name, retention_ms)?))
+    }
+}
+
+/// The RocksDB engine, each store in its own directory under a temporary one.
+pub(crate) struct Rocks {
+    dir: tempfile::TempDir,
+}
+
+impl Engine for Rocks {
+    fn new() -> Result<Self> {
+        Ok(Rocks {
+            dir: tempfile::tempdir()?,
+        })
+    }
+    fn kv(&self, name: &str) -> Result<Box<dyn KeyValueStore>> {
+        Ok(Box::new(RocksKeyValueStore::open(
+            name,
+            self.dir.path().join(name),
+        )?))
+    }
+    fn window(
+        &self,
+        name: &str,
+        retention_ms: i64,
+        retain_duplicates: bool,
+    ) -> Result<Box<dyn WindowStore>> {
+        Ok(Box::new(RocksWindowStore::open(
+            name,
+            self.dir.path().join(name),
+            retention_ms,
+            retain_duplicates,
+        )?))
+    }
+    fn session(&self, name: &str, retention_ms: i64) -> Result<Box<dyn SessionStore>> {
+        Ok(Box::new(RocksSessionStore::open(
+            name,
+            self.dir.path().join(name),
+            retention_ms,
+        )?))
     }
 }
 
@@ -146,3 +187,4 @@ macro_rules! all_engine_cases {
 }
 
 all_engine_cases!(memory, super::Memory);
+all_engine_cases!(rocks_engine, super::Rocks);
