@@ -2,6 +2,7 @@
 //! against every engine (`state::memory::kv_byte_order`, `state::rocks::kv_byte_order`...), so
 //! both engines are held to the same contract.
 
+mod changelog;
 mod kv;
 mod model;
 mod rocks;
