@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::error::Result;
 
+pub mod cache;
 pub mod changelog;
 pub mod memory;
 pub mod rocks;

@@ -2,6 +2,7 @@
 //! against every engine (`state::memory::kv_byte_order`, `state::rocks::kv_byte_order`...), so
 //! both engines are held to the same contract.
 
+mod cache;
 mod changelog;
 mod kv;
 mod model;
@@ -102,6 +103,42 @@ impl Engine for Rocks {
     }
 }
 
+/// Key-value stores behind a small record cache (about four entries, so writes are evicted
+/// too), over RocksDB; window and session stores are the RocksDB engine's.
+pub(crate) struct Cached {
+    rocks: Rocks,
+}
+
+/// The cache's maximum in the `Cached` engine.
+pub(crate) const SMALL_CACHE: usize = 300;
+
+impl Engine for Cached {
+    fn new() -> Result<Self> {
+        Ok(Cached {
+            rocks: Rocks::new()?,
+        })
+    }
+    fn kv(&self, name: &str) -> Result<Box<dyn KeyValueStore>> {
+        Ok(Box::new(
+            sluice_streams::state::cache::CachingKeyValueStore::new(
+                self.rocks.kv(name)?,
+                SMALL_CACHE,
+            ),
+        ))
+    }
+    fn window(
+        &self,
+        name: &str,
+        retention_ms: i64,
+        retain_duplicates: bool,
+    ) -> Result<Box<dyn WindowStore>> {
+        self.rocks.window(name, retention_ms, retain_duplicates)
+    }
+    fn session(&self, name: &str, retention_ms: i64) -> Result<Box<dyn SessionStore>> {
+        self.rocks.session(name, retention_ms)
+    }
+}
+
 /// A key-value entry as plain vectors, to compare.
 pub(crate) type Kv = (Vec<u8>, Vec<u8>);
 /// A window entry `(key, start, value)` as plain vectors.
@@ -189,3 +226,13 @@ macro_rules! all_engine_cases {
 
 all_engine_cases!(memory, super::Memory);
 all_engine_cases!(rocks_engine, super::Rocks);
+engine_cases!(cached_rocks, super::Cached;
+    kv::put_get_delete,
+    kv::inclusive_ranges,
+    kv::reversed_range_is_empty,
+    kv::prefix_scans,
+    kv::byte_order_of_keys,
+    kv::write_batch_applies_in_order,
+    kv::num_entries,
+    model::kv_agrees_with_a_btreemap,
+);
