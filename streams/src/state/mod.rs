@@ -20,6 +20,7 @@ use crate::error::Result;
 
 pub mod cache;
 pub mod changelog;
+pub mod checkpoint;
 pub mod memory;
 pub mod rocks;
 

@@ -4,6 +4,7 @@
 
 mod cache;
 mod changelog;
+mod checkpoint;
 mod kv;
 mod model;
 mod rocks;
