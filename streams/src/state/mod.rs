@@ -14,9 +14,11 @@
 //! behind it, a changelogging layer ([`changelog`]) that collects each write for the store's
 //! changelog topic and applies changelog records when the store is restored.
 
+use std::path::{Path, PathBuf};
+
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub mod cache;
 pub mod changelog;
@@ -240,6 +242,185 @@ impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
     fn retention_ms(&self) -> i64 {
         (**self).retention_ms()
     }
+}
+
+/// Which engine keeps a store's data (Kafka Streams' `default.dsl.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// RocksDB, on disk under the state directory ([`rocks`]).
+    #[default]
+    RocksDb,
+    /// `BTreeMap`s in memory, restored from the changelog at each start ([`memory`]).
+    InMemory,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = Error;
+
+    /// Kafka's values, `rocksDB` and `in_memory`, in any case (`in-memory` too).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "rocksdb" => Ok(Engine::RocksDb),
+            "in_memory" | "in-memory" => Ok(Engine::InMemory),
+            _ => Err(Error::config(
+                "default.dsl.store",
+                format!("{s:?} is not a store engine: rocksDB or in_memory"),
+            )),
+        }
+    }
+}
+
+/// A store's kind, with what the kind needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A [`KeyValueStore`].
+    KeyValue,
+    /// A [`WindowStore`].
+    Window {
+        /// How long windows are kept behind stream time, in ms.
+        retention_ms: i64,
+        /// Whether every put of the same key and window is kept (a stream-stream join's).
+        retain_duplicates: bool,
+    },
+    /// A [`SessionStore`].
+    Session {
+        /// How long sessions are kept behind stream time, in ms.
+        retention_ms: i64,
+    },
+}
+
+impl StoreKind {
+    fn describe(&self) -> &'static str {
+        match self {
+            StoreKind::KeyValue => "a key-value store",
+            StoreKind::Window { .. } => "a window store",
+            StoreKind::Session { .. } => "a session store",
+        }
+    }
+}
+
+/// What a topology says of a store: its name, kind and engine; [`open_key_value`],
+/// [`open_window`] and [`open_session`] open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// The store's name, unique in the topology.
+    pub name: String,
+    /// Its kind.
+    pub kind: StoreKind,
+    /// Its engine.
+    pub engine: Engine,
+}
+
+impl StoreSpec {
+    /// A key-value store.
+    pub fn key_value(name: impl Into<String>, engine: Engine) -> Self {
+        Self {
+            name: name.into(),
+            kind: StoreKind::KeyValue,
+            engine,
+        }
+    }
+
+    /// A window store.
+    pub fn window(
+        name: impl Into<String>,
+        engine: Engine,
+        retention_ms: i64,
+        retain_duplicates: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            kind: StoreKind::Window {
+                retention_ms,
+                retain_duplicates,
+            },
+            engine,
+        }
+    }
+
+    /// A session store.
+    pub fn session(name: impl Into<String>, engine: Engine, retention_ms: i64) -> Self {
+        Self {
+            name: name.into(),
+            kind: StoreKind::Session { retention_ms },
+            engine,
+        }
+    }
+
+    /// The store's changelog topic in the application `application_id`.
+    pub fn changelog_topic(&self, application_id: &str) -> String {
+        changelog::changelog_topic(application_id, &self.name)
+    }
+
+    fn wrong_kind(&self, wanted: &str) -> Error {
+        Error::store(
+            &self.name,
+            format!("is {}, opened as {wanted}", self.kind.describe()),
+        )
+    }
+}
+
+/// The directory of a RocksDB store, as Kafka Streams lays it out:
+/// `<state.dir>/<application.id>/<task id>/rocksdb/<store name>`.
+pub fn store_dir(state_dir: &Path, application_id: &str, task_id: &str, store: &str) -> PathBuf {
+    state_dir
+        .join(application_id)
+        .join(task_id)
+        .join("rocksdb")
+        .join(store)
+}
+
+/// Opens the key-value store `spec` describes; `dir` is its directory (see [`store_dir`]),
+/// unused in memory. A spec of another kind is an error naming the store.
+pub fn open_key_value(spec: &StoreSpec, dir: &Path) -> Result<Box<dyn KeyValueStore>> {
+    if spec.kind != StoreKind::KeyValue {
+        return Err(spec.wrong_kind("a key-value store"));
+    }
+    Ok(match spec.engine {
+        Engine::RocksDb => Box::new(rocks::RocksKeyValueStore::open(&spec.name, dir)?),
+        Engine::InMemory => Box::new(memory::MemoryKeyValueStore::new(&spec.name)),
+    })
+}
+
+/// Opens the window store `spec` describes; `dir` is its directory (see [`store_dir`]),
+/// unused in memory. A spec of another kind is an error naming the store.
+pub fn open_window(spec: &StoreSpec, dir: &Path) -> Result<Box<dyn WindowStore>> {
+    let StoreKind::Window {
+        retention_ms,
+        retain_duplicates,
+    } = spec.kind
+    else {
+        return Err(spec.wrong_kind("a window store"));
+    };
+    Ok(match spec.engine {
+        Engine::RocksDb => Box::new(rocks::RocksWindowStore::open(
+            &spec.name,
+            dir,
+            retention_ms,
+            retain_duplicates,
+        )?),
+        Engine::InMemory => Box::new(memory::MemoryWindowStore::new(
+            &spec.name,
+            retention_ms,
+            retain_duplicates,
+        )?),
+    })
+}
+
+/// Opens the session store `spec` describes; `dir` is its directory (see [`store_dir`]),
+/// unused in memory. A spec of another kind is an error naming the store.
+pub fn open_session(spec: &StoreSpec, dir: &Path) -> Result<Box<dyn SessionStore>> {
+    let StoreKind::Session { retention_ms } = spec.kind else {
+        return Err(spec.wrong_kind("a session store"));
+    };
+    Ok(match spec.engine {
+        Engine::RocksDb => Box::new(rocks::RocksSessionStore::open(
+            &spec.name,
+            dir,
+            retention_ms,
+        )?),
+        Engine::InMemory => Box::new(memory::MemorySessionStore::new(&spec.name, retention_ms)?),
+    })
 }
 
 /// Stream time before a window or session store has observed any: nothing is expired.

@@ -9,6 +9,7 @@ mod kv;
 mod model;
 mod rocks;
 mod session;
+mod spec;
 mod window;
 
 use anyhow::Result;
