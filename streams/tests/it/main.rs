@@ -1,3 +1,5 @@
-//! sluice-streams' integration tests: the DSL through the test driver.
+//! sluice-streams' integration tests: the state stores on both engines, and the DSL through the
+//! test driver.
 
 mod dsl;
+mod state;
