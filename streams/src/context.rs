@@ -4,7 +4,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::state::changelog::{session_key as session_changelog_key, window_key as window_changelog_key};
 use sluice_client::ProducerRecord;
 
 use crate::error::{Error, Result};
@@ -52,26 +54,6 @@ impl StoreSlot {
             self.changes.push((key, value));
         }
     }
-}
-
-/// The changelog key of a window store entry: `[key][8-byte BE start][4-byte BE seqnum]`
-/// (Kafka Streams' `WindowKeySchema`).
-pub(crate) fn window_changelog_key(key: &[u8], start: i64, seqnum: u32) -> Bytes {
-    let mut b = BytesMut::with_capacity(key.len() + 12);
-    b.put_slice(key);
-    b.put_i64(start);
-    b.put_u32(seqnum);
-    b.freeze()
-}
-
-/// The changelog key of a session: `[key][8-byte BE end][8-byte BE start]` (Kafka Streams'
-/// `SessionKeySchema`).
-pub(crate) fn session_changelog_key(key: &[u8], start: i64, end: i64) -> Bytes {
-    let mut b = BytesMut::with_capacity(key.len() + 16);
-    b.put_slice(key);
-    b.put_i64(end);
-    b.put_i64(start);
-    b.freeze()
 }
 
 /// Metrics of a task (Kafka Streams' task-level metrics).

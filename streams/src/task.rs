@@ -11,25 +11,41 @@ use sluice_client::ProducerRecord;
 use crate::context::{AnyStore, DeserializationHandler, StoreSlot, TaskContext, TaskId, TaskMetrics};
 use crate::error::{Error, Result};
 use crate::node::Lifecycle;
-use crate::state::memory::{MemoryKeyValueStore, MemorySessionStore, MemoryWindowStore};
+use crate::params::StoreEngineChoice;
+use crate::state::changelog::{split_session_key, split_window_key};
+use crate::state::{Engine, StoreKind, StoreSpec, open_key_value, open_session, open_window};
 use crate::topology::{RawRecord, SourceNode, StoreDef, StoreType, Topology, resolve_topic};
 
-/// The changelog topic of a store: `<application.id>-<store>-changelog`.
-pub fn changelog_topic(application_id: &str, store: &str) -> String {
-    format!("{application_id}-{store}-changelog")
-}
+pub use crate::state::changelog::changelog_topic;
 
-/// Opens the engine of `def`; RocksDB stores live under `dir` (`None`: in memory, as a test
+/// Opens the engine of `def`; RocksDB stores live under `dir` (`None`: in memory, as the test
 /// driver keeps everything).
 pub(crate) fn open_store(def: &StoreDef, dir: Option<&Path>) -> Result<AnyStore> {
-    let _ = dir;
+    let engine = match (def.engine, dir) {
+        (StoreEngineChoice::RocksDb, Some(_)) => Engine::RocksDb,
+        _ => Engine::InMemory,
+    };
+    let path = dir.map(|d| d.join(&def.name)).unwrap_or_default();
+    let spec = |kind| StoreSpec {
+        name: def.name.clone(),
+        kind,
+        engine,
+    };
     Ok(match def.kind {
-        StoreType::KeyValue => AnyStore::KeyValue(Box::new(MemoryKeyValueStore::new(def.name.clone()))),
-        StoreType::Window { retention_ms, retain_duplicates, .. } => AnyStore::Window(Box::new(
-            MemoryWindowStore::new(def.name.clone(), retention_ms, retain_duplicates)?,
-        )),
+        StoreType::KeyValue => AnyStore::KeyValue(open_key_value(&spec(StoreKind::KeyValue), &path)?),
+        StoreType::Window {
+            retention_ms,
+            retain_duplicates,
+            ..
+        } => AnyStore::Window(open_window(
+            &spec(StoreKind::Window {
+                retention_ms,
+                retain_duplicates,
+            }),
+            &path,
+        )?),
         StoreType::Session { retention_ms } => {
-            AnyStore::Session(Box::new(MemorySessionStore::new(def.name.clone(), retention_ms)?))
+            AnyStore::Session(open_session(&spec(StoreKind::Session { retention_ms }), &path)?)
         }
     })
 }
@@ -226,22 +242,13 @@ impl Task {
             AnyStore::KeyValue(s) => s.write_batch(records)?,
             AnyStore::Window(s) => {
                 for (k, v) in records {
-                    if k.len() < 12 {
-                        return Err(bad("window"));
-                    }
-                    let (key, tail) = k.split_at(k.len() - 12);
-                    let start = i64::from_be_bytes(tail[..8].try_into().map_err(|_| bad("window"))?);
+                    let (key, start, _) = split_window_key(k).ok_or_else(|| bad("window"))?;
                     s.put(key, start, v.as_deref())?;
                 }
             }
             AnyStore::Session(s) => {
                 for (k, v) in records {
-                    if k.len() < 16 {
-                        return Err(bad("session"));
-                    }
-                    let (key, tail) = k.split_at(k.len() - 16);
-                    let end = i64::from_be_bytes(tail[..8].try_into().map_err(|_| bad("session"))?);
-                    let start = i64::from_be_bytes(tail[8..].try_into().map_err(|_| bad("session"))?);
+                    let (key, start, end) = split_session_key(k).ok_or_else(|| bad("session"))?;
                     match v {
                         Some(v) => s.put(key, start, end, v)?,
                         None => s.remove(key, start, end)?,
