@@ -9,12 +9,14 @@ pub(crate) fn deserialization_handler(v: &str) -> Result<DeserializationHandler>
         "org.apache.kafka.streams.errors.LogAndFailExceptionHandler" | "log-and-fail" | "fail" => {
             Ok(DeserializationHandler::LogAndFail)
         }
-        "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler" | "log-and-continue" | "continue" => {
-            Ok(DeserializationHandler::LogAndContinue)
-        }
+        "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler"
+        | "log-and-continue"
+        | "continue" => Ok(DeserializationHandler::LogAndContinue),
         other => Err(Error::config(
             "default.deserialization.exception.handler",
-            format!("\"{other}\" is not a handler: LogAndFailExceptionHandler or LogAndContinueExceptionHandler"),
+            format!(
+                "\"{other}\" is not a handler: LogAndFailExceptionHandler or LogAndContinueExceptionHandler"
+            ),
         )),
     }
 }

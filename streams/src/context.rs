@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::state::changelog::{session_key as session_changelog_key, window_key as window_changelog_key};
+use crate::state::changelog::{
+    session_key as session_changelog_key, window_key as window_changelog_key,
+};
 use sluice_client::ProducerRecord;
 
 use crate::error::{Error, Result};
@@ -268,10 +270,17 @@ impl<K, V> std::fmt::Debug for KeyValueHandle<K, V> {
 
 impl<K: 'static, V: 'static> KeyValueHandle<K, V> {
     /// The handle of the key-value store `name` of this task.
-    pub fn of(ctx: &TaskContext, name: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> Result<Self> {
+    pub fn of(
+        ctx: &TaskContext,
+        name: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> Result<Self> {
         let index = ctx.slot_index(name)?;
         if !matches!(ctx.stores[index].store, AnyStore::KeyValue(_)) {
-            return Err(Error::Topology(format!("store \"{name}\" is not a key-value store")));
+            return Err(Error::Topology(format!(
+                "store \"{name}\" is not a key-value store"
+            )));
         }
         Ok(Self {
             index,
@@ -330,7 +339,8 @@ impl<K: 'static, V: 'static> KeyValueHandle<K, V> {
             _ => None,
         };
         slot.log(k, None);
-        old.map(|b| de_value(&self.values, &self.name, &b)).transpose()
+        old.map(|b| de_value(&self.values, &self.name, &b))
+            .transpose()
     }
 
     /// Every entry, in key byte order.
@@ -338,7 +348,10 @@ impl<K: 'static, V: 'static> KeyValueHandle<K, V> {
         let mut out = Vec::new();
         for e in self.store(ctx).all()? {
             let (k, v) = e?;
-            out.push((de_key(&self.keys, &self.name, &k)?, de_value(&self.values, &self.name, &v)?));
+            out.push((
+                de_key(&self.keys, &self.name, &k)?,
+                de_value(&self.values, &self.name, &v)?,
+            ));
         }
         Ok(out)
     }
@@ -350,7 +363,10 @@ impl<K: 'static, V: 'static> KeyValueHandle<K, V> {
         let mut out = Vec::new();
         for e in self.store(ctx).range(&f, &t)? {
             let (k, v) = e?;
-            out.push((de_key(&self.keys, &self.name, &k)?, de_value(&self.values, &self.name, &v)?));
+            out.push((
+                de_key(&self.keys, &self.name, &k)?,
+                de_value(&self.values, &self.name, &v)?,
+            ));
         }
         Ok(out)
     }
@@ -382,7 +398,9 @@ impl<K: 'static, V: 'static> WindowHandle<K, V> {
     ) -> Result<Self> {
         let index = ctx.slot_index(name)?;
         if !matches!(ctx.stores[index].store, AnyStore::Window(_)) {
-            return Err(Error::Topology(format!("store \"{name}\" is not a window store")));
+            return Err(Error::Topology(format!(
+                "store \"{name}\" is not a window store"
+            )));
         }
         Ok(Self {
             index,
@@ -419,7 +437,13 @@ impl<K: 'static, V: 'static> WindowHandle<K, V> {
     }
 
     /// Windows of `key` starting in `[from, to]`, by start.
-    pub fn fetch_range(&self, ctx: &TaskContext, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+    pub fn fetch_range(
+        &self,
+        ctx: &TaskContext,
+        key: &K,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, V)>> {
         let k = self.key_bytes(key)?;
         self.fetch_range_raw(ctx, &k, from, to)
     }
@@ -456,7 +480,9 @@ impl<K: 'static, V: 'static> WindowHandle<K, V> {
     /// Sets (or with `None` removes) the value of `key` in the window starting at `start`.
     pub fn put(&self, ctx: &mut TaskContext, key: &K, start: i64, value: Option<&V>) -> Result<()> {
         let k = self.key_bytes(key)?;
-        let v = value.map(|v| ser_value(&self.values, &self.name, v)).transpose()?;
+        let v = value
+            .map(|v| ser_value(&self.values, &self.name, v))
+            .transpose()?;
         self.put_raw(ctx, &k, start, v)
     }
 
@@ -507,10 +533,17 @@ impl<K, V> std::fmt::Debug for SessionHandle<K, V> {
 
 impl<K: 'static, V: 'static> SessionHandle<K, V> {
     /// The handle of the session store `name` of this task.
-    pub fn of(ctx: &TaskContext, name: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> Result<Self> {
+    pub fn of(
+        ctx: &TaskContext,
+        name: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> Result<Self> {
         let index = ctx.slot_index(name)?;
         if !matches!(ctx.stores[index].store, AnyStore::Session(_)) {
-            return Err(Error::Topology(format!("store \"{name}\" is not a session store")));
+            return Err(Error::Topology(format!(
+                "store \"{name}\" is not a session store"
+            )));
         }
         Ok(Self {
             index,
@@ -553,7 +586,10 @@ impl<K: 'static, V: 'static> SessionHandle<K, V> {
         latest_start: i64,
     ) -> Result<Vec<(i64, i64, V)>> {
         let mut out = Vec::new();
-        for e in self.store(ctx).find_sessions(k, earliest_end, latest_start)? {
+        for e in self
+            .store(ctx)
+            .find_sessions(k, earliest_end, latest_start)?
+        {
             let (_, s, en, v) = e?;
             out.push((s, en, de_value(&self.values, &self.name, &v)?));
         }
@@ -575,7 +611,14 @@ impl<K: 'static, V: 'static> SessionHandle<K, V> {
         Ok(out)
     }
 
-    pub(crate) fn put_raw(&self, ctx: &mut TaskContext, k: &[u8], start: i64, end: i64, value: &V) -> Result<()> {
+    pub(crate) fn put_raw(
+        &self,
+        ctx: &mut TaskContext,
+        k: &[u8],
+        start: i64,
+        end: i64,
+        value: &V,
+    ) -> Result<()> {
         let v = ser_value(&self.values, &self.name, value)?;
         let slot = &mut ctx.stores[self.index];
         if let AnyStore::Session(s) = &mut slot.store {
@@ -585,7 +628,13 @@ impl<K: 'static, V: 'static> SessionHandle<K, V> {
         Ok(())
     }
 
-    pub(crate) fn remove_raw(&self, ctx: &mut TaskContext, k: &[u8], start: i64, end: i64) -> Result<()> {
+    pub(crate) fn remove_raw(
+        &self,
+        ctx: &mut TaskContext,
+        k: &[u8],
+        start: i64,
+        end: i64,
+    ) -> Result<()> {
         let slot = &mut ctx.stores[self.index];
         if let AnyStore::Session(s) = &mut slot.store {
             s.remove(k, start, end)?;

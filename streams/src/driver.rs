@@ -90,7 +90,12 @@ impl TopologyTestDriver {
     }
 
     /// A typed handle to pipe records into `topic`.
-    pub fn input_topic<K, V>(&self, topic: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> TestInputTopic<K, V> {
+    pub fn input_topic<K, V>(
+        &self,
+        topic: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> TestInputTopic<K, V> {
         TestInputTopic {
             driver: self.clone(),
             topic: topic.to_owned(),
@@ -100,7 +105,12 @@ impl TopologyTestDriver {
     }
 
     /// A typed handle to read what the topology wrote to `topic`.
-    pub fn output_topic<K, V>(&self, topic: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> TestOutputTopic<K, V> {
+    pub fn output_topic<K, V>(
+        &self,
+        topic: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> TestOutputTopic<K, V> {
         TestOutputTopic {
             driver: self.clone(),
             topic: topic.to_owned(),
@@ -110,10 +120,18 @@ impl TopologyTestDriver {
     }
 
     /// Pipes one raw record into `topic` and processes everything it causes, then commits.
-    pub fn pipe_raw(&self, topic: &str, key: Option<Bytes>, value: Option<Bytes>, timestamp: i64) -> Result<()> {
+    pub fn pipe_raw(
+        &self,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        timestamp: i64,
+    ) -> Result<()> {
         let mut inner = self.inner.borrow_mut();
         if !inner.readers.contains_key(topic) {
-            return Err(Error::Topology(format!("the topology does not read topic \"{topic}\"")));
+            return Err(Error::Topology(format!(
+                "the topology does not read topic \"{topic}\""
+            )));
         }
         let mut queue = VecDeque::new();
         queue.push_back(ProducerRecord {
@@ -169,10 +187,16 @@ impl TopologyTestDriver {
         for t in &inner.tasks {
             if t.ctx.stores.iter().any(|s| &*s.name == name) {
                 let h = KeyValueHandle::of(&t.ctx, name, keys, timestamped(values))?;
-                return Ok(h.all(&t.ctx)?.into_iter().map(|(k, (_, v))| (k, v)).collect());
+                return Ok(h
+                    .all(&t.ctx)?
+                    .into_iter()
+                    .map(|(k, (_, v))| (k, v))
+                    .collect());
             }
         }
-        Err(Error::Topology(format!("no store \"{name}\" in the topology")))
+        Err(Error::Topology(format!(
+            "no store \"{name}\" in the topology"
+        )))
     }
 
     /// The number of entries of store `name`.
@@ -187,7 +211,9 @@ impl TopologyTestDriver {
                 };
             }
         }
-        Err(Error::Topology(format!("no store \"{name}\" in the topology")))
+        Err(Error::Topology(format!(
+            "no store \"{name}\" in the topology"
+        )))
     }
 
     /// The metrics of all tasks, summed.
@@ -263,16 +289,22 @@ impl<K, V> std::fmt::Debug for TestInputTopic<K, V> {
 impl<K, V> TestInputTopic<K, V> {
     /// Pipes `(key, value)` with timestamp `timestamp` (ms).
     pub fn pipe_at(&self, key: K, value: V, timestamp: i64) -> Result<()> {
-        let k = self.keys.serialize(&key).map_err(|message| Error::Serialize {
-            what: "key",
-            topic: self.topic.clone(),
-            message,
-        })?;
-        let v = self.values.serialize(&value).map_err(|message| Error::Serialize {
-            what: "value",
-            topic: self.topic.clone(),
-            message,
-        })?;
+        let k = self
+            .keys
+            .serialize(&key)
+            .map_err(|message| Error::Serialize {
+                what: "key",
+                topic: self.topic.clone(),
+                message,
+            })?;
+        let v = self
+            .values
+            .serialize(&value)
+            .map_err(|message| Error::Serialize {
+                what: "value",
+                topic: self.topic.clone(),
+                message,
+            })?;
         self.driver.pipe_raw(&self.topic, k, v, timestamp)
     }
 }
@@ -298,16 +330,21 @@ impl<K, V> TestOutputTopic<K, V> {
             .read_raw(&self.topic)
             .into_iter()
             .map(|r| {
-                let k = self.keys.deserialize(r.key.as_deref()).map_err(|message| Error::Deserialize {
-                    what: "key",
-                    topic: self.topic.clone(),
-                    message,
+                let k = self.keys.deserialize(r.key.as_deref()).map_err(|message| {
+                    Error::Deserialize {
+                        what: "key",
+                        topic: self.topic.clone(),
+                        message,
+                    }
                 })?;
-                let v = self.values.deserialize(r.value.as_deref()).map_err(|message| Error::Deserialize {
-                    what: "value",
-                    topic: self.topic.clone(),
-                    message,
-                })?;
+                let v = self
+                    .values
+                    .deserialize(r.value.as_deref())
+                    .map_err(|message| Error::Deserialize {
+                        what: "value",
+                        topic: self.topic.clone(),
+                        message,
+                    })?;
                 Ok((k, v, r.timestamp.unwrap_or(0)))
             })
             .collect()
@@ -315,11 +352,19 @@ impl<K, V> TestOutputTopic<K, V> {
 
     /// The keys and values written since the last read.
     pub fn read_key_values(&self) -> Result<Vec<(K, V)>> {
-        Ok(self.read_records()?.into_iter().map(|(k, v, _)| (k, v)).collect())
+        Ok(self
+            .read_records()?
+            .into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect())
     }
 
     /// The values written since the last read.
     pub fn read_values(&self) -> Result<Vec<V>> {
-        Ok(self.read_records()?.into_iter().map(|(_, v, _)| v).collect())
+        Ok(self
+            .read_records()?
+            .into_iter()
+            .map(|(_, v, _)| v)
+            .collect())
     }
 }

@@ -30,7 +30,10 @@ impl<V: 'static> Serde<(i64, V)> for Timestamped<V> {
     fn deserialize(&self, bytes: Option<&[u8]>) -> std::result::Result<(i64, V), String> {
         let b = bytes.ok_or("null where a timestamped value was expected")?;
         if b.len() < 8 {
-            return Err(format!("{} bytes are too few for a timestamped value", b.len()));
+            return Err(format!(
+                "{} bytes are too few for a timestamped value",
+                b.len()
+            ));
         }
         let (t, v) = b.split_at(8);
         let ts = i64::from_be_bytes(t.try_into().unwrap_or([0; 8]));
@@ -64,7 +67,11 @@ where
 {
     /// The store name (given, or generated) and the stream to aggregate (repartitioned when its
     /// key changed).
-    fn prepare<VA: 'static>(&self, materialized: &Materialized<K, VA>, prefix: &str) -> (String, KStream<K, V>) {
+    fn prepare<VA: 'static>(
+        &self,
+        materialized: &Materialized<K, VA>,
+        prefix: &str,
+    ) -> (String, KStream<K, V>) {
         let store = materialized
             .name
             .clone()
@@ -86,7 +93,12 @@ where
     /// Counts the records per key.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
         let materialized = Materialized {
-            values: Some(materialized.values.clone().unwrap_or_else(crate::serdes::i64)),
+            values: Some(
+                materialized
+                    .values
+                    .clone()
+                    .unwrap_or_else(crate::serdes::i64),
+            ),
             ..materialized
         };
         self.aggregate(|| 0, |_, _, c| c + 1, materialized)
@@ -160,12 +172,16 @@ where
             .keys
             .clone()
             .unwrap_or_else(|| self.grouped.keys.clone());
-        let values = materialized.values.clone().unwrap_or_else(missing_serde::<VA>);
+        let values = materialized
+            .values
+            .clone()
+            .unwrap_or_else(missing_serde::<VA>);
         let down: Downstream<K, Change<VA>> = Downstream::new();
         let store_name = store.clone();
         let (k2, v2) = (keys.clone(), values.clone());
         let node = stream.add_node(node_prefix, None, down.clone(), move |inst, children| {
-            let handle = KeyValueHandle::of(inst.ctx, &store_name, k2.clone(), timestamped(v2.clone()))?;
+            let handle =
+                KeyValueHandle::of(inst.ctx, &store_name, k2.clone(), timestamped(v2.clone()))?;
             Ok(Box::new(AggregateNode {
                 store: handle,
                 step: step.clone(),
@@ -182,7 +198,14 @@ where
             },
             node,
         );
-        KTable::new(stream.graph.clone(), node, down, Some(keys), Some(values), Some(store))
+        KTable::new(
+            stream.graph.clone(),
+            node,
+            down,
+            Some(keys),
+            Some(values),
+            Some(store),
+        )
     }
 
     /// Windows the grouped stream by time, for a windowed aggregation.
@@ -283,7 +306,12 @@ where
     /// Counts the records per key and window.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
         let materialized = Materialized {
-            values: Some(materialized.values.clone().unwrap_or_else(crate::serdes::i64)),
+            values: Some(
+                materialized
+                    .values
+                    .clone()
+                    .unwrap_or_else(crate::serdes::i64),
+            ),
             ..materialized
         };
         self.aggregate(|| 0, |_, _, c| c + 1, materialized)
@@ -349,7 +377,10 @@ where
             .keys
             .clone()
             .unwrap_or_else(|| self.grouped.grouped.keys.clone());
-        let values = materialized.values.clone().unwrap_or_else(missing_serde::<VA>);
+        let values = materialized
+            .values
+            .clone()
+            .unwrap_or_else(missing_serde::<VA>);
         let windows = self.windows;
         let retention = materialized
             .retention_ms
@@ -359,7 +390,13 @@ where
         let store_name = store.clone();
         let (k2, v2) = (keys.clone(), values.clone());
         let node = stream.add_node(node_prefix, None, down.clone(), move |inst, children| {
-            let handle = WindowHandle::of(inst.ctx, &store_name, k2.clone(), timestamped(v2.clone()), false)?;
+            let handle = WindowHandle::of(
+                inst.ctx,
+                &store_name,
+                k2.clone(),
+                timestamped(v2.clone()),
+                false,
+            )?;
             Ok(Box::new(WindowAggregateNode {
                 store: handle,
                 windows,
@@ -425,7 +462,12 @@ where
                 if end <= close {
                     // Later than the grace period: dropped and counted, as Kafka does.
                     ctx.metrics.dropped_late_records += 1;
-                    tracing::debug!(start, end, timestamp = r.timestamp, "skipping a record for an expired window");
+                    tracing::debug!(
+                        start,
+                        end,
+                        timestamp = r.timestamp,
+                        "skipping a record for an expired window"
+                    );
                     continue;
                 }
                 let old = self.store.fetch_raw(ctx, &k, start)?;
@@ -485,7 +527,12 @@ where
     /// Counts the records per key and session.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
         let materialized = Materialized {
-            values: Some(materialized.values.clone().unwrap_or_else(crate::serdes::i64)),
+            values: Some(
+                materialized
+                    .values
+                    .clone()
+                    .unwrap_or_else(crate::serdes::i64),
+            ),
             ..materialized
         };
         self.aggregate(|| 0, |_, _, c| c + 1, |_, a, b| a + b, materialized)
@@ -503,12 +550,17 @@ where
     where
         VA: Clone + Send + 'static,
     {
-        let (store, stream) = self.grouped.prepare(&materialized, "KSTREAM-AGGREGATE-STATE-STORE");
+        let (store, stream) = self
+            .grouped
+            .prepare(&materialized, "KSTREAM-AGGREGATE-STATE-STORE");
         let keys = materialized
             .keys
             .clone()
             .unwrap_or_else(|| self.grouped.grouped.keys.clone());
-        let values = materialized.values.clone().unwrap_or_else(missing_serde::<VA>);
+        let values = materialized
+            .values
+            .clone()
+            .unwrap_or_else(missing_serde::<VA>);
         let windows = self.windows;
         let retention = materialized
             .retention_ms
@@ -520,22 +572,29 @@ where
         let init = Arc::new(init);
         let aggregator = Arc::new(aggregator);
         let merger = Arc::new(merger);
-        let node = stream.add_node("KSTREAM-SESSION-AGGREGATE", None, down.clone(), move |inst, children| {
-            let handle = SessionHandle::of(inst.ctx, &store_name, k2.clone(), v2.clone())?;
-            Ok(Box::new(SessionAggregateNode {
-                store: handle,
-                windows,
-                init: init.clone(),
-                aggregator: aggregator.clone(),
-                merger: merger.clone(),
-                observed: i64::MIN,
-                children,
-            }) as Box<dyn Node<K, V>>)
-        });
+        let node = stream.add_node(
+            "KSTREAM-SESSION-AGGREGATE",
+            None,
+            down.clone(),
+            move |inst, children| {
+                let handle = SessionHandle::of(inst.ctx, &store_name, k2.clone(), v2.clone())?;
+                Ok(Box::new(SessionAggregateNode {
+                    store: handle,
+                    windows,
+                    init: init.clone(),
+                    aggregator: aggregator.clone(),
+                    merger: merger.clone(),
+                    observed: i64::MIN,
+                    children,
+                }) as Box<dyn Node<K, V>>)
+            },
+        );
         self.grouped.stream.graph.lock().add_store(
             StoreDef {
                 name: store.clone(),
-                kind: StoreType::Session { retention_ms: retention },
+                kind: StoreType::Session {
+                    retention_ms: retention,
+                },
                 engine: materialized.engine,
                 logged: materialized.logging,
                 cached: materialized.caching,
@@ -586,9 +645,9 @@ where
             let close = self.observed - self.windows.grace_ms;
             // Sessions this record touches: those ending at or after ts - gap and starting at or
             // before ts + gap (Kafka's KStreamSessionWindowAggregate).
-            let found = self
-                .store
-                .find_raw(ctx, &k, ts - self.windows.gap_ms, ts + self.windows.gap_ms)?;
+            let found =
+                self.store
+                    .find_raw(ctx, &k, ts - self.windows.gap_ms, ts + self.windows.gap_ms)?;
             let mut start = ts;
             let mut end = ts;
             let mut agg = (self.init)();
@@ -599,7 +658,12 @@ where
             }
             if end < close {
                 ctx.metrics.dropped_late_records += 1;
-                tracing::debug!(start, end, timestamp = ts, "skipping a record for an expired session");
+                tracing::debug!(
+                    start,
+                    end,
+                    timestamp = ts,
+                    "skipping a record for an expired session"
+                );
                 continue;
             }
             agg = (self.aggregator)(&r.key, &r.value, agg);

@@ -11,7 +11,9 @@ use crate::params::{Grouped, Materialized, Named, Produced, Repartitioned};
 use crate::processor::{Processor, ProcessorNode};
 use crate::record::Record;
 use crate::serdes::SerdeRef;
-use crate::topology::{GraphRef, NodeKind, RepartitionDef, Sink, SinkTopic, internal_marker, resolve_topic};
+use crate::topology::{
+    GraphRef, NodeKind, RepartitionDef, Sink, SinkTopic, internal_marker, resolve_topic,
+};
 
 /// A stream of records keyed by `K` with values `V`.
 pub struct KStream<K, V> {
@@ -81,7 +83,9 @@ where
     where
         K2: Clone + Send + 'static,
         V2: Clone + Send + 'static,
-        F: FnMut(&mut TaskContext, Vec<Record<K, V>>) -> Result<Vec<Record<K2, V2>>> + Send + 'static,
+        F: FnMut(&mut TaskContext, Vec<Record<K, V>>) -> Result<Vec<Record<K2, V2>>>
+            + Send
+            + 'static,
     {
         let down2: Downstream<K2, V2> = Downstream::new();
         let node = self.add_node(prefix, named, down2.clone(), move |_, children| {
@@ -107,7 +111,10 @@ where
         prefix: &str,
         named: Option<Named>,
         down2: Downstream<K2, V2>,
-        make: impl Fn(&mut crate::node::Instantiator<'_>, Children<K2, V2>) -> Result<Box<dyn Node<K, V>>>
+        make: impl Fn(
+            &mut crate::node::Instantiator<'_>,
+            Children<K2, V2>,
+        ) -> Result<Box<dyn Node<K, V>>>
         + Send
         + Sync
         + 'static,
@@ -150,13 +157,19 @@ where
     }
 
     /// Keeps the records for which `pred` does not hold.
-    pub fn filter_not(&self, pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+    pub fn filter_not(
+        &self,
+        pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
         self.filter(move |k, v| !pred(k, v))
     }
 
     /// A new key and value for each record (the key changes: a later grouping or join
     /// repartitions).
-    pub fn map<K2, V2>(&self, f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2>
+    pub fn map<K2, V2>(
+        &self,
+        f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
     where
         K2: Clone + Send + 'static,
         V2: Clone + Send + 'static,
@@ -193,23 +206,33 @@ where
         V2: Clone + Send + 'static,
     {
         let f = Arc::new(f);
-        self.add_batch_op("KSTREAM-MAPVALUES", None, false, self.keys.clone(), None, move || {
-            let f = f.clone();
-            move |_: &mut TaskContext, batch: Vec<Record<K, V>>| {
-                Ok(batch
-                    .into_iter()
-                    .map(|r| {
-                        let v = f(&r.key, r.value.clone());
-                        let k = r.key.clone();
-                        r.into_with(k, v)
-                    })
-                    .collect())
-            }
-        })
+        self.add_batch_op(
+            "KSTREAM-MAPVALUES",
+            None,
+            false,
+            self.keys.clone(),
+            None,
+            move || {
+                let f = f.clone();
+                move |_: &mut TaskContext, batch: Vec<Record<K, V>>| {
+                    Ok(batch
+                        .into_iter()
+                        .map(|r| {
+                            let v = f(&r.key, r.value.clone());
+                            let k = r.key.clone();
+                            r.into_with(k, v)
+                        })
+                        .collect())
+                }
+            },
+        )
     }
 
     /// Zero or more records for each record (the key changes).
-    pub fn flat_map<K2, V2, I>(&self, f: impl Fn(K, V) -> I + Send + Sync + 'static) -> KStream<K2, V2>
+    pub fn flat_map<K2, V2, I>(
+        &self,
+        f: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
     where
         K2: Clone + Send + 'static,
         V2: Clone + Send + 'static,
@@ -231,7 +254,10 @@ where
     }
 
     /// Zero or more values for each record, under its key.
-    pub fn flat_map_values<V2, I>(&self, f: impl Fn(V) -> I + Send + Sync + 'static) -> KStream<K, V2>
+    pub fn flat_map_values<V2, I>(
+        &self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
     where
         V2: Clone + Send + 'static,
         I: IntoIterator<Item = V2>,
@@ -264,45 +290,54 @@ where
         K2: Clone + Send + 'static,
     {
         let f = Arc::new(f);
-        self.add_batch_op("KSTREAM-KEY-SELECT", None, true, None, self.values.clone(), move || {
-            let f = f.clone();
-            move |_: &mut TaskContext, batch: Vec<Record<K, V>>| {
-                Ok(batch
-                    .into_iter()
-                    .map(|r| {
-                        let k = f(&r.key, &r.value);
-                        let v = r.value.clone();
-                        r.into_with(k, v)
-                    })
-                    .collect())
-            }
-        })
+        self.add_batch_op(
+            "KSTREAM-KEY-SELECT",
+            None,
+            true,
+            None,
+            self.values.clone(),
+            move || {
+                let f = f.clone();
+                move |_: &mut TaskContext, batch: Vec<Record<K, V>>| {
+                    Ok(batch
+                        .into_iter()
+                        .map(|r| {
+                            let k = f(&r.key, &r.value);
+                            let v = r.value.clone();
+                            r.into_with(k, v)
+                        })
+                        .collect())
+                }
+            },
+        )
     }
 
     /// Calls `f` on each record and passes it on unchanged.
     pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
         let f = Arc::new(f);
-        self.add_batch_op("KSTREAM-PEEK", None, false, self.keys.clone(), self.values.clone(), move || {
-            let f = f.clone();
-            move |_: &mut TaskContext, batch: Vec<Record<K, V>>| {
-                for r in &batch {
-                    f(&r.key, &r.value);
+        self.add_batch_op(
+            "KSTREAM-PEEK",
+            None,
+            false,
+            self.keys.clone(),
+            self.values.clone(),
+            move || {
+                let f = f.clone();
+                move |_: &mut TaskContext, batch: Vec<Record<K, V>>| {
+                    for r in &batch {
+                        f(&r.key, &r.value);
+                    }
+                    Ok(batch)
                 }
-                Ok(batch)
-            }
-        })
+            },
+        )
     }
 
     /// Calls `f` on each record; a terminal operation.
     pub fn foreach(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) {
         let f = Arc::new(f);
-        let _: KStream<K, V> = self.add_batch_op(
-            "KSTREAM-FOREACH",
-            None,
-            false,
-            None,
-            None,
-            move || {
+        let _: KStream<K, V> =
+            self.add_batch_op("KSTREAM-FOREACH", None, false, None, None, move || {
                 let f = f.clone();
                 move |_: &mut TaskContext, batch: Vec<Record<K, V>>| {
                     for r in &batch {
@@ -310,8 +345,7 @@ where
                     }
                     Ok(Vec::new())
                 }
-            },
-        );
+            });
     }
 
     /// Splits the stream into branches: each record goes to the first branch whose predicate
@@ -328,7 +362,11 @@ where
         let down2: Downstream<K, V> = Downstream::new();
         let mut g = self.graph.lock();
         let name = g.next_name("KSTREAM-MERGE");
-        let node = g.add_node(name.clone(), NodeKind::Processor, vec![self.node, other.node]);
+        let node = g.add_node(
+            name.clone(),
+            NodeKind::Processor,
+            vec![self.node, other.node],
+        );
         drop(g);
         let name: Arc<str> = Arc::from(name);
         for parent in [self, other] {
@@ -393,7 +431,11 @@ where
             SinkTopicSpec::Fixed(t) => t.clone(),
             SinkTopicSpec::PerRecord(_) => "<chosen per record>".into(),
         };
-        let node = g.add_node(name.clone(), NodeKind::Sink { topic: shown }, vec![self.node]);
+        let node = g.add_node(
+            name.clone(),
+            NodeKind::Sink { topic: shown },
+            vec![self.node],
+        );
         drop(g);
         let keys = produced.keys;
         let values = produced.values;
@@ -482,7 +524,14 @@ where
             values.clone(),
             down.clone(),
         );
-        KStream::new(self.graph.clone(), source, down, Some(keys), Some(values), false)
+        KStream::new(
+            self.graph.clone(),
+            source,
+            down,
+            Some(keys),
+            Some(values),
+            false,
+        )
     }
 
     /// Groups the records by their key, for an aggregation.
@@ -520,9 +569,12 @@ where
         P: Processor<K, V, K2, V2> + 'static,
     {
         let down2: Downstream<K2, V2> = Downstream::new();
-        let node = self.add_node("KSTREAM-PROCESSOR", named, down2.clone(), move |inst, children| {
-            ProcessorNode::boxed(make(), inst.ctx, children)
-        });
+        let node = self.add_node(
+            "KSTREAM-PROCESSOR",
+            named,
+            down2.clone(),
+            move |inst, children| ProcessorNode::boxed(make(), inst.ctx, children),
+        );
         {
             let mut g = self.graph.lock();
             for s in stores {
@@ -564,7 +616,13 @@ where
         VT: Clone + Send + 'static,
         VR: Clone + Send + 'static,
     {
-        crate::ktable::stream_table_join(self, table, move |v, t| t.map(|t| joiner(v, t)), joined, false)
+        crate::ktable::stream_table_join(
+            self,
+            table,
+            move |v, t| t.map(|t| joiner(v, t)),
+            joined,
+            false,
+        )
     }
 
     /// Joins each record with the table's value for its key, `None` when the table has none.
@@ -638,7 +696,11 @@ where
         let branch_downs: Vec<Downstream<K, V>> = (0..n).map(|_| Downstream::new()).collect();
         let mut g = self.stream.graph.lock();
         let split_name = g.next_name("KSTREAM-BRANCH");
-        let split = g.add_node(split_name.clone(), NodeKind::Processor, vec![self.stream.node]);
+        let split = g.add_node(
+            split_name.clone(),
+            NodeKind::Processor,
+            vec![self.stream.node],
+        );
         let branch_nodes: Vec<usize> = (0..n)
             .map(|i| {
                 let name = format!("{split_name}-{}", i + 1);
@@ -686,7 +748,8 @@ struct Branch<K, V> {
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Node<K, V> for Branch<K, V> {
     fn process(&mut self, ctx: &mut TaskContext, batch: Vec<Record<K, V>>) -> Result<()> {
-        let mut per: Vec<Vec<Record<K, V>>> = (0..self.children.len()).map(|_| Vec::new()).collect();
+        let mut per: Vec<Vec<Record<K, V>>> =
+            (0..self.children.len()).map(|_| Vec::new()).collect();
         for r in batch {
             match self.preds.iter().position(|p| p(&r.key, &r.value)) {
                 Some(i) => per[i].push(r),

@@ -86,10 +86,21 @@ where
     }
 
     fn as_stream(&self) -> KStream<K, Change<V>> {
-        KStream::new(self.graph.clone(), self.node, self.down.clone(), self.keys.clone(), None, false)
+        KStream::new(
+            self.graph.clone(),
+            self.node,
+            self.down.clone(),
+            self.keys.clone(),
+            None,
+            false,
+        )
     }
 
-    fn derive<V2: Clone + Send + 'static>(&self, s: KStream<K, Change<V2>>, values: Option<SerdeRef<V2>>) -> KTable<K, V2> {
+    fn derive<V2: Clone + Send + 'static>(
+        &self,
+        s: KStream<K, Change<V2>>,
+        values: Option<SerdeRef<V2>>,
+    ) -> KTable<K, V2> {
         KTable {
             graph: s.graph,
             node: s.node,
@@ -105,34 +116,48 @@ where
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
         let s = self.as_stream();
         let values = self.values.clone().map(crate::serdes::option);
-        s.add_batch_op("KTABLE-TOSTREAM", None, false, self.keys.clone(), values, || {
-            |_: &mut TaskContext, batch: Vec<Record<K, Change<V>>>| {
-                Ok(batch.into_iter().map(|r| r.map_value(|c| c.new)).collect())
-            }
-        })
+        s.add_batch_op(
+            "KTABLE-TOSTREAM",
+            None,
+            false,
+            self.keys.clone(),
+            values,
+            || {
+                |_: &mut TaskContext, batch: Vec<Record<K, Change<V>>>| {
+                    Ok(batch.into_iter().map(|r| r.map_value(|c| c.new)).collect())
+                }
+            },
+        )
     }
 
     /// Keeps the keys whose value satisfies `pred`; a key that stops satisfying it is
     /// deleted downstream (a `None` update), as Kafka's `KTable#filter`.
     pub fn filter(&self, pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KTable<K, V> {
         let pred = Arc::new(pred);
-        let s = self.as_stream().add_batch_op("KTABLE-FILTER", None, false, self.keys.clone(), None, move || {
-            let pred = pred.clone();
-            move |_: &mut TaskContext, batch: Vec<Record<K, Change<V>>>| {
-                let mut out = Vec::with_capacity(batch.len());
-                for r in batch {
-                    let keep = |v: &Option<V>| v.as_ref().filter(|v| pred(&r.key, v)).cloned();
-                    let new = keep(&r.value.new);
-                    let old = keep(&r.value.old);
-                    if new.is_none() && old.is_none() {
-                        continue;
+        let s = self.as_stream().add_batch_op(
+            "KTABLE-FILTER",
+            None,
+            false,
+            self.keys.clone(),
+            None,
+            move || {
+                let pred = pred.clone();
+                move |_: &mut TaskContext, batch: Vec<Record<K, Change<V>>>| {
+                    let mut out = Vec::with_capacity(batch.len());
+                    for r in batch {
+                        let keep = |v: &Option<V>| v.as_ref().filter(|v| pred(&r.key, v)).cloned();
+                        let new = keep(&r.value.new);
+                        let old = keep(&r.value.old);
+                        if new.is_none() && old.is_none() {
+                            continue;
+                        }
+                        let key = r.key.clone();
+                        out.push(r.into_with(key, Change { new, old }));
                     }
-                    let key = r.key.clone();
-                    out.push(r.into_with(key, Change { new, old }));
+                    Ok(out)
                 }
-                Ok(out)
-            }
-        });
+            },
+        );
         self.derive(s, self.values.clone())
     }
 
@@ -142,20 +167,27 @@ where
         V2: Clone + Send + 'static,
     {
         let f = Arc::new(f);
-        let s = self.as_stream().add_batch_op("KTABLE-MAPVALUES", None, false, self.keys.clone(), None, move || {
-            let f = f.clone();
-            move |_: &mut TaskContext, batch: Vec<Record<K, Change<V>>>| {
-                Ok(batch
-                    .into_iter()
-                    .map(|r| {
-                        r.map_value(|c| Change {
-                            new: c.new.as_ref().map(|v| f(v)),
-                            old: c.old.as_ref().map(|v| f(v)),
+        let s = self.as_stream().add_batch_op(
+            "KTABLE-MAPVALUES",
+            None,
+            false,
+            self.keys.clone(),
+            None,
+            move || {
+                let f = f.clone();
+                move |_: &mut TaskContext, batch: Vec<Record<K, Change<V>>>| {
+                    Ok(batch
+                        .into_iter()
+                        .map(|r| {
+                            r.map_value(|c| Change {
+                                new: c.new.as_ref().map(|v| f(v)),
+                                old: c.old.as_ref().map(|v| f(v)),
+                            })
                         })
-                    })
-                    .collect())
-            }
-        });
+                        .collect())
+                }
+            },
+        );
         self.derive(s, None)
     }
 
@@ -185,7 +217,9 @@ where
             down.clone(),
             move |inst, children| {
                 let (delay, window_end) = match (kind, &window) {
-                    (SuppressKind::UntilWindowCloses, Some((grace, end))) => (*grace, Some(end.clone())),
+                    (SuppressKind::UntilWindowCloses, Some((grace, end))) => {
+                        (*grace, Some(end.clone()))
+                    }
                     (SuppressKind::UntilWindowCloses, None) => {
                         return Err(Error::Topology(
                             "suppress(until_window_closes) needs a windowed table".into(),
@@ -328,7 +362,9 @@ impl Suppressed {
     /// with a record bound, the oldest are emitted early when the buffer is full.
     pub fn until_time_limit(limit: std::time::Duration, max_records: Option<usize>) -> Self {
         Self {
-            kind: SuppressKind::UntilTimeLimit(i64::try_from(limit.as_millis()).unwrap_or(i64::MAX)),
+            kind: SuppressKind::UntilTimeLimit(
+                i64::try_from(limit.as_millis()).unwrap_or(i64::MAX),
+            ),
             max_records,
             name: None,
         }
@@ -409,7 +445,14 @@ where
                     .deserialize(Some(&k))
                     .map_err(|m| Error::store(&self.store.name, m))?;
                 self.store.delete_raw(ctx, k)?;
-                out.push(Record::new(key, Change { new: value, old: None }, ts));
+                out.push(Record::new(
+                    key,
+                    Change {
+                        new: value,
+                        old: None,
+                    },
+                    ts,
+                ));
             }
         }
         self.children.forward(ctx, out)
@@ -477,16 +520,22 @@ where
     K: Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    let store = materialized
-        .name
-        .clone()
-        .unwrap_or_else(|| stream.graph.lock().next_name(&format!("{prefix}-STATE-STORE")));
+    let store = materialized.name.clone().unwrap_or_else(|| {
+        stream
+            .graph
+            .lock()
+            .next_name(&format!("{prefix}-STATE-STORE"))
+    });
     let down: Downstream<K, Change<V>> = Downstream::new();
     let store_name = store.clone();
     let (k2, v2) = (keys.clone(), values.clone());
     let node = stream.add_node(prefix, None, down.clone(), move |inst, children| {
-        let handle = KeyValueHandle::of(inst.ctx, &store_name, k2.clone(), timestamped(v2.clone()))?;
-        Ok(Box::new(TableSourceNode { store: handle, children }) as Box<dyn Node<K, Option<V>>>)
+        let handle =
+            KeyValueHandle::of(inst.ctx, &store_name, k2.clone(), timestamped(v2.clone()))?;
+        Ok(Box::new(TableSourceNode {
+            store: handle,
+            children,
+        }) as Box<dyn Node<K, Option<V>>>)
     });
     stream.graph.lock().add_store(
         StoreDef {
@@ -498,7 +547,14 @@ where
         },
         node,
     );
-    KTable::new(stream.graph.clone(), node, down, Some(keys), Some(values), Some(store))
+    KTable::new(
+        stream.graph.clone(),
+        node,
+        down,
+        Some(keys),
+        Some(values),
+        Some(store),
+    )
 }
 
 struct TableSourceNode<K, V> {
@@ -580,21 +636,42 @@ where
     let store_name = store.clone();
     let keys = joined.keys.clone();
     let others = joined.other.clone();
-    let prefix = if left { "KSTREAM-LEFTJOIN" } else { "KSTREAM-JOIN" };
-    let node = stream.add_node(prefix, joined.name.clone().map(Named), down.clone(), move |inst, children| {
-        let handle = KeyValueHandle::of(inst.ctx, &store_name, keys.clone(), timestamped(others.clone()))?;
-        Ok(Box::new(StreamTableJoinNode {
-            table: handle,
-            joiner: joiner.clone(),
-            children,
-        }) as Box<dyn Node<K, V>>)
-    });
+    let prefix = if left {
+        "KSTREAM-LEFTJOIN"
+    } else {
+        "KSTREAM-JOIN"
+    };
+    let node = stream.add_node(
+        prefix,
+        joined.name.clone().map(Named),
+        down.clone(),
+        move |inst, children| {
+            let handle = KeyValueHandle::of(
+                inst.ctx,
+                &store_name,
+                keys.clone(),
+                timestamped(others.clone()),
+            )?;
+            Ok(Box::new(StreamTableJoinNode {
+                table: handle,
+                joiner: joiner.clone(),
+                children,
+            }) as Box<dyn Node<K, V>>)
+        },
+    );
     {
         let mut g = stream.graph.lock();
         g.connect_store(&store, node);
         g.copartition.push((stream.node, table.node));
     }
-    KStream::new(stream.graph.clone(), node, down, Some(joined.keys), None, false)
+    KStream::new(
+        stream.graph.clone(),
+        node,
+        down,
+        Some(joined.keys),
+        None,
+        false,
+    )
 }
 
 type Joiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
@@ -664,19 +741,34 @@ where
     let lname = g.next_name("KTABLE-JOINTHIS");
     let rname = g.next_name("KTABLE-JOINOTHER");
     let mname = g.next_name("KTABLE-MERGE");
-    let ln = g.add_node(lname.clone(), crate::topology::NodeKind::Processor, vec![left.node]);
-    let rn = g.add_node(rname.clone(), crate::topology::NodeKind::Processor, vec![right.node]);
+    let ln = g.add_node(
+        lname.clone(),
+        crate::topology::NodeKind::Processor,
+        vec![left.node],
+    );
+    let rn = g.add_node(
+        rname.clone(),
+        crate::topology::NodeKind::Processor,
+        vec![right.node],
+    );
     let mn = g.add_node(mname, crate::topology::NodeKind::Processor, vec![ln, rn]);
     g.connect_store(&rs, ln);
     g.connect_store(&ls, rn);
     g.copartition.push((left.node, right.node));
     drop(g);
     {
-        let (j, keys, rv, rs, down) = (joiner.clone(), keys.clone(), rv.clone(), rs.clone(), merged_down.clone());
+        let (j, keys, rv, rs, down) = (
+            joiner.clone(),
+            keys.clone(),
+            rv.clone(),
+            rs.clone(),
+            merged_down.clone(),
+        );
         left.down.push(
             Arc::from(lname),
             Arc::new(move |inst| {
-                let other = KeyValueHandle::of(inst.ctx, &rs, keys.clone(), timestamped(rv.clone()))?;
+                let other =
+                    KeyValueHandle::of(inst.ctx, &rs, keys.clone(), timestamped(rv.clone()))?;
                 let j = j.clone();
                 Ok(Box::new(TableJoinSide {
                     other,
@@ -687,11 +779,18 @@ where
         );
     }
     {
-        let (j, keys, lv, ls, down) = (joiner.clone(), keys.clone(), lv.clone(), ls.clone(), merged_down.clone());
+        let (j, keys, lv, ls, down) = (
+            joiner.clone(),
+            keys.clone(),
+            lv.clone(),
+            ls.clone(),
+            merged_down.clone(),
+        );
         right.down.push(
             Arc::from(rname),
             Arc::new(move |inst| {
-                let other = KeyValueHandle::of(inst.ctx, &ls, keys.clone(), timestamped(lv.clone()))?;
+                let other =
+                    KeyValueHandle::of(inst.ctx, &ls, keys.clone(), timestamped(lv.clone()))?;
                 let j = j.clone();
                 Ok(Box::new(TableJoinSide {
                     other,
@@ -737,7 +836,9 @@ where
             if new.is_none() && old.is_none() {
                 continue;
             }
-            let ts = other.as_ref().map_or(r.timestamp, |(t, _)| r.timestamp.max(*t));
+            let ts = other
+                .as_ref()
+                .map_or(r.timestamp, |(t, _)| r.timestamp.max(*t));
             let key = r.key.clone();
             let mut rec = r.into_with(key, Change { new, old });
             rec.timestamp = ts;

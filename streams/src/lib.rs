@@ -36,8 +36,8 @@ pub use grouped::{KGroupedStream, SessionWindowedKStream, TimeWindowedKStream};
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::{Change, KTable, Suppressed};
 pub use params::{
-    Consumed, Grouped, Joined, Materialized, Named, Produced, Repartitioned,
-    StoreEngineChoice, TimestampExtractor,
+    Consumed, Grouped, Joined, Materialized, Named, Produced, Repartitioned, StoreEngineChoice,
+    TimestampExtractor,
 };
 pub use processor::{Processor, ProcessorContext, PunctuationType};
 pub use record::Record;

@@ -39,7 +39,11 @@ pub(crate) struct Children<K, V> {
 
 impl<K: Clone, V: Clone> Children<K, V> {
     /// Sends `batch` to every child (clones for all but the last).
-    pub(crate) fn forward(&mut self, ctx: &mut TaskContext, batch: Vec<Record<K, V>>) -> Result<()> {
+    pub(crate) fn forward(
+        &mut self,
+        ctx: &mut TaskContext,
+        batch: Vec<Record<K, V>>,
+    ) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -54,7 +58,11 @@ impl<K: Clone, V: Clone> Children<K, V> {
     }
 
     /// Sends one record to every child.
-    pub(crate) fn forward_one(&mut self, ctx: &mut TaskContext, record: Record<K, V>) -> Result<()> {
+    pub(crate) fn forward_one(
+        &mut self,
+        ctx: &mut TaskContext,
+        record: Record<K, V>,
+    ) -> Result<()> {
         self.forward(ctx, vec![record])
     }
 

@@ -25,7 +25,11 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send {
         Ok(())
     }
     /// Processes one record.
-    fn process(&mut self, ctx: &mut ProcessorContext<'_, KOut, VOut>, record: Record<KIn, VIn>) -> Result<()>;
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        record: Record<KIn, VIn>,
+    ) -> Result<()>;
     /// A punctuation scheduled with [`ProcessorContext::schedule`] fired at `timestamp`.
     fn punctuate(
         &mut self,
@@ -47,7 +51,9 @@ pub struct ProcessorContext<'a, K, V> {
 
 impl<K, V> std::fmt::Debug for ProcessorContext<'_, K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessorContext").field("task", &self.task).finish_non_exhaustive()
+        f.debug_struct("ProcessorContext")
+            .field("task", &self.task)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,7 +110,11 @@ where
         }) as Box<dyn Node<KIn, VIn>>)
     }
 
-    fn drain(&mut self, task: &mut TaskContext, out: Vec<(Option<String>, Record<KOut, VOut>)>) -> Result<()> {
+    fn drain(
+        &mut self,
+        task: &mut TaskContext,
+        out: Vec<(Option<String>, Record<KOut, VOut>)>,
+    ) -> Result<()> {
         for (to, r) in out {
             match to {
                 None => self.children.forward_one(task, r)?,
@@ -131,7 +141,11 @@ where
             schedules: Vec::new(),
         };
         f(&mut self.processor, &mut pc)?;
-        let ProcessorContext { task, out, schedules } = pc;
+        let ProcessorContext {
+            task,
+            out,
+            schedules,
+        } = pc;
         for (kind, interval) in schedules {
             self.schedules.push((kind, interval, None));
         }

@@ -57,7 +57,9 @@ pub struct StreamsConfig {
 impl StreamsConfig {
     /// The settings from `(key, value)` pairs; `application.id` is required, an unknown key is
     /// an error naming it.
-    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
         let mut app = None;
         let mut c = StreamsConfig {
             application_id: String::new(),
@@ -80,8 +82,15 @@ impl StreamsConfig {
             };
             match k {
                 "application.id" => {
-                    if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-                        return Err(Error::config(k, format!("\"{v}\": letters, digits, '.', '_' and '-' only, not empty")));
+                    if v.is_empty()
+                        || !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    {
+                        return Err(Error::config(
+                            k,
+                            format!("\"{v}\": letters, digits, '.', '_' and '-' only, not empty"),
+                        ));
                     }
                     app = Some(v.to_owned());
                 }
@@ -103,12 +112,20 @@ impl StreamsConfig {
                 "processing.guarantee" => {
                     c.processing_guarantee = match v {
                         "at_least_once" => ProcessingGuarantee::AtLeastOnce,
-                        "exactly_once_v2" | "exactly_once_beta" => ProcessingGuarantee::ExactlyOnceV2,
+                        "exactly_once_v2" | "exactly_once_beta" => {
+                            ProcessingGuarantee::ExactlyOnceV2
+                        }
                         "exactly_once" => {
-                            return Err(Error::config(k, "exactly_once (v1) was removed in Kafka 4: use exactly_once_v2"));
+                            return Err(Error::config(
+                                k,
+                                "exactly_once (v1) was removed in Kafka 4: use exactly_once_v2",
+                            ));
                         }
                         other => {
-                            return Err(Error::config(k, format!("\"{other}\": at_least_once or exactly_once_v2")));
+                            return Err(Error::config(
+                                k,
+                                format!("\"{other}\": at_least_once or exactly_once_v2"),
+                            ));
                         }
                     }
                 }
@@ -119,15 +136,25 @@ impl StreamsConfig {
                 "replication.factor" => c.replication_factor = int(k)? as i32,
                 // Accepted for compatibility with Kafka Streams configs; the cache size and
                 // the bootstrap are the client's business here.
-                "statestore.cache.max.bytes" | "cache.max.bytes.buffering" | "bootstrap.servers"
-                | "num.standby.replicas" | "default.key.serde" | "default.value.serde" => {}
+                "statestore.cache.max.bytes"
+                | "cache.max.bytes.buffering"
+                | "bootstrap.servers"
+                | "num.standby.replicas"
+                | "default.key.serde"
+                | "default.value.serde" => {}
                 _ => {
-                    if let Some(rest) = k.strip_prefix("consumer.").or_else(|| k.strip_prefix("main.consumer.")) {
+                    if let Some(rest) = k
+                        .strip_prefix("consumer.")
+                        .or_else(|| k.strip_prefix("main.consumer."))
+                    {
                         c.consumer.push((rest.to_owned(), v.to_owned()));
                     } else if let Some(rest) = k.strip_prefix("producer.") {
                         c.producer.push((rest.to_owned(), v.to_owned()));
                     } else {
-                        return Err(Error::config(k, "not a Kafka Streams setting Sluice knows (consumer.* and producer.* pass settings to the clients)"));
+                        return Err(Error::config(
+                            k,
+                            "not a Kafka Streams setting Sluice knows (consumer.* and producer.* pass settings to the clients)",
+                        ));
                     }
                 }
             }
@@ -162,6 +189,16 @@ pub struct KafkaStreams<C: Client> {
     threads: Vec<tokio::task::JoinHandle<Result<()>>>,
     metrics: Arc<Mutex<StreamsMetrics>>,
     partition_counts: Arc<HashMap<Arc<str>, i32>>,
+    activity: Arc<Mutex<Activity>>,
+}
+
+/// When the application last did something, for [`KafkaStreams::run_until_idle`].
+#[derive(Debug, Default)]
+struct Activity {
+    /// Set once a thread got its first assignment.
+    assigned: bool,
+    /// The last time records were processed (or the first assignment came).
+    last: Option<Instant>,
 }
 
 impl<C: Client> std::fmt::Debug for KafkaStreams<C> {
@@ -184,6 +221,7 @@ impl<C: Client> KafkaStreams<C> {
             threads: Vec::new(),
             metrics: Arc::default(),
             partition_counts: Arc::default(),
+            activity: Arc::default(),
         }
     }
 
@@ -202,6 +240,7 @@ impl<C: Client> KafkaStreams<C> {
                 shutdown: self.shutdown.subscribe(),
                 metrics: self.metrics.clone(),
                 partition_counts: self.partition_counts.clone(),
+                activity: self.activity.clone(),
             };
             self.threads.push(tokio::spawn(thread.run()));
         }
@@ -243,7 +282,10 @@ impl<C: Client> KafkaStreams<C> {
                 if seen.len() > 1 {
                     return Err(Error::Topology(format!(
                         "the topics of a join are not co-partitioned: {}",
-                        seen.iter().map(|(t, c)| format!("{t} has {c}")).collect::<Vec<_>>().join(", ")
+                        seen.iter()
+                            .map(|(t, c)| format!("{t} has {c}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
             }
@@ -268,12 +310,17 @@ impl<C: Client> KafkaStreams<C> {
                 }
                 let name = changelog_topic(app, store);
                 let configs = match def.kind {
-                    crate::topology::StoreType::KeyValue => vec![("cleanup.policy".into(), "compact".into())],
+                    crate::topology::StoreType::KeyValue => {
+                        vec![("cleanup.policy".into(), "compact".into())]
+                    }
                     crate::topology::StoreType::Window { retention_ms, .. }
                     | crate::topology::StoreType::Session { retention_ms } => vec![
                         ("cleanup.policy".into(), "compact,delete".into()),
                         // Kafka Streams adds a day to the store's retention.
-                        ("retention.ms".into(), (retention_ms + 86_400_000).to_string()),
+                        (
+                            "retention.ms".into(),
+                            (retention_ms + 86_400_000).to_string(),
+                        ),
                     ],
                 };
                 create_if_missing(&admin, &name, n, configs).await?;
@@ -352,6 +399,28 @@ impl<C: Client> KafkaStreams<C> {
         self.run_until(shutdown_signal()).await
     }
 
+    /// Runs until no record was processed for `max_idle` (counted from the first
+    /// assignment), or SIGINT or SIGTERM, then shuts down cleanly.
+    pub async fn run_until_idle(self, max_idle: Duration) -> Result<()> {
+        let activity = self.activity.clone();
+        let idle = async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let a = activity.lock();
+                if a.assigned && a.last.is_some_and(|t| t.elapsed() >= max_idle) {
+                    break;
+                }
+            }
+        };
+        self.run_until(async move {
+            tokio::select! {
+                () = idle => {}
+                () = shutdown_signal() => {}
+            }
+        })
+        .await
+    }
+
     /// Stops the threads after their current iteration: commit, close tasks, leave the group.
     pub async fn close(self) -> Result<()> {
         self.run_until(async {}).await
@@ -385,7 +454,10 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut i), Ok(mut t)) => {
                 tokio::select! {
                     _ = i.recv() => {}
@@ -403,7 +475,12 @@ async fn shutdown_signal() {
     }
 }
 
-async fn create_if_missing<A: Admin>(admin: &A, name: &str, partitions: i32, configs: Vec<(String, String)>) -> Result<()> {
+async fn create_if_missing<A: Admin>(
+    admin: &A,
+    name: &str,
+    partitions: i32,
+    configs: Vec<(String, String)>,
+) -> Result<()> {
     match admin
         .create_topics(vec![NewTopic {
             name: name.to_owned(),
@@ -425,6 +502,7 @@ struct StreamThread<C: Client> {
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Mutex<StreamsMetrics>>,
     partition_counts: Arc<HashMap<Arc<str>, i32>>,
+    activity: Arc<Mutex<Activity>>,
 }
 
 /// The state of one thread's tasks between polls.
@@ -444,7 +522,14 @@ impl<C: Client> StreamThread<C> {
         let mut pairs: Vec<(String, String)> = vec![
             ("auto.offset.reset".into(), "earliest".into()),
             ("enable.auto.commit".into(), "false".into()),
-            ("client.id".into(), format!("{}-StreamThread-{}-consumer", self.config.application_id, self.index + 1)),
+            (
+                "client.id".into(),
+                format!(
+                    "{}-StreamThread-{}-consumer",
+                    self.config.application_id,
+                    self.index + 1
+                ),
+            ),
         ];
         if group {
             pairs.push(("group.id".into(), self.config.application_id.clone()));
@@ -461,12 +546,23 @@ impl<C: Client> StreamThread<C> {
         let mut consumer = self.client.consumer(self.consumer_config(true)?)?;
         let mut pairs: Vec<(String, String)> = vec![
             ("linger.ms".into(), "5".into()),
-            ("client.id".into(), format!("{}-StreamThread-{}-producer", self.config.application_id, self.index + 1)),
+            (
+                "client.id".into(),
+                format!(
+                    "{}-StreamThread-{}-producer",
+                    self.config.application_id,
+                    self.index + 1
+                ),
+            ),
         ];
         if self.eos() {
             pairs.push((
                 "transactional.id".into(),
-                format!("{}-StreamThread-{}", self.config.application_id, self.index + 1),
+                format!(
+                    "{}-StreamThread-{}",
+                    self.config.application_id,
+                    self.index + 1
+                ),
             ));
         }
         pairs.extend(self.config.producer.iter().cloned());
@@ -514,11 +610,20 @@ impl<C: Client> StreamThread<C> {
                         drop_tasks(&mut state, &tps);
                         Ok(())
                     }
-                    RebalanceEvent::Assigned(tps) => self.create_tasks(&mut state, &tps).await,
+                    RebalanceEvent::Assigned(tps) => {
+                        let r = self.create_tasks(&mut state, &tps).await;
+                        let mut a = self.activity.lock();
+                        a.assigned = true;
+                        a.last = Some(Instant::now());
+                        r
+                    }
                 };
                 if let Err(e) = r {
                     return self.fail(consumer, producer, e).await;
                 }
+            }
+            if !records.is_empty() {
+                self.activity.lock().last = Some(Instant::now());
             }
             if let Err(e) = self.process(&producer, &mut state, records, started).await {
                 return self.fail(consumer, producer, e).await;
@@ -566,7 +671,10 @@ impl<C: Client> StreamThread<C> {
             let (topic, partition) = (records[i].topic.clone(), records[i].partition);
             let mut j = i;
             let mut batch = Vec::new();
-            while j < records.len() && records[j].partition == partition && records[j].topic == topic {
+            while j < records.len()
+                && records[j].partition == partition
+                && records[j].topic == topic
+            {
                 let r = &records[j];
                 batch.push(RawRecord {
                     partition: r.partition,
@@ -586,7 +694,8 @@ impl<C: Client> StreamThread<C> {
             match task {
                 Some(task) => {
                     let idx = task.topic_index(&topic).unwrap_or(0);
-                    task.process(idx, &batch).map_err(|e| with_origin(e, &topic, partition, last))?;
+                    task.process(idx, &batch)
+                        .map_err(|e| with_origin(e, &topic, partition, last))?;
                     for r in task.take_output() {
                         let _ = producer.send(r).await?;
                     }
@@ -595,7 +704,9 @@ impl<C: Client> StreamThread<C> {
                     tracing::warn!(topic = %topic, partition, "records for a partition without a task");
                 }
             }
-            state.offsets.insert(TopicPartition::new(&*topic, partition), last + 1);
+            state
+                .offsets
+                .insert(TopicPartition::new(&*topic, partition), last + 1);
             i = j;
         }
         // Wall-clock punctuation.
@@ -625,7 +736,12 @@ impl<C: Client> StreamThread<C> {
 
     /// Flushes the tasks, sends their output and changelogs, then commits the input offsets
     /// (in the transaction under exactly-once).
-    async fn commit(&self, consumer: &mut C::Consumer, producer: &C::Producer, state: &mut Tasks) -> Result<()> {
+    async fn commit(
+        &self,
+        consumer: &mut C::Consumer,
+        producer: &C::Producer,
+        state: &mut Tasks,
+    ) -> Result<()> {
         let t0 = Instant::now();
         let mut out = Vec::new();
         for task in state.tasks.values_mut() {
@@ -639,7 +755,8 @@ impl<C: Client> StreamThread<C> {
         for r in out {
             let _ = producer.send(r).await?;
         }
-        let offsets: Vec<(TopicPartition, i64)> = std::mem::take(&mut state.offsets).into_iter().collect();
+        let offsets: Vec<(TopicPartition, i64)> =
+            std::mem::take(&mut state.offsets).into_iter().collect();
         if self.eos() {
             if state.in_txn {
                 if !offsets.is_empty() {
@@ -669,7 +786,11 @@ impl<C: Client> StreamThread<C> {
         let mut wanted: Vec<TaskId> = Vec::new();
         for tp in tps {
             for st in &self.topology.subtopologies {
-                if st.topics.iter().any(|t| *resolve_topic(t, &app) == *tp.topic) {
+                if st
+                    .topics
+                    .iter()
+                    .any(|t| *resolve_topic(t, &app) == *tp.topic)
+                {
                     let id = TaskId {
                         subtopology: st.id,
                         partition: tp.partition,
@@ -719,7 +840,9 @@ impl<C: Client> StreamThread<C> {
                 continue;
             }
             consumer.assign(vec![tp.clone()])?;
-            consumer.seek_to_beginning(std::slice::from_ref(&tp)).await?;
+            consumer
+                .seek_to_beginning(std::slice::from_ref(&tp))
+                .await?;
             let mut restored = 0u64;
             let deadline = Instant::now() + Duration::from_secs(600);
             loop {
@@ -735,7 +858,10 @@ impl<C: Client> StreamThread<C> {
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(Error::store(&store, format!("restoring {topic} did not reach offset {end} in 10 minutes")));
+                    return Err(Error::store(
+                        &store,
+                        format!("restoring {topic} did not reach offset {end} in 10 minutes"),
+                    ));
                 }
             }
             tracing::info!(store = %store, changelog = %topic, partition, records = restored, "restored");

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sluice_client::ProducerRecord;
 
-use crate::context::{AnyStore, DeserializationHandler, StoreSlot, TaskContext, TaskId, TaskMetrics};
+use crate::context::{
+    AnyStore, DeserializationHandler, StoreSlot, TaskContext, TaskId, TaskMetrics,
+};
 use crate::error::{Error, Result};
 use crate::node::Lifecycle;
 use crate::params::StoreEngineChoice;
@@ -32,7 +34,9 @@ pub(crate) fn open_store(def: &StoreDef, dir: Option<&Path>) -> Result<AnyStore>
         engine,
     };
     Ok(match def.kind {
-        StoreType::KeyValue => AnyStore::KeyValue(open_key_value(&spec(StoreKind::KeyValue), &path)?),
+        StoreType::KeyValue => {
+            AnyStore::KeyValue(open_key_value(&spec(StoreKind::KeyValue), &path)?)
+        }
         StoreType::Window {
             retention_ms,
             retain_duplicates,
@@ -44,9 +48,10 @@ pub(crate) fn open_store(def: &StoreDef, dir: Option<&Path>) -> Result<AnyStore>
             }),
             &path,
         )?),
-        StoreType::Session { retention_ms } => {
-            AnyStore::Session(open_session(&spec(StoreKind::Session { retention_ms }), &path)?)
-        }
+        StoreType::Session { retention_ms } => AnyStore::Session(open_session(
+            &spec(StoreKind::Session { retention_ms }),
+            &path,
+        )?),
     })
 }
 
@@ -60,7 +65,9 @@ pub(crate) struct Task {
 
 impl std::fmt::Debug for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Task").field("id", &self.ctx.task).finish_non_exhaustive()
+        f.debug_struct("Task")
+            .field("id", &self.ctx.task)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,8 +108,12 @@ impl Task {
                 .stores
                 .iter()
                 .find(|d| &d.name == name)
-                .ok_or_else(|| Error::Topology(format!("store \"{name}\" is used but never defined")))?;
-            let dir = setup.state_dir.map(|d| d.join(task.to_string()).join("rocksdb"));
+                .ok_or_else(|| {
+                    Error::Topology(format!("store \"{name}\" is used but never defined"))
+                })?;
+            let dir = setup
+                .state_dir
+                .map(|d| d.join(task.to_string()).join("rocksdb"));
             stores.push(StoreSlot {
                 name: Arc::from(name.as_str()),
                 store: open_store(def, dir.as_deref())?,
@@ -164,7 +175,10 @@ impl Task {
     /// Processes records of one source topic, in offset order.
     pub(crate) fn process(&mut self, topic: u32, batch: &[RawRecord]) -> Result<()> {
         let Some(Some(source)) = self.by_topic.get(topic as usize).copied() else {
-            return Err(Error::Topology(format!("task {} has no source for topic #{topic}", self.ctx.task)));
+            return Err(Error::Topology(format!(
+                "task {} has no source for topic #{topic}",
+                self.ctx.task
+            )));
         };
         self.sources[source].process_raw(&mut self.ctx, topic, batch)?;
         let t = self.ctx.stream_time;
@@ -230,14 +244,23 @@ impl Task {
     }
 
     /// Applies changelog records to the store `store` (restoration).
-    pub(crate) fn restore(&mut self, store: &str, records: &[(Bytes, Option<Bytes>)]) -> Result<()> {
+    pub(crate) fn restore(
+        &mut self,
+        store: &str,
+        records: &[(Bytes, Option<Bytes>)],
+    ) -> Result<()> {
         let slot = self
             .ctx
             .stores
             .iter_mut()
             .find(|s| &*s.name == store)
             .ok_or_else(|| Error::store(store, "no such store in this task"))?;
-        let bad = |what: &str| Error::store(store, format!("a changelog key too short for a {what} store"));
+        let bad = |what: &str| {
+            Error::store(
+                store,
+                format!("a changelog key too short for a {what} store"),
+            )
+        };
         match &mut slot.store {
             AnyStore::KeyValue(s) => s.write_batch(records)?,
             AnyStore::Window(s) => {

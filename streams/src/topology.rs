@@ -71,7 +71,8 @@ pub struct StoreDef {
 
 /// A source node's entry point for raw records.
 pub(crate) trait SourceNode: Send {
-    fn process_raw(&mut self, ctx: &mut TaskContext, topic: u32, batch: &[RawRecord]) -> Result<()>;
+    fn process_raw(&mut self, ctx: &mut TaskContext, topic: u32, batch: &[RawRecord])
+    -> Result<()>;
     fn event(&mut self, ctx: &mut TaskContext, event: Lifecycle) -> Result<()>;
 }
 
@@ -138,8 +139,9 @@ impl Graph {
     /// Adds a node; a name used twice is an error reported at `build()`.
     pub(crate) fn add_node(&mut self, name: String, kind: NodeKind, parents: Vec<usize>) -> usize {
         if self.nodes.iter().any(|n| n.name == name) {
-            self.errors
-                .push(format!("the name \"{name}\" is used by two processor nodes"));
+            self.errors.push(format!(
+                "the name \"{name}\" is used by two processor nodes"
+            ));
         }
         self.nodes.push(NodeInfo {
             name,
@@ -227,7 +229,10 @@ impl StreamsBuilder {
         V: Clone + Send + 'static,
     {
         let keys = materialized.keys.clone().unwrap_or(consumed.keys.clone());
-        let values = materialized.values.clone().unwrap_or(consumed.values.clone());
+        let values = materialized
+            .values
+            .clone()
+            .unwrap_or(consumed.values.clone());
         let down = Downstream::new();
         let source = add_source(
             &self.graph,
@@ -237,9 +242,21 @@ impl StreamsBuilder {
                 .with_timestamp_extractor(consumed.timestamps.clone()),
             down.clone(),
         );
-        let source_stream: KStream<K, Option<V>> =
-            KStream::new(self.graph.clone(), source, down, Some(keys.clone()), None, false);
-        crate::ktable::table_from_changes(source_stream, materialized, keys, values, "KTABLE-SOURCE")
+        let source_stream: KStream<K, Option<V>> = KStream::new(
+            self.graph.clone(),
+            source,
+            down,
+            Some(keys.clone()),
+            None,
+            false,
+        );
+        crate::ktable::table_from_changes(
+            source_stream,
+            materialized,
+            keys,
+            values,
+            "KTABLE-SOURCE",
+        )
     }
 
     /// Builds the topology; a mistake in the graph (a name used twice...) is an error here.
@@ -270,7 +287,13 @@ where
     let name = name
         .or_else(|| consumed.name.clone())
         .unwrap_or_else(|| g.next_name("KSTREAM-SOURCE"));
-    let node = g.add_node(name, NodeKind::Source { topics: topics.clone() }, vec![]);
+    let node = g.add_node(
+        name,
+        NodeKind::Source {
+            topics: topics.clone(),
+        },
+        vec![],
+    );
     let keys = consumed.keys.clone();
     let values = consumed.values.clone();
     let timestamps = consumed.timestamps.clone();
@@ -339,7 +362,12 @@ where
     K: Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    fn process_raw(&mut self, ctx: &mut TaskContext, topic: u32, batch: &[RawRecord]) -> Result<()> {
+    fn process_raw(
+        &mut self,
+        ctx: &mut TaskContext,
+        topic: u32,
+        batch: &[RawRecord],
+    ) -> Result<()> {
         let mut out = Vec::with_capacity(batch.len());
         for r in batch {
             let key = match self.keys.deserialize(r.key.as_deref()) {
@@ -359,7 +387,9 @@ where
             let timestamp = match &self.timestamps {
                 TimestampExtractor::RecordTime => r.timestamp,
                 TimestampExtractor::WallClock => ctx.wall_clock,
-                TimestampExtractor::Custom(f) => f(r.key.as_deref(), r.value.as_deref(), r.timestamp),
+                TimestampExtractor::Custom(f) => {
+                    f(r.key.as_deref(), r.value.as_deref(), r.timestamp)
+                }
             };
             if timestamp < 0 {
                 // Kafka Streams skips records with an invalid (negative) timestamp.
@@ -584,8 +614,11 @@ impl Topology {
                     let _ = writeln!(out, "      --> none");
                 }
                 if !node.parents.is_empty() {
-                    let parents: Vec<&str> =
-                        node.parents.iter().map(|&p| self.nodes[p].name.as_str()).collect();
+                    let parents: Vec<&str> = node
+                        .parents
+                        .iter()
+                        .map(|&p| self.nodes[p].name.as_str())
+                        .collect();
                     let _ = writeln!(out, "      <-- {}", parents.join(", "));
                 }
             }
@@ -647,11 +680,14 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Node<K, V> for Sink<K
                 SinkTopic::Fixed(t) => t.clone(),
                 SinkTopic::PerRecord(f) => Arc::from(f(&r.key, &r.value)),
             };
-            let key = self.keys.serialize(&r.key).map_err(|message| Error::Serialize {
-                what: "key",
-                topic: topic.to_string(),
-                message,
-            })?;
+            let key = self
+                .keys
+                .serialize(&r.key)
+                .map_err(|message| Error::Serialize {
+                    what: "key",
+                    topic: topic.to_string(),
+                    message,
+                })?;
             let value = self
                 .values
                 .serialize(&r.value)

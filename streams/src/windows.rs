@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(t.window_starts(60_000).collect::<Vec<_>>(), vec![60_000]);
         let h = TimeWindows::of_size_with_no_grace(Duration::from_secs(10))
             .advance_by(Duration::from_secs(5));
-        assert_eq!(h.window_starts(12_000).collect::<Vec<_>>(), vec![5_000, 10_000]);
+        assert_eq!(
+            h.window_starts(12_000).collect::<Vec<_>>(),
+            vec![5_000, 10_000]
+        );
         assert_eq!(h.window_starts(3_000).collect::<Vec<_>>(), vec![0]);
     }
 
@@ -212,6 +215,10 @@ mod tests {
             start: 5,
             end: 9,
         };
-        assert_eq!(ss.deserialize(ss.serialize(&w).unwrap().as_deref()).unwrap(), w);
+        assert_eq!(
+            ss.deserialize(ss.serialize(&w).unwrap().as_deref())
+                .unwrap(),
+            w
+        );
     }
 }

@@ -18,24 +18,21 @@ fn s() -> SerdeRef<String> {
 
 fn wordcount() -> StreamsBuilder {
     let b = StreamsBuilder::new();
-    b.stream::<Option<String>, String>(
-        "text-lines",
-        Consumed::with(serdes::option(s()), s()),
-    )
-    .flat_map_values(|line: String| {
-        line.to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    })
-    .group_by(|_, w: &String| w.clone(), Grouped::with(s(), s()))
-    .count(Materialized::as_("counts"))
-    .to_stream()
-    .to(
-        "word-counts",
-        Produced::with(s(), serdes::option(serdes::i64_as_string())),
-    );
+    b.stream::<Option<String>, String>("text-lines", Consumed::with(serdes::option(s()), s()))
+        .flat_map_values(|line: String| {
+            line.to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .group_by(|_, w: &String| w.clone(), Grouped::with(s(), s()))
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(
+            "word-counts",
+            Produced::with(s(), serdes::option(serdes::i64_as_string())),
+        );
     b
 }
 
@@ -74,9 +71,15 @@ fn describe_prints_sub_topologies_split_at_the_repartition_topic() -> anyhow::Re
     let t = wordcount().build()?;
     let text = t.describe();
     assert_eq!(t.subtopologies().len(), 2, "{text}");
-    assert!(text.starts_with("Topologies:\n   Sub-topology: 0\n"), "{text}");
+    assert!(
+        text.starts_with("Topologies:\n   Sub-topology: 0\n"),
+        "{text}"
+    );
     assert!(text.contains("    Source: KSTREAM-SOURCE-0000000000 (topics: [text-lines])\n      --> KSTREAM-FLATMAPVALUES-0000000001\n"), "{text}");
-    assert!(text.contains("Sink: counts-repartition-sink (topic: counts-repartition)"), "{text}");
+    assert!(
+        text.contains("Sink: counts-repartition-sink (topic: counts-repartition)"),
+        "{text}"
+    );
     assert!(text.contains("   Sub-topology: 1\n    Source: counts-repartition-source (topics: [counts-repartition])"), "{text}");
     assert!(text.contains("(stores: [counts])"), "{text}");
     assert!(text.contains("Sink: KSTREAM-SINK-"), "{text}");
@@ -131,7 +134,10 @@ fn views_per_region(suppress: bool) -> anyhow::Result<TopologyTestDriver> {
     let b = StreamsBuilder::new();
     let counts = b
         .stream::<String, View>("page-views", Consumed::with(s(), serdes::json()))
-        .group_by(|_, v: &View| v.region.clone(), Grouped::with(s(), serdes::json()))
+        .group_by(
+            |_, v: &View| v.region.clone(),
+            Grouped::with(s(), serdes::json()),
+        )
         .windowed_by(TimeWindows::of_size_and_grace(
             Duration::from_secs(60),
             Duration::from_secs(10),
@@ -179,7 +185,8 @@ fn w(key: &str, start: i64) -> Windowed<String> {
 }
 
 #[test]
-fn tumbling_windows_emit_every_update_and_drop_records_after_the_grace_period() -> anyhow::Result<()> {
+fn tumbling_windows_emit_every_update_and_drop_records_after_the_grace_period() -> anyhow::Result<()>
+{
     let d = views_per_region(false)?;
     let input = d.input_topic("page-views", s(), serdes::json());
     input.pipe_at("u1".into(), view("eu"), 0)?;
@@ -215,7 +222,10 @@ fn suppression_emits_each_window_once_when_it_closes() -> anyhow::Result<()> {
     input.pipe_at("u4".into(), view("us"), 100_000)?;
     assert_eq!(read_windowed(&d)?, vec![]);
     input.pipe_at("u5".into(), view("eu"), 130_000)?;
-    assert_eq!(read_windowed(&d)?, vec![(w("us", 60_000), Some(2), 100_000)]);
+    assert_eq!(
+        read_windowed(&d)?,
+        vec![(w("us", 60_000), Some(2), 100_000)]
+    );
     Ok(())
 }
 
@@ -232,12 +242,20 @@ fn hopping_windows_count_a_record_in_every_window_it_falls_in() -> anyhow::Resul
         .to_stream()
         .to(
             "out",
-            Produced::with(time_windowed_serde(s(), 10_000), serdes::option(serdes::i64())),
+            Produced::with(
+                time_windowed_serde(s(), 10_000),
+                serdes::option(serdes::i64()),
+            ),
         );
     let d = TopologyTestDriver::new(b.build()?, &[])?;
-    d.input_topic("in", s(), s()).pipe_at("k".into(), "x".into(), 7_000)?;
+    d.input_topic("in", s(), s())
+        .pipe_at("k".into(), "x".into(), 7_000)?;
     let out = d
-        .output_topic("out", time_windowed_serde(s(), 10_000), serdes::option(serdes::i64()))
+        .output_topic(
+            "out",
+            time_windowed_serde(s(), 10_000),
+            serdes::option(serdes::i64()),
+        )
         .read_key_values()?;
     let starts: Vec<i64> = out.iter().map(|(w, _)| w.start).collect();
     assert_eq!(starts, vec![0, 5_000]);
@@ -322,16 +340,33 @@ fn stream_table_join_inner_and_left() -> anyhow::Result<()> {
     orders
         .left_join(
             &customers,
-            |o: &Order, c: Option<&String>| format!("{} paid {}", c.map_or("?", |c| c.as_str()), o.amount),
+            |o: &Order, c: Option<&String>| {
+                format!("{} paid {}", c.map_or("?", |c| c.as_str()), o.amount)
+            },
             Joined::with(s(), serdes::json(), s()).with_name("orders-by-customer-left"),
         )
         .to("left", Produced::with(s(), s()));
     let t = b.build()?;
     let d = TopologyTestDriver::new(t, &[])?;
-    d.input_topic("customers", s(), s()).pipe_at("c1".into(), "Ada".into(), 1)?;
+    d.input_topic("customers", s(), s())
+        .pipe_at("c1".into(), "Ada".into(), 1)?;
     let orders = d.input_topic("orders", s(), serdes::json());
-    orders.pipe_at("o1".into(), Order { customer_id: "c1".into(), amount: 5 }, 2)?;
-    orders.pipe_at("o2".into(), Order { customer_id: "c2".into(), amount: 7 }, 3)?;
+    orders.pipe_at(
+        "o1".into(),
+        Order {
+            customer_id: "c1".into(),
+            amount: 5,
+        },
+        2,
+    )?;
+    orders.pipe_at(
+        "o2".into(),
+        Order {
+            customer_id: "c2".into(),
+            amount: 7,
+        },
+        3,
+    )?;
     assert_eq!(
         d.output_topic("inner", s(), s()).read_key_values()?,
         vec![("c1".to_owned(), "Ada paid 5".to_owned())]
@@ -365,12 +400,19 @@ fn table_table_joins_follow_updates_and_deletes_on_both_sides() -> anyhow::Resul
     l.pipe_at("k".into(), Some("a".into()), 1)?;
     r.pipe_at("k".into(), Some("b".into()), 2)?;
     l.pipe_at("k".into(), None, 3)?;
-    let inner = d.output_topic("inner", s(), serdes::option(s())).read_key_values()?;
+    let inner = d
+        .output_topic("inner", s(), serdes::option(s()))
+        .read_key_values()?;
     assert_eq!(
         inner,
-        vec![("k".to_owned(), Some("a+b".to_owned())), ("k".to_owned(), None)]
+        vec![
+            ("k".to_owned(), Some("a+b".to_owned())),
+            ("k".to_owned(), None)
+        ]
     );
-    let outer = d.output_topic("outer", s(), serdes::option(s())).read_key_values()?;
+    let outer = d
+        .output_topic("outer", s(), serdes::option(s()))
+        .read_key_values()?;
     assert_eq!(
         outer,
         vec![
@@ -419,8 +461,14 @@ fn processor_api_punctuates_on_stream_time_and_forwards_to_named_children() -> a
     let p = b
         .stream::<String, String>("in", Consumed::with(s(), s()))
         .process(|| EveryTen { seen: 0 }, None, &[]);
-    p.to("all", Produced::with(s(), serdes::i64()).with_name("all-sink"));
-    p.to("urgent", Produced::with(s(), serdes::i64()).with_name("urgent-sink"));
+    p.to(
+        "all",
+        Produced::with(s(), serdes::i64()).with_name("all-sink"),
+    );
+    p.to(
+        "urgent",
+        Produced::with(s(), serdes::i64()).with_name("urgent-sink"),
+    );
     let d = TopologyTestDriver::new(b.build()?, &[])?;
     let input = d.input_topic("in", s(), s());
     input.pipe_at("a".into(), "x".into(), 0)?;
@@ -429,13 +477,11 @@ fn processor_api_punctuates_on_stream_time_and_forwards_to_named_children() -> a
     input.pipe_at("a".into(), "x".into(), 35)?;
     let all = d.output_topic("all", s(), serdes::i64()).read_records()?;
     // First due at 0 + 10; at 35 one punctuation (missed ones are skipped), next due at 40.
-    assert_eq!(
-        all,
-        vec![("seen".into(), 3, 12), ("seen".into(), 4, 35)]
-    );
+    assert_eq!(all, vec![("seen".into(), 3, 12), ("seen".into(), 4, 35)]);
     // `forward` reaches every child, `forward_to` only the one named.
     assert_eq!(
-        d.output_topic("urgent", s(), serdes::i64()).read_key_values()?,
+        d.output_topic("urgent", s(), serdes::i64())
+            .read_key_values()?,
         vec![
             ("a".to_owned(), -1),
             ("seen".to_owned(), 3),
@@ -455,7 +501,12 @@ fn a_bad_record_stops_or_is_skipped_per_the_deserialization_handler() -> anyhow:
     };
     let d = TopologyTestDriver::new(build()?, &[])?;
     let err = d
-        .pipe_raw("in", Some("k".into()), Some(bytes::Bytes::from_static(b"abc")), 1)
+        .pipe_raw(
+            "in",
+            Some("k".into()),
+            Some(bytes::Bytes::from_static(b"abc")),
+            1,
+        )
         .expect_err("3 bytes are no i64");
     let msg = err.to_string();
     assert!(msg.contains("in-0@0") && msg.contains("8 bytes"), "{msg}");
@@ -466,10 +517,17 @@ fn a_bad_record_stops_or_is_skipped_per_the_deserialization_handler() -> anyhow:
             "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler",
         )],
     )?;
-    d.pipe_raw("in", Some("k".into()), Some(bytes::Bytes::from_static(b"abc")), 1)?;
-    d.input_topic("in", s(), serdes::i64()).pipe_at("k".into(), 7, 2)?;
+    d.pipe_raw(
+        "in",
+        Some("k".into()),
+        Some(bytes::Bytes::from_static(b"abc")),
+        1,
+    )?;
+    d.input_topic("in", s(), serdes::i64())
+        .pipe_at("k".into(), 7, 2)?;
     assert_eq!(
-        d.output_topic("out", s(), serdes::i64()).read_key_values()?,
+        d.output_topic("out", s(), serdes::i64())
+            .read_key_values()?,
         vec![("k".to_owned(), 7)]
     );
     assert_eq!(d.metrics().dropped_records, 1);
@@ -478,7 +536,10 @@ fn a_bad_record_stops_or_is_skipped_per_the_deserialization_handler() -> anyhow:
         &[("default.deserialization.exception.handler", "ignore")],
     )
     .expect_err("unknown handler");
-    assert!(bad.to_string().contains("LogAndContinueExceptionHandler"), "{bad}");
+    assert!(
+        bad.to_string().contains("LogAndContinueExceptionHandler"),
+        "{bad}"
+    );
     Ok(())
 }
 

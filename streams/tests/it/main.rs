@@ -2,4 +2,5 @@
 //! test driver.
 
 mod dsl;
+mod runtime;
 mod state;
