@@ -21,11 +21,13 @@ pub mod connector;
 pub mod connectors;
 pub mod converter;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod herder;
 pub mod offsets;
 pub mod rest;
 pub mod standalone;
+pub mod topic_log;
 pub mod transforms;
 pub mod worker;
 

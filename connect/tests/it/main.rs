@@ -2,6 +2,7 @@
 //! its REST API as Kafka Connect's documentation drives it.
 #![allow(clippy::unwrap_used, reason = "tests panic on failure")]
 
+mod distributed;
 mod harness;
 mod rest;
 mod runtime;
