@@ -675,12 +675,15 @@ impl JdbcSourceTask {
 impl SourceTask for JdbcSourceTask {
     async fn start(&mut self, config: Props, context: SourceTaskContext) -> Result<()> {
         self.mode = config.get("mode").cloned().unwrap_or_else(|| "bulk".into());
+        // The mode says which columns count (a config may name both).
         self.inc_col = config
             .get("incrementing.column.name")
+            .filter(|_| self.mode.contains("incrementing"))
             .cloned()
             .unwrap_or_default();
         self.ts_col = config
             .get("timestamp.column.name")
+            .filter(|_| self.mode.contains("timestamp"))
             .cloned()
             .unwrap_or_default();
         self.poll_interval =

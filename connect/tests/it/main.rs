@@ -4,5 +4,6 @@
 
 mod distributed;
 mod harness;
+mod postgres;
 mod rest;
 mod runtime;
