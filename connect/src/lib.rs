@@ -14,7 +14,9 @@
 //!   runtime) and the plugin registry with Kafka's class names and aliases.
 //! - [`config`]: config definitions and validation, `.properties`/JSON files, the worker config.
 //! - [`data`], [`converter`]: Connect's data model; JSON, String and ByteArray converters.
-//! - [`connectors`]: FileStreamSource, FileStreamSink, datagen.
+//! - [`connectors`]: FileStreamSource, FileStreamSink, datagen, PostgreSQL source and sink.
+//! - [`standalone`], [`distributed`]: the workers; [`topic_log`]: the compacted topics of
+//!   distributed workers (configs, offsets, statuses).
 
 pub mod config;
 pub mod connector;
