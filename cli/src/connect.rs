@@ -1,6 +1,6 @@
-//! `sluice connect standalone worker.properties connector.properties...`: Kafka Connect's
-//! standalone worker (sluice-connect) with its REST API, on the embedded log or a Kafka
-//! cluster.
+//! `sluice connect standalone worker.properties connector.properties...` and `sluice connect
+//! distributed worker.properties`: Kafka Connect's standalone and distributed workers
+//! (sluice-connect) with their REST API, on the embedded log or a Kafka cluster.
 //!
 //! Where it runs: `--bootstrap` names a cluster; else `--data-dir` the embedded log; else the
 //! worker config's `bootstrap.servers`; else the embedded log in `SLUICE_DATA_DIR` or
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sluice_connect::config::{Props, WorkerConfig, read_config_file};
 use sluice_connect::connector::Plugins;
+use sluice_connect::distributed::DistributedWorker;
 use sluice_connect::standalone::ConnectWorker;
 use sluice_kafka::KafkaClient;
 use sluice_log::client::Client;
@@ -29,6 +30,33 @@ enum Mode {
     /// Run a standalone worker: connectors from config files (and the REST API), offsets in
     /// offset.storage.file.filename.
     Standalone(StandaloneArgs),
+    /// Run a distributed worker: connector configs, offsets and statuses in the topics of
+    /// config.storage.topic, offset.storage.topic and status.storage.topic; the workers of
+    /// one group.id share connectors and tasks. Connectors are created through the REST API.
+    Distributed(DistributedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DistributedArgs {
+    /// The worker's config (Kafka Connect's connect-distributed.properties keys).
+    worker: PathBuf,
+    /// Sets a worker config over the file's, KEY=VALUE (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE", value_parser = crate::parse_key_value)]
+    overrides: Vec<(String, String)>,
+    /// Data directory of the embedded log (wins over the worker's bootstrap.servers). Only
+    /// the workers of one process share an embedded log: workers in several processes need
+    /// a Kafka cluster (`sluice broker`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Run against a Kafka cluster (or `sluice broker`) at HOST:PORT[,...] instead.
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap: Option<String>,
+}
+
+/// What a worker runs: a standalone worker with its connector configs, or a distributed one.
+enum Run {
+    Standalone(Vec<Props>),
+    Distributed,
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,31 +83,52 @@ pub(crate) fn run(
     data_dir: Option<PathBuf>,
     bootstrap: Option<String>,
 ) -> anyhow::Result<()> {
-    let Mode::Standalone(a) = args.mode;
-    let mut props: Props = read_config_file(&a.worker)
-        .with_context(|| format!("reading the worker config {}", a.worker.display()))?;
-    for (k, v) in &a.overrides {
+    let (worker, overrides, flag_dir, flag_bootstrap, connector_files, distributed) =
+        match args.mode {
+            Mode::Standalone(a) => (
+                a.worker,
+                a.overrides,
+                a.data_dir,
+                a.bootstrap,
+                a.connectors,
+                false,
+            ),
+            Mode::Distributed(a) => (
+                a.worker,
+                a.overrides,
+                a.data_dir,
+                a.bootstrap,
+                Vec::new(),
+                true,
+            ),
+        };
+    let mut props: Props = read_config_file(&worker)
+        .with_context(|| format!("reading the worker config {}", worker.display()))?;
+    for (k, v) in &overrides {
         props.insert(k.clone(), v.clone());
     }
     let mut connectors = Vec::new();
-    for path in &a.connectors {
+    for path in &connector_files {
         connectors.push(
             read_config_file(path)
                 .with_context(|| format!("reading the connector config {}", path.display()))?,
         );
     }
+    let what = if distributed {
+        Run::Distributed
+    } else {
+        Run::Standalone(connectors)
+    };
     let config = WorkerConfig::from_props(props)?;
-    let bootstrap = a.bootstrap.or(bootstrap);
-    let data_dir = a.data_dir.or(data_dir);
+    let bootstrap = flag_bootstrap.or(bootstrap);
+    let data_dir = flag_dir.or(data_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_io()
         .enable_time()
         .build()
         .context("could not start the async runtime")?;
     match (bootstrap, data_dir, config.bootstrap_servers.clone()) {
-        (Some(servers), _, _) => {
-            runtime.block_on(serve(KafkaClient::new(&servers), config, connectors))
-        }
+        (Some(servers), _, _) => runtime.block_on(serve(KafkaClient::new(&servers), config, what)),
         (None, Some(dir), file) => {
             if let Some(s) = file {
                 tracing::info!(bootstrap.servers = %s, "--data-dir given: the embedded log is used, not bootstrap.servers");
@@ -87,11 +136,11 @@ pub(crate) fn run(
             runtime.block_on(serve(
                 crate::open_client(&dir, PageCacheWindow::Auto)?,
                 config,
-                connectors,
+                what,
             ))
         }
         (None, None, Some(servers)) => {
-            runtime.block_on(serve(KafkaClient::new(&servers), config, connectors))
+            runtime.block_on(serve(KafkaClient::new(&servers), config, what))
         }
         (None, None, None) => {
             let dir = std::env::var_os("SLUICE_DATA_DIR")
@@ -100,18 +149,29 @@ pub(crate) fn run(
             runtime.block_on(serve(
                 crate::open_client(&dir, PageCacheWindow::Auto)?,
                 config,
-                connectors,
+                what,
             ))
         }
     }
 }
 
-/// Starts the worker and its connectors, then runs until SIGTERM or Ctrl-C.
-async fn serve<C: Client>(
-    client: C,
-    config: WorkerConfig,
-    connectors: Vec<Props>,
-) -> anyhow::Result<()> {
+/// Starts the worker (and a standalone one's connectors), then runs until SIGTERM or Ctrl-C.
+async fn serve<C: Client>(client: C, config: WorkerConfig, what: Run) -> anyhow::Result<()> {
+    let connectors = match what {
+        Run::Standalone(c) => c,
+        Run::Distributed => {
+            let worker = DistributedWorker::start(client, config, Plugins::builtin()).await?;
+            outln!(
+                "Kafka Connect (distributed, worker {}) started: REST API at {}",
+                worker.herder().worker_id(),
+                worker.rest_url()
+            )?;
+            shutdown_signal().await;
+            worker.shutdown().await;
+            outln!("Kafka Connect stopped")?;
+            return Ok(());
+        }
+    };
     let worker = ConnectWorker::standalone(client, config, Plugins::builtin()).await?;
     outln!("Kafka Connect started: REST API at {}", worker.rest_url())?;
     for props in connectors {

@@ -475,9 +475,6 @@ const NO_EFFECT_KEYS: &[&str] = &[
     "topic.creation.enable",
     "exactly.once.source.support",
     "header.converter",
-    "heartbeat.interval.ms",
-    "rebalance.timeout.ms",
-    "session.timeout.ms",
     "scheduled.rebalance.max.delay.ms",
     "connect.protocol",
     "worker.sync.timeout.ms",
@@ -538,6 +535,13 @@ pub struct WorkerConfig {
     pub status_partitions: i32,
     /// `task.shutdown.graceful.timeout.ms` (default 5000).
     pub task_shutdown_timeout_ms: u64,
+    /// `session.timeout.ms` (default 10000): how long a distributed worker may go silent
+    /// before the others take its connectors and tasks.
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms` (default 3000) of a distributed worker's group membership.
+    pub heartbeat_interval_ms: u64,
+    /// `rebalance.timeout.ms` (default 60000): how long a rebalance waits for every worker.
+    pub rebalance_timeout_ms: u64,
     /// Notices for the log: keys with no effect on a Sluice worker, keys not known.
     pub notices: Vec<String>,
 }
@@ -615,6 +619,9 @@ impl WorkerConfig {
             "status.storage.topic",
             "offset.storage.partitions",
             "status.storage.partitions",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "rebalance.timeout.ms",
             "task.shutdown.graceful.timeout.ms",
         ];
         let mut notices = Vec::new();
@@ -663,6 +670,9 @@ impl WorkerConfig {
             offset_partitions: int("offset.storage.partitions", 25)?,
             status_partitions: int("status.storage.partitions", 5)?,
             task_shutdown_timeout_ms: num("task.shutdown.graceful.timeout.ms", 5_000)?,
+            session_timeout_ms: num("session.timeout.ms", 10_000)?,
+            heartbeat_interval_ms: num("heartbeat.interval.ms", 3_000)?,
+            rebalance_timeout_ms: num("rebalance.timeout.ms", 60_000)?,
             props,
             notices,
         })

@@ -337,7 +337,8 @@ impl Plugins {
         Plugins::default()
     }
 
-    /// The built-in connectors: FileStreamSource, FileStreamSink, the datagen source.
+    /// The built-in connectors: FileStreamSource, FileStreamSink, the datagen source, the JDBC
+    /// (PostgreSQL) source and sink.
     pub fn builtin() -> Self {
         Plugins::empty()
             .with(Plugin::source::<
@@ -355,6 +356,18 @@ impl Plugins {
                     "io.confluent.kafka.connect.datagen.DatagenConnector",
                 )
                 .alias("datagen"),
+            )
+            .with(
+                Plugin::source::<crate::connectors::postgres::JdbcSourceConnector>(
+                    "io.confluent.connect.jdbc.JdbcSourceConnector",
+                )
+                .alias("PostgresSource"),
+            )
+            .with(
+                Plugin::sink::<crate::connectors::postgres::JdbcSinkConnector>(
+                    "io.confluent.connect.jdbc.JdbcSinkConnector",
+                )
+                .alias("PostgresSink"),
             )
     }
 
@@ -407,12 +420,15 @@ mod tests {
             "org.apache.kafka.connect.file.FileStreamSinkConnector",
             "datagen",
             "DatagenConnector",
+            "io.confluent.connect.jdbc.JdbcSourceConnector",
+            "JdbcSinkConnector",
+            "PostgresSource",
         ] {
             assert!(p.get(name).is_ok(), "{name}");
         }
-        let e = p.get("JdbcSourceConnector").unwrap_err().to_string();
+        let e = p.get("MongoSourceConnector").unwrap_err().to_string();
         assert!(
-            e.contains("connector class \"JdbcSourceConnector\" not found"),
+            e.contains("connector class \"MongoSourceConnector\" not found"),
             "{e}"
         );
         assert!(e.contains("FileStreamSource,"), "{e}");

@@ -262,105 +262,7 @@ impl<C: Client> Herder<C> {
     /// Validates a config against a plugin (given by class name or alias): every key with its
     /// errors, and the lines of the errors (`key: message`).
     pub fn validate(&self, plugin_name: &str, props: &Props) -> Result<(Json, Vec<String>)> {
-        let plugin = self.inner.plugins.get(plugin_name)?;
-        let def = common_config_def(plugin.kind).merge(plugin.config_def());
-        let mut values = def.validate(props);
-        let add = |key: &str, msg: String, values: &mut Vec<ConfigValue>| {
-            if let Some(v) = values.iter_mut().find(|v| v.name == key) {
-                v.errors.push(msg);
-            }
-        };
-        if let Some(class) = props.get("connector.class")
-            && !plugin.answers_to(class.trim())
-        {
-            add(
-                "connector.class",
-                format!("Connector class {class} is not {}", plugin.class),
-                &mut values,
-            );
-        }
-        let name = props.get("name").map(|n| n.trim()).unwrap_or_default();
-        if name.contains('/') || name.chars().any(char::is_control) {
-            add(
-                "name",
-                format!(
-                    "Invalid value {name} for configuration name: connector names may not contain '/' or control characters"
-                ),
-                &mut values,
-            );
-        }
-        if let Err(e) = TransformChain::from_config(name, props) {
-            add("transforms", e.to_string(), &mut values);
-        }
-        for which in ["key.converter", "value.converter"] {
-            if let Some(class) = props.get(which).filter(|c| !c.trim().is_empty()) {
-                let prefix = format!("{which}.");
-                let sub: Props = props
-                    .iter()
-                    .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_owned(), v.clone())))
-                    .collect();
-                if let Err(e) = crate::converter::converter(class, &sub, which == "key.converter") {
-                    add(which, e.to_string(), &mut values);
-                }
-            }
-        }
-        if plugin.kind == ConnectorType::Sink {
-            let topics = props
-                .get("topics")
-                .map(|t| !t.trim().is_empty())
-                .unwrap_or(false);
-            let regex = props
-                .get("topics.regex")
-                .map(|t| t.trim())
-                .filter(|t| !t.is_empty());
-            match (topics, regex) {
-                (true, Some(_)) => add(
-                    "topics",
-                    "topics and topics.regex are mutually exclusive.".into(),
-                    &mut values,
-                ),
-                (false, None) => add(
-                    "topics",
-                    "Must configure one of topics or topics.regex".into(),
-                    &mut values,
-                ),
-                (false, Some(r)) => {
-                    if let Err(e) = regex::Regex::new(r) {
-                        add("topics.regex", format!("Invalid regex: {e}"), &mut values);
-                    }
-                }
-                (true, None) => {}
-            }
-            if let Some(dlq) = props
-                .get("errors.deadletterqueue.topic.name")
-                .map(|t| t.trim())
-                .filter(|t| !t.is_empty())
-                && props
-                    .get("topics")
-                    .is_some_and(|t| crate::config::split_list(t).iter().any(|x| x == dlq))
-            {
-                add(
-                    "errors.deadletterqueue.topic.name",
-                    format!("The DLQ topic '{dlq}' may not be included in the list of topics"),
-                    &mut values,
-                );
-            }
-        }
-        let errors = values
-            .iter()
-            .flat_map(|v| v.errors.iter().map(move |e| format!("{}: {e}", v.name)))
-            .collect();
-        Ok((def.validation_json(&plugin.class, &values), errors))
-    }
-
-    /// Reports keys neither the connector's definition nor the common keys know.
-    fn report_unknown_keys(&self, name: &str, plugin: &Plugin, props: &Props) {
-        let def = common_config_def(plugin.kind).merge(plugin.config_def());
-        for k in props.keys() {
-            if def.key(k).is_none() && !KNOWN_PREFIXES.iter().any(|p| k.starts_with(p)) {
-                tracing::warn!(connector = %name, key = %k, "connector {name}: config \"{k}\" is not a key of {}; ignored", plugin.class);
-            }
-        }
+        validate_config(&self.inner.plugins, plugin_name, props)
     }
 
     /// Creates a connector (409 if it exists) or, with `replace`, reconfigures it. Returns
@@ -368,32 +270,164 @@ impl<C: Client> Herder<C> {
     pub async fn put_connector(
         &self,
         name: &str,
-        mut props: Props,
+        props: Props,
         replace: bool,
     ) -> Result<(bool, Json)> {
-        if name.trim().is_empty() {
-            return Err(Error::BadRequest("Connector name must not be empty".into()));
+        let (props, plugin) = checked_config(&self.inner.plugins, name, props)?;
+        self.put_checked(name, props, plugin, replace).await
+    }
+}
+
+/// Validates a config against a plugin (given by class name or alias): every key with its
+/// errors, and the lines of the errors (`key: message`).
+pub fn validate_config(
+    plugins: &Plugins,
+    plugin_name: &str,
+    props: &Props,
+) -> Result<(Json, Vec<String>)> {
+    let plugin = plugins.get(plugin_name)?;
+    let def = common_config_def(plugin.kind).merge(plugin.config_def());
+    let mut values = def.validate(props);
+    let add = |key: &str, msg: String, values: &mut Vec<ConfigValue>| {
+        if let Some(v) = values.iter_mut().find(|v| v.name == key) {
+            v.errors.push(msg);
         }
-        match props.get("name") {
-            Some(n) if n != name => {
-                return Err(Error::BadRequest(format!(
-                    "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
-                )));
+    };
+    if let Some(class) = props.get("connector.class")
+        && !plugin.answers_to(class.trim())
+    {
+        add(
+            "connector.class",
+            format!("Connector class {class} is not {}", plugin.class),
+            &mut values,
+        );
+    }
+    let name = props.get("name").map(|n| n.trim()).unwrap_or_default();
+    if name.contains('/') || name.chars().any(char::is_control) {
+        add(
+            "name",
+            format!(
+                "Invalid value {name} for configuration name: connector names may not contain '/' or control characters"
+            ),
+            &mut values,
+        );
+    }
+    if let Err(e) = TransformChain::from_config(name, props) {
+        add("transforms", e.to_string(), &mut values);
+    }
+    for which in ["key.converter", "value.converter"] {
+        if let Some(class) = props.get(which).filter(|c| !c.trim().is_empty()) {
+            let prefix = format!("{which}.");
+            let sub: Props = props
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_owned(), v.clone())))
+                .collect();
+            if let Err(e) = crate::converter::converter(class, &sub, which == "key.converter") {
+                add(which, e.to_string(), &mut values);
             }
-            _ => {
-                props.insert("name".into(), name.to_owned());
+        }
+    }
+    if plugin.kind == ConnectorType::Sink {
+        let topics = props
+            .get("topics")
+            .map(|t| !t.trim().is_empty())
+            .unwrap_or(false);
+        let regex = props
+            .get("topics.regex")
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty());
+        match (topics, regex) {
+            (true, Some(_)) => add(
+                "topics",
+                "topics and topics.regex are mutually exclusive.".into(),
+                &mut values,
+            ),
+            (false, None) => add(
+                "topics",
+                "Must configure one of topics or topics.regex".into(),
+                &mut values,
+            ),
+            (false, Some(r)) => {
+                if let Err(e) = regex::Regex::new(r) {
+                    add("topics.regex", format!("Invalid regex: {e}"), &mut values);
+                }
             }
+            (true, None) => {}
         }
-        let class = props.get("connector.class").cloned().unwrap_or_default();
-        if class.trim().is_empty() {
-            return Err(Error::InvalidConfig { errors: vec!["connector.class: Missing required configuration \"connector.class\" which has no default value.".into()] });
+        if let Some(dlq) = props
+            .get("errors.deadletterqueue.topic.name")
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            && props
+                .get("topics")
+                .is_some_and(|t| crate::config::split_list(t).iter().any(|x| x == dlq))
+        {
+            add(
+                "errors.deadletterqueue.topic.name",
+                format!("The DLQ topic '{dlq}' may not be included in the list of topics"),
+                &mut values,
+            );
         }
-        let (_, errors) = self.validate(&class, &props)?;
-        if !errors.is_empty() {
-            return Err(Error::InvalidConfig { errors });
+    }
+    let errors = values
+        .iter()
+        .flat_map(|v| v.errors.iter().map(move |e| format!("{}: {e}", v.name)))
+        .collect();
+    Ok((def.validation_json(&plugin.class, &values), errors))
+}
+
+/// Reports keys neither the connector's definition nor the common keys know.
+fn report_unknown_keys(name: &str, plugin: &Plugin, props: &Props) {
+    let def = common_config_def(plugin.kind).merge(plugin.config_def());
+    for k in props.keys() {
+        if def.key(k).is_none() && !KNOWN_PREFIXES.iter().any(|p| k.starts_with(p)) {
+            tracing::warn!(connector = %name, key = %k, "connector {name}: config \"{k}\" is not a key of {}; ignored", plugin.class);
         }
-        let plugin = self.inner.plugins.get(&class)?.clone();
-        self.report_unknown_keys(name, &plugin, &props);
+    }
+}
+
+/// The checks of a connector config before it is created or replaced: the name (of the URL
+/// and of the config), the class, validation (every error), keys nobody knows (logged).
+/// Returns the config with its `name` and the plugin.
+pub(crate) fn checked_config(
+    plugins: &Plugins,
+    name: &str,
+    mut props: Props,
+) -> Result<(Props, Plugin)> {
+    if name.trim().is_empty() {
+        return Err(Error::BadRequest("Connector name must not be empty".into()));
+    }
+    match props.get("name") {
+        Some(n) if n != name => {
+            return Err(Error::BadRequest(format!(
+                "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
+            )));
+        }
+        _ => {
+            props.insert("name".into(), name.to_owned());
+        }
+    }
+    let class = props.get("connector.class").cloned().unwrap_or_default();
+    if class.trim().is_empty() {
+        return Err(Error::InvalidConfig { errors: vec!["connector.class: Missing required configuration \"connector.class\" which has no default value.".into()] });
+    }
+    let (_, errors) = validate_config(plugins, &class, &props)?;
+    if !errors.is_empty() {
+        return Err(Error::InvalidConfig { errors });
+    }
+    let plugin = plugins.get(&class)?.clone();
+    report_unknown_keys(name, &plugin, &props);
+    Ok((props, plugin))
+}
+
+impl<C: Client> Herder<C> {
+    async fn put_checked(
+        &self,
+        name: &str,
+        props: Props,
+        plugin: Plugin,
+        replace: bool,
+    ) -> Result<(bool, Json)> {
         let mut all = self.inner.connectors.lock().await;
         let created = match all.get_mut(name) {
             Some(_) if !replace => return Err(Error::AlreadyExists(name.to_owned())),
@@ -787,40 +821,14 @@ impl<C: Client> Herder<C> {
             let all = self.inner.connectors.lock().await;
             all.get(name).ok_or_else(|| not_found(name))?.plugin.kind
         };
-        let offsets: Vec<Json> = match kind {
-            ConnectorType::Source => self
-                .inner
-                .offsets
-                .get(name)
-                .into_iter()
-                .map(|(p, o)| json!({"partition": p, "offset": o}))
-                .collect(),
-            ConnectorType::Sink => {
-                let admin = self.inner.client.admin()?;
-                let lag = match admin.lag(&format!("connect-{name}")).await {
-                    Ok(l) => l,
-                    Err(sluice_client::Error::GroupIdNotFound(_)) => Vec::new(),
-                    Err(e) => return Err(e.into()),
-                };
-                lag.into_iter()
-                    .filter_map(|l| {
-                        l.committed.map(|c| {
-                            json!({"partition": {"kafka_topic": l.tp.topic.to_string(), "kafka_partition": l.tp.partition}, "offset": {"kafka_offset": c}})
-                        })
-                    })
-                    .collect()
-            }
-        };
-        Ok(json!({ "offsets": offsets }))
+        connector_offsets(&self.inner.client, &*self.inner.offsets, name, kind).await
     }
 
     async fn require_stopped(&self, name: &str) -> Result<ConnectorType> {
         let all = self.inner.connectors.lock().await;
         let e = all.get(name).ok_or_else(|| not_found(name))?;
         if e.target != TargetState::Stopped {
-            return Err(Error::BadRequest(format!(
-                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
-            )));
+            return Err(not_stopped(name));
         }
         Ok(e.plugin.kind)
     }
@@ -828,101 +836,13 @@ impl<C: Client> Herder<C> {
     /// Alters offsets (KIP-875's PATCH): `{"offsets": [{"partition": {...}, "offset": {...} or null}]}`.
     pub async fn alter_offsets(&self, name: &str, body: &Json) -> Result<Json> {
         let kind = self.require_stopped(name).await?;
-        let entries = body["offsets"].as_array().ok_or_else(|| {
-            Error::BadRequest("The request body must contain an \"offsets\" array".into())
-        })?;
-        match kind {
-            ConnectorType::Source => {
-                let mut changes = Vec::new();
-                for e in entries {
-                    let p = e["partition"].as_object().ok_or_else(|| {
-                        Error::BadRequest("Source partitions may not be null".into())
-                    })?;
-                    let o = match &e["offset"] {
-                        Json::Null => None,
-                        Json::Object(o) => Some(o.clone()),
-                        other => {
-                            return Err(Error::BadRequest(format!(
-                                "Source offsets must be objects or null, found {other}"
-                            )));
-                        }
-                    };
-                    changes.push((p.clone(), o));
-                }
-                self.inner.offsets.put(name, changes)?;
-            }
-            ConnectorType::Sink => {
-                let admin = self.inner.client.admin()?;
-                let group = format!("connect-{name}");
-                for e in entries {
-                    let topic = e["partition"]["kafka_topic"].as_str().ok_or_else(|| {
-                        Error::BadRequest("Sink partitions need kafka_topic (a string)".into())
-                    })?;
-                    let partition = e["partition"]["kafka_partition"]
-                        .as_i64()
-                        .and_then(|p| i32::try_from(p).ok())
-                        .ok_or_else(|| {
-                            Error::BadRequest(
-                                "Sink partitions need kafka_partition (an integer)".into(),
-                            )
-                        })?;
-                    let tp = TopicPartition::new(topic, partition);
-                    match &e["offset"] {
-                        Json::Null => admin.delete_offsets(&group, vec![tp]).await?,
-                        o => {
-                            let off = o["kafka_offset"].as_i64().filter(|o| *o >= 0).ok_or_else(
-                                || {
-                                    Error::BadRequest(
-                                        "Sink offsets need kafka_offset (a non-negative integer)"
-                                            .into(),
-                                    )
-                                },
-                            )?;
-                            admin
-                                .reset_offsets(&group, vec![tp], ResetSpec::ToOffset(off), false)
-                                .await?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(json!({"message": "The offsets for this connector have been altered successfully"}))
+        alter_connector_offsets(&self.inner.client, &*self.inner.offsets, name, kind, body).await
     }
 
     /// Resets every offset of the connector (KIP-875's DELETE).
     pub async fn reset_offsets(&self, name: &str) -> Result<Json> {
         let kind = self.require_stopped(name).await?;
-        match kind {
-            ConnectorType::Source => {
-                let all: Vec<(SourceMap, Option<SourceMap>)> = self
-                    .inner
-                    .offsets
-                    .get(name)
-                    .into_iter()
-                    .map(|(p, _)| (p, None))
-                    .collect();
-                self.inner.offsets.put(name, all)?;
-            }
-            ConnectorType::Sink => {
-                let admin = self.inner.client.admin()?;
-                let group = format!("connect-{name}");
-                match admin.lag(&group).await {
-                    Ok(lag) => {
-                        let tps: Vec<TopicPartition> = lag
-                            .into_iter()
-                            .filter(|l| l.committed.is_some())
-                            .map(|l| l.tp)
-                            .collect();
-                        if !tps.is_empty() {
-                            admin.delete_offsets(&group, tps).await?;
-                        }
-                    }
-                    Err(sluice_client::Error::GroupIdNotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(json!({"message": "The offsets for this connector have been reset successfully"}))
+        reset_connector_offsets(&self.inner.client, &*self.inner.offsets, name, kind).await
     }
 
     /// Stops every connector (tasks commit their offsets first).
@@ -940,4 +860,156 @@ fn info_json(name: &str, e: &ConnectorEntry) -> Json {
         .map(|id| json!({"connector": name, "task": id}))
         .collect();
     json!({"name": name, "config": e.props, "tasks": tasks, "type": e.plugin.kind.as_str()})
+}
+
+/// KIP-875's refusal to change the offsets of a connector that is not STOPPED.
+pub(crate) fn not_stopped(name: &str) -> Error {
+    Error::BadRequest(format!(
+        "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+    ))
+}
+
+/// A connector's offsets (KIP-875): a source's partitions and offsets from `store`; a sink's
+/// group offsets as `{kafka_topic, kafka_partition}` -> `{kafka_offset}`.
+pub(crate) async fn connector_offsets<C: Client>(
+    client: &C,
+    store: &dyn OffsetStore,
+    name: &str,
+    kind: ConnectorType,
+) -> Result<Json> {
+    let offsets: Vec<Json> = match kind {
+        ConnectorType::Source => store
+            .get(name)
+            .await?
+            .into_iter()
+            .map(|(p, o)| json!({"partition": p, "offset": o}))
+            .collect(),
+        ConnectorType::Sink => {
+            let admin = client.admin()?;
+            let lag = match admin.lag(&format!("connect-{name}")).await {
+                Ok(l) => l,
+                Err(sluice_client::Error::GroupIdNotFound(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            lag.into_iter()
+                .filter_map(|l| {
+                    l.committed.map(|c| {
+                        json!({"partition": {"kafka_topic": l.tp.topic.to_string(), "kafka_partition": l.tp.partition}, "offset": {"kafka_offset": c}})
+                    })
+                })
+                .collect()
+        }
+    };
+    Ok(json!({ "offsets": offsets }))
+}
+
+/// Alters a (stopped) connector's offsets (KIP-875's PATCH):
+/// `{"offsets": [{"partition": {...}, "offset": {...} or null}]}`.
+pub(crate) async fn alter_connector_offsets<C: Client>(
+    client: &C,
+    store: &dyn OffsetStore,
+    name: &str,
+    kind: ConnectorType,
+    body: &Json,
+) -> Result<Json> {
+    let entries = body["offsets"].as_array().ok_or_else(|| {
+        Error::BadRequest("The request body must contain an \"offsets\" array".into())
+    })?;
+    match kind {
+        ConnectorType::Source => {
+            let mut changes = Vec::new();
+            for e in entries {
+                let p = e["partition"]
+                    .as_object()
+                    .ok_or_else(|| Error::BadRequest("Source partitions may not be null".into()))?;
+                let o = match &e["offset"] {
+                    Json::Null => None,
+                    Json::Object(o) => Some(o.clone()),
+                    other => {
+                        return Err(Error::BadRequest(format!(
+                            "Source offsets must be objects or null, found {other}"
+                        )));
+                    }
+                };
+                changes.push((p.clone(), o));
+            }
+            store.put(name, changes).await?;
+        }
+        ConnectorType::Sink => {
+            let admin = client.admin()?;
+            let group = format!("connect-{name}");
+            for e in entries {
+                let topic = e["partition"]["kafka_topic"].as_str().ok_or_else(|| {
+                    Error::BadRequest("Sink partitions need kafka_topic (a string)".into())
+                })?;
+                let partition = e["partition"]["kafka_partition"]
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok())
+                    .ok_or_else(|| {
+                        Error::BadRequest(
+                            "Sink partitions need kafka_partition (an integer)".into(),
+                        )
+                    })?;
+                let tp = TopicPartition::new(topic, partition);
+                match &e["offset"] {
+                    Json::Null => admin.delete_offsets(&group, vec![tp]).await?,
+                    o => {
+                        let off =
+                            o["kafka_offset"]
+                                .as_i64()
+                                .filter(|o| *o >= 0)
+                                .ok_or_else(|| {
+                                    Error::BadRequest(
+                                        "Sink offsets need kafka_offset (a non-negative integer)"
+                                            .into(),
+                                    )
+                                })?;
+                        admin
+                            .reset_offsets(&group, vec![tp], ResetSpec::ToOffset(off), false)
+                            .await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(json!({"message": "The offsets for this connector have been altered successfully"}))
+}
+
+/// Resets every offset of a (stopped) connector (KIP-875's DELETE).
+pub(crate) async fn reset_connector_offsets<C: Client>(
+    client: &C,
+    store: &dyn OffsetStore,
+    name: &str,
+    kind: ConnectorType,
+) -> Result<Json> {
+    match kind {
+        ConnectorType::Source => {
+            let all: Vec<(SourceMap, Option<SourceMap>)> = store
+                .get(name)
+                .await?
+                .into_iter()
+                .map(|(p, _)| (p, None))
+                .collect();
+            store.put(name, all).await?;
+        }
+        ConnectorType::Sink => {
+            let admin = client.admin()?;
+            let group = format!("connect-{name}");
+            match admin.lag(&group).await {
+                Ok(lag) => {
+                    let tps: Vec<TopicPartition> = lag
+                        .into_iter()
+                        .filter(|l| l.committed.is_some())
+                        .map(|l| l.tp)
+                        .collect();
+                    if !tps.is_empty() {
+                        admin.delete_offsets(&group, tps).await?;
+                    }
+                }
+                Err(sluice_client::Error::GroupIdNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(json!({"message": "The offsets for this connector have been reset successfully"}))
 }

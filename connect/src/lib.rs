@@ -14,18 +14,22 @@
 //!   runtime) and the plugin registry with Kafka's class names and aliases.
 //! - [`config`]: config definitions and validation, `.properties`/JSON files, the worker config.
 //! - [`data`], [`converter`]: Connect's data model; JSON, String and ByteArray converters.
-//! - [`connectors`]: FileStreamSource, FileStreamSink, datagen.
+//! - [`connectors`]: FileStreamSource, FileStreamSink, datagen, PostgreSQL source and sink.
+//! - [`standalone`], [`distributed`]: the workers; [`topic_log`]: the compacted topics of
+//!   distributed workers (configs, offsets, statuses).
 
 pub mod config;
 pub mod connector;
 pub mod connectors;
 pub mod converter;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod herder;
 pub mod offsets;
 pub mod rest;
 pub mod standalone;
+pub mod topic_log;
 pub mod transforms;
 pub mod worker;
 

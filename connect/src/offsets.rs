@@ -1,5 +1,6 @@
 //! Where source offsets are kept: [`OffsetStore`], a file for standalone workers
-//! (`offset.storage.file.filename`), in memory without one.
+//! (`offset.storage.file.filename`), in memory without one, the offset topic for distributed
+//! workers (`offset.storage.topic`, [`crate::topic_log::TopicOffsetStore`]).
 //!
 //! An offset is stored under its connector and source partition, as Kafka's offset store keys
 //! them (`["connector", {partition}]`); a `None` offset removes the partition (a tombstone).
@@ -10,21 +11,31 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde_json::{Value as Json, json};
 
+use crate::connector::BoxFuture;
 use crate::data::SourceMap;
 use crate::error::{Error, Result};
 
 /// Source offsets of connectors.
 pub trait OffsetStore: Send + Sync + std::fmt::Debug {
-    /// Every (source partition, offset) of a connector.
-    fn get(&self, connector: &str) -> Vec<(SourceMap, SourceMap)>;
+    /// Every (source partition, offset) of a connector: the latest stored (a topic-backed
+    /// store reads its topic to the end first, so offsets another worker stored are seen).
+    fn get<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<Vec<(SourceMap, SourceMap)>>>;
     /// Stores offsets of a connector (a `None` offset removes its partition), durably before
     /// returning.
-    fn put(&self, connector: &str, offsets: Vec<(SourceMap, Option<SourceMap>)>) -> Result<()>;
+    fn put<'a>(
+        &'a self,
+        connector: &'a str,
+        offsets: Vec<(SourceMap, Option<SourceMap>)>,
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
-type Offsets = BTreeMap<String, Vec<(SourceMap, SourceMap)>>;
+pub(crate) type Offsets = BTreeMap<String, Vec<(SourceMap, SourceMap)>>;
 
-fn apply(all: &mut Offsets, connector: &str, offsets: Vec<(SourceMap, Option<SourceMap>)>) {
+pub(crate) fn apply(
+    all: &mut Offsets,
+    connector: &str,
+    offsets: Vec<(SourceMap, Option<SourceMap>)>,
+) {
     let entry = all.entry(connector.to_owned()).or_default();
     for (partition, offset) in offsets {
         let at = entry.iter().position(|(p, _)| *p == partition);
@@ -49,17 +60,23 @@ pub struct MemoryOffsetStore {
 }
 
 impl OffsetStore for MemoryOffsetStore {
-    fn get(&self, connector: &str) -> Vec<(SourceMap, SourceMap)> {
-        self.offsets
+    fn get<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<Vec<(SourceMap, SourceMap)>>> {
+        let got = self
+            .offsets
             .lock()
             .get(connector)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(got)))
     }
 
-    fn put(&self, connector: &str, offsets: Vec<(SourceMap, Option<SourceMap>)>) -> Result<()> {
+    fn put<'a>(
+        &'a self,
+        connector: &'a str,
+        offsets: Vec<(SourceMap, Option<SourceMap>)>,
+    ) -> BoxFuture<'a, Result<()>> {
         apply(&mut self.offsets.lock(), connector, offsets);
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -133,21 +150,29 @@ impl FileOffsetStore {
 }
 
 impl OffsetStore for FileOffsetStore {
-    fn get(&self, connector: &str) -> Vec<(SourceMap, SourceMap)> {
-        self.offsets
+    fn get<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<Vec<(SourceMap, SourceMap)>>> {
+        let got = self
+            .offsets
             .lock()
             .get(connector)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(got)))
     }
 
-    fn put(&self, connector: &str, offsets: Vec<(SourceMap, Option<SourceMap>)>) -> Result<()> {
+    fn put<'a>(
+        &'a self,
+        connector: &'a str,
+        offsets: Vec<(SourceMap, Option<SourceMap>)>,
+    ) -> BoxFuture<'a, Result<()>> {
         let mut all = self.offsets.lock();
         let mut next = all.clone();
         apply(&mut next, connector, offsets);
-        self.write(&next)?;
-        *all = next;
-        Ok(())
+        let written = self.write(&next);
+        if written.is_ok() {
+            *all = next;
+        }
+        Box::pin(std::future::ready(written))
     }
 }
 
@@ -159,23 +184,36 @@ mod tests {
         [(k.to_owned(), v)].into_iter().collect()
     }
 
-    #[test]
-    fn the_file_keeps_offsets_across_reopening() {
+    #[tokio::test]
+    async fn the_file_keeps_offsets_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("connect.offsets");
         let s = FileOffsetStore::open(&path).unwrap();
-        assert!(s.get("a").is_empty());
+        assert!(s.get("a").await.unwrap().is_empty());
         let p = map("filename", json!("x.txt"));
         s.put("a", vec![(p.clone(), Some(map("position", json!(5))))])
+            .await
             .unwrap();
         s.put("a", vec![(p.clone(), Some(map("position", json!(9))))])
+            .await
             .unwrap();
         s.put("b", vec![(p.clone(), Some(map("position", json!(1))))])
+            .await
             .unwrap();
         let again = FileOffsetStore::open(&path).unwrap();
-        assert_eq!(again.get("a"), [(p.clone(), map("position", json!(9)))]);
-        again.put("b", vec![(p.clone(), None)]).unwrap();
-        assert!(FileOffsetStore::open(&path).unwrap().get("b").is_empty());
+        assert_eq!(
+            again.get("a").await.unwrap(),
+            [(p.clone(), map("position", json!(9)))]
+        );
+        again.put("b", vec![(p.clone(), None)]).await.unwrap();
+        assert!(
+            FileOffsetStore::open(&path)
+                .unwrap()
+                .get("b")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         std::fs::write(&path, "{\"key\": 1}\n").unwrap();
         let e = FileOffsetStore::open(&path).unwrap_err().to_string();
         assert!(e.contains("line 1: not an offset entry"), "{e}");

@@ -1,4 +1,4 @@
-//! Kafka Connect's REST API over the [`Herder`], with axum: the same endpoints, JSON shapes
+//! Kafka Connect's REST API over a worker's herder ([`ConnectApi`]), with axum: the same endpoints, JSON shapes
 //! and status codes, so scripts written against Kafka Connect work. Errors are
 //! `{"error_code": <HTTP status>, "message": "..."}`.
 //!
@@ -29,12 +29,134 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value as Json, json};
+use std::future::Future;
+
 use sluice_client::Client;
 
 use crate::config::{Props, json_config};
-use crate::error::Error;
+use crate::connector::Plugins;
+use crate::error::{Error, Result};
 use crate::herder::Herder;
 use crate::worker::TargetState;
+
+/// What the REST API asks of a worker: a standalone [`Herder`] answers from its own
+/// connectors, a [`DistributedHerder`](crate::distributed::DistributedHerder) for the whole
+/// cluster (writes go to the config topic, statuses come from the status topic).
+pub trait ConnectApi: Clone + Send + Sync + 'static {
+    /// The plugins.
+    fn plugins(&self) -> &Plugins;
+    /// Validates a config against a plugin: the validate endpoint's JSON, and the error lines.
+    fn validate(&self, plugin: &str, props: &Props) -> Result<(Json, Vec<String>)>;
+    /// Names of the connectors, sorted.
+    fn connectors(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// `{name, config, tasks, type}`.
+    fn info(&self, name: &str) -> impl Future<Output = Result<Json>> + Send;
+    /// The config.
+    fn config(&self, name: &str) -> impl Future<Output = Result<Props>> + Send;
+    /// Creates (409 if it exists) or, with `replace`, reconfigures a connector: whether it
+    /// was created, and its info.
+    fn put_connector(
+        &self,
+        name: &str,
+        props: Props,
+        replace: bool,
+    ) -> impl Future<Output = Result<(bool, Json)>> + Send;
+    /// Deletes a connector.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// `{name, connector: {state, worker_id}, tasks, type}`.
+    fn status(&self, name: &str) -> impl Future<Output = Result<Json>> + Send;
+    /// `[{id: {connector, task}, config}]`.
+    fn tasks(&self, name: &str) -> impl Future<Output = Result<Json>> + Send;
+    /// One task's status.
+    fn task_status(&self, name: &str, id: usize) -> impl Future<Output = Result<Json>> + Send;
+    /// Restarts one task.
+    fn restart_task(&self, name: &str, id: usize) -> impl Future<Output = Result<()>> + Send;
+    /// Restarts a connector (and its tasks): the status with what restarts as RESTARTING.
+    fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> impl Future<Output = Result<Json>> + Send;
+    /// Pause, resume, stop.
+    fn set_target(
+        &self,
+        name: &str,
+        target: TargetState,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// KIP-875's offsets.
+    fn offsets(&self, name: &str) -> impl Future<Output = Result<Json>> + Send;
+    /// KIP-875's PATCH.
+    fn alter_offsets(&self, name: &str, body: &Json) -> impl Future<Output = Result<Json>> + Send;
+    /// KIP-875's DELETE.
+    fn reset_offsets(&self, name: &str) -> impl Future<Output = Result<Json>> + Send;
+    /// `{name: {topics: [...]}}`.
+    fn topics(&self, name: &str) -> impl Future<Output = Result<Json>> + Send;
+    /// Forgets the topics the connector used.
+    fn reset_topics(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Sluice's task metrics.
+    fn metrics(&self, name: &str) -> impl Future<Output = Result<Json>> + Send;
+}
+
+impl<C: Client> ConnectApi for Herder<C> {
+    fn plugins(&self) -> &Plugins {
+        Herder::plugins(self)
+    }
+    fn validate(&self, plugin: &str, props: &Props) -> Result<(Json, Vec<String>)> {
+        Herder::validate(self, plugin, props)
+    }
+    async fn connectors(&self) -> Result<Vec<String>> {
+        Ok(Herder::connectors(self).await)
+    }
+    async fn info(&self, name: &str) -> Result<Json> {
+        Herder::info(self, name).await
+    }
+    async fn config(&self, name: &str) -> Result<Props> {
+        Herder::config(self, name).await
+    }
+    async fn put_connector(&self, name: &str, props: Props, replace: bool) -> Result<(bool, Json)> {
+        Herder::put_connector(self, name, props, replace).await
+    }
+    async fn delete(&self, name: &str) -> Result<()> {
+        Herder::delete(self, name).await
+    }
+    async fn status(&self, name: &str) -> Result<Json> {
+        Herder::status(self, name).await
+    }
+    async fn tasks(&self, name: &str) -> Result<Json> {
+        Herder::tasks(self, name).await
+    }
+    async fn task_status(&self, name: &str, id: usize) -> Result<Json> {
+        Herder::task_status(self, name, id).await
+    }
+    async fn restart_task(&self, name: &str, id: usize) -> Result<()> {
+        Herder::restart_task(self, name, id).await
+    }
+    async fn restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<Json> {
+        Herder::restart(self, name, include_tasks, only_failed).await
+    }
+    async fn set_target(&self, name: &str, target: TargetState) -> Result<()> {
+        Herder::set_target(self, name, target).await
+    }
+    async fn offsets(&self, name: &str) -> Result<Json> {
+        Herder::offsets(self, name).await
+    }
+    async fn alter_offsets(&self, name: &str, body: &Json) -> Result<Json> {
+        Herder::alter_offsets(self, name, body).await
+    }
+    async fn reset_offsets(&self, name: &str) -> Result<Json> {
+        Herder::reset_offsets(self, name).await
+    }
+    async fn topics(&self, name: &str) -> Result<Json> {
+        Herder::topics(self, name).await
+    }
+    async fn reset_topics(&self, name: &str) -> Result<()> {
+        Herder::reset_topics(self, name).await
+    }
+    async fn metrics(&self, name: &str) -> Result<Json> {
+        Herder::metrics(self, name).await
+    }
+}
 
 /// An error as Kafka Connect answers it.
 #[derive(Debug)]
@@ -58,45 +180,45 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+type ApiResult<T> = std::result::Result<T, ApiError>;
 
 /// The router of the REST API.
-pub fn router<C: Client>(herder: Herder<C>) -> Router {
+pub fn router<H: ConnectApi>(herder: H) -> Router {
     Router::new()
         .route("/", get(root))
-        .route("/connectors", get(list::<C>).post(create::<C>))
-        .route("/connectors/{name}", get(info::<C>).delete(delete::<C>))
+        .route("/connectors", get(list::<H>).post(create::<H>))
+        .route("/connectors/{name}", get(info::<H>).delete(delete::<H>))
         .route(
             "/connectors/{name}/config",
-            get(config::<C>).put(put_config::<C>),
+            get(config::<H>).put(put_config::<H>),
         )
-        .route("/connectors/{name}/status", get(status::<C>))
-        .route("/connectors/{name}/tasks", get(tasks::<C>))
+        .route("/connectors/{name}/status", get(status::<H>))
+        .route("/connectors/{name}/tasks", get(tasks::<H>))
         .route(
             "/connectors/{name}/tasks/{id}/status",
-            get(task_status::<C>),
+            get(task_status::<H>),
         )
         .route(
             "/connectors/{name}/tasks/{id}/restart",
-            post(restart_task::<C>),
+            post(restart_task::<H>),
         )
-        .route("/connectors/{name}/restart", post(restart::<C>))
-        .route("/connectors/{name}/pause", put(pause::<C>))
-        .route("/connectors/{name}/resume", put(resume::<C>))
-        .route("/connectors/{name}/stop", put(stop::<C>))
+        .route("/connectors/{name}/restart", post(restart::<H>))
+        .route("/connectors/{name}/pause", put(pause::<H>))
+        .route("/connectors/{name}/resume", put(resume::<H>))
+        .route("/connectors/{name}/stop", put(stop::<H>))
         .route(
             "/connectors/{name}/offsets",
-            get(offsets::<C>)
-                .patch(alter_offsets::<C>)
-                .delete(reset_offsets::<C>),
+            get(offsets::<H>)
+                .patch(alter_offsets::<H>)
+                .delete(reset_offsets::<H>),
         )
-        .route("/connectors/{name}/topics", get(topics::<C>))
-        .route("/connectors/{name}/topics/reset", put(reset_topics::<C>))
-        .route("/connectors/{name}/metrics", get(metrics::<C>))
-        .route("/connector-plugins", get(plugins::<C>))
+        .route("/connectors/{name}/topics", get(topics::<H>))
+        .route("/connectors/{name}/topics/reset", put(reset_topics::<H>))
+        .route("/connectors/{name}/metrics", get(metrics::<H>))
+        .route("/connector-plugins", get(plugins::<H>))
         .route(
             "/connector-plugins/{plugin}/config/validate",
-            put(validate::<C>),
+            put(validate::<H>),
         )
         .fallback(|| async { ApiError(Error::NotFound("HTTP 404 Not Found".into())) })
         .with_state(herder)
@@ -125,7 +247,7 @@ fn query_flag(q: &Option<String>, key: &str) -> ApiResult<bool> {
     }
 }
 
-fn body(b: Result<axum::Json<Json>, JsonRejection>) -> ApiResult<Json> {
+fn body(b: std::result::Result<axum::Json<Json>, JsonRejection>) -> ApiResult<Json> {
     b.map(|axum::Json(j)| j).map_err(|e| {
         ApiError(Error::BadRequest(format!(
             "Invalid request body: {}",
@@ -140,12 +262,12 @@ async fn root() -> axum::Json<Json> {
     )
 }
 
-async fn list<C: Client>(
-    State(h): State<Herder<C>>,
+async fn list<H: ConnectApi>(
+    State(h): State<H>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<axum::Json<Json>> {
     let expand = query_values(&q, "expand");
-    let names = h.connectors().await;
+    let names = h.connectors().await?;
     if expand.is_empty() {
         return Ok(axum::Json(json!(names)));
     }
@@ -163,9 +285,9 @@ async fn list<C: Client>(
     Ok(axum::Json(Json::Object(out)))
 }
 
-async fn create<C: Client>(
-    State(h): State<Herder<C>>,
-    b: Result<axum::Json<Json>, JsonRejection>,
+async fn create<H: ConnectApi>(
+    State(h): State<H>,
+    b: std::result::Result<axum::Json<Json>, JsonRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Json>)> {
     let j = body(b)?;
     let name = j["name"]
@@ -189,32 +311,32 @@ async fn create<C: Client>(
     Ok((StatusCode::CREATED, axum::Json(info)))
 }
 
-async fn info<C: Client>(
-    State(h): State<Herder<C>>,
+async fn info<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.info(&name).await?))
 }
 
-async fn delete<C: Client>(
-    State(h): State<Herder<C>>,
+async fn delete<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     h.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn config<C: Client>(
-    State(h): State<Herder<C>>,
+async fn config<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(json!(h.config(&name).await?)))
 }
 
-async fn put_config<C: Client>(
-    State(h): State<Herder<C>>,
+async fn put_config<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
-    b: Result<axum::Json<Json>, JsonRejection>,
+    b: std::result::Result<axum::Json<Json>, JsonRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Json>)> {
     let j = body(b)?;
     if !j.is_object() {
@@ -235,15 +357,15 @@ async fn put_config<C: Client>(
     ))
 }
 
-async fn status<C: Client>(
-    State(h): State<Herder<C>>,
+async fn status<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.status(&name).await?))
 }
 
-async fn tasks<C: Client>(
-    State(h): State<Herder<C>>,
+async fn tasks<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.tasks(&name).await?))
@@ -254,23 +376,23 @@ fn task_id(id: &str) -> ApiResult<usize> {
         .map_err(|_| ApiError(Error::NotFound(format!("Task {id}"))))
 }
 
-async fn task_status<C: Client>(
-    State(h): State<Herder<C>>,
+async fn task_status<H: ConnectApi>(
+    State(h): State<H>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.task_status(&name, task_id(&id)?).await?))
 }
 
-async fn restart_task<C: Client>(
-    State(h): State<Herder<C>>,
+async fn restart_task<H: ConnectApi>(
+    State(h): State<H>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     h.restart_task(&name, task_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn restart<C: Client>(
-    State(h): State<Herder<C>>,
+async fn restart<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
@@ -284,77 +406,77 @@ async fn restart<C: Client>(
     Ok((StatusCode::ACCEPTED, axum::Json(status)).into_response())
 }
 
-async fn pause<C: Client>(
-    State(h): State<Herder<C>>,
+async fn pause<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     h.set_target(&name, TargetState::Paused).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn resume<C: Client>(
-    State(h): State<Herder<C>>,
+async fn resume<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     h.set_target(&name, TargetState::Started).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn stop<C: Client>(
-    State(h): State<Herder<C>>,
+async fn stop<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     h.set_target(&name, TargetState::Stopped).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn offsets<C: Client>(
-    State(h): State<Herder<C>>,
+async fn offsets<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.offsets(&name).await?))
 }
 
-async fn alter_offsets<C: Client>(
-    State(h): State<Herder<C>>,
+async fn alter_offsets<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
-    b: Result<axum::Json<Json>, JsonRejection>,
+    b: std::result::Result<axum::Json<Json>, JsonRejection>,
 ) -> ApiResult<axum::Json<Json>> {
     let j = body(b)?;
     Ok(axum::Json(h.alter_offsets(&name, &j).await?))
 }
 
-async fn reset_offsets<C: Client>(
-    State(h): State<Herder<C>>,
+async fn reset_offsets<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.reset_offsets(&name).await?))
 }
 
-async fn topics<C: Client>(
-    State(h): State<Herder<C>>,
+async fn topics<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.topics(&name).await?))
 }
 
-async fn reset_topics<C: Client>(
-    State(h): State<Herder<C>>,
+async fn reset_topics<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     h.reset_topics(&name).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn metrics<C: Client>(
-    State(h): State<Herder<C>>,
+async fn metrics<H: ConnectApi>(
+    State(h): State<H>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(h.metrics(&name).await?))
 }
 
-async fn plugins<C: Client>(
-    State(h): State<Herder<C>>,
+async fn plugins<H: ConnectApi>(
+    State(h): State<H>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<axum::Json<Json>> {
     let connectors_only = match query_values(&q, "connectorsOnly").last() {
@@ -388,10 +510,10 @@ async fn plugins<C: Client>(
     Ok(axum::Json(Json::Array(out)))
 }
 
-async fn validate<C: Client>(
-    State(h): State<Herder<C>>,
+async fn validate<H: ConnectApi>(
+    State(h): State<H>,
     Path(plugin): Path<String>,
-    b: Result<axum::Json<Json>, JsonRejection>,
+    b: std::result::Result<axum::Json<Json>, JsonRejection>,
 ) -> ApiResult<axum::Json<Json>> {
     let j = body(b)?;
     let props: Props =

@@ -48,43 +48,9 @@ impl<C: Client> ConnectWorker<C> {
         plugins: Plugins,
         offsets: Arc<dyn OffsetStore>,
     ) -> Result<Self> {
-        let listener = config
-            .listeners
-            .first()
-            .cloned()
-            .unwrap_or_else(|| crate::config::DEFAULT_LISTENER.to_owned());
-        let bind = listener_addr(&listener)?;
-        let tcp = tokio::net::TcpListener::bind(&bind)
-            .await
-            .map_err(|e| Error::io(format!("listener {listener}"), e))?;
-        let addr = tcp
-            .local_addr()
-            .map_err(|e| Error::io(format!("listener {listener}"), e))?;
-        let host = match &config.advertised_host {
-            Some(h) => h.clone(),
-            None if addr.ip().is_unspecified() => {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_owned())
-                    .ok()
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| "localhost".into())
-            }
-            None => addr.ip().to_string(),
-        };
-        let worker_id = format!("{host}:{}", config.advertised_port.unwrap_or(addr.port()));
+        let (tcp, addr, worker_id) = bind_rest(&config).await?;
         let herder = Herder::new(client, Arc::new(config), plugins, offsets, worker_id);
-        let app = crate::rest::router(herder.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let rest = tokio::spawn(async move {
-            let served = axum::serve(tcp, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the REST server stopped");
-            }
-        });
+        let (tx, rest) = serve_rest(tcp, crate::rest::router(herder.clone()));
         tracing::info!(%addr, worker_id = herder.worker_id(), "REST API listening");
         Ok(ConnectWorker {
             herder,
@@ -130,4 +96,54 @@ impl<C: Client> ConnectWorker<C> {
             let _ = rest.await;
         }
     }
+}
+
+/// Binds the REST listener (the first of `listeners`) and names the worker as Kafka does:
+/// `host:port`, from `rest.advertised.host.name`/`rest.advertised.port` or the listener
+/// (the machine's host name for an unspecified address).
+pub(crate) async fn bind_rest(
+    config: &WorkerConfig,
+) -> Result<(tokio::net::TcpListener, SocketAddr, String)> {
+    let listener = config
+        .listeners
+        .first()
+        .cloned()
+        .unwrap_or_else(|| crate::config::DEFAULT_LISTENER.to_owned());
+    let bind = listener_addr(&listener)?;
+    let tcp = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| Error::io(format!("listener {listener}"), e))?;
+    let addr = tcp
+        .local_addr()
+        .map_err(|e| Error::io(format!("listener {listener}"), e))?;
+    let host = match &config.advertised_host {
+        Some(h) => h.clone(),
+        None if addr.ip().is_unspecified() => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into()),
+        None => addr.ip().to_string(),
+    };
+    let worker_id = format!("{host}:{}", config.advertised_port.unwrap_or(addr.port()));
+    Ok((tcp, addr, worker_id))
+}
+
+/// Serves the REST API until the returned sender fires (or is dropped).
+pub(crate) fn serve_rest(
+    tcp: tokio::net::TcpListener,
+    app: axum::Router,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let rest = tokio::spawn(async move {
+        let served = axum::serve(tcp, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the REST server stopped");
+        }
+    });
+    (tx, rest)
 }

@@ -421,7 +421,7 @@ fn drain_acked(
 }
 
 /// Stores the acknowledged offsets.
-fn commit_source(ctx: &TaskContext<impl Client>, done: &mut Committable) -> Result<()> {
+async fn commit_source(ctx: &TaskContext<impl Client>, done: &mut Committable) -> Result<()> {
     if !done.dirty {
         return Ok(());
     }
@@ -431,7 +431,7 @@ fn commit_source(ctx: &TaskContext<impl Client>, done: &mut Committable) -> Resu
         .values()
         .map(|(p, o)| (p.clone(), Some(o.clone())))
         .collect();
-    ctx.offsets.put(&ctx.connector, offsets)?;
+    ctx.offsets.put(&ctx.connector, offsets).await?;
     done.dirty = false;
     let took = start.elapsed();
     ctx.shared
@@ -485,7 +485,7 @@ async fn run_source<C: Client>(
         )],
     );
     let producer = ctx.client.producer(ProducerConfig::from_pairs(pairs)?)?;
-    let context = SourceTaskContext::new(ctx.offsets.get(&ctx.connector));
+    let context = SourceTaskContext::new(ctx.offsets.get(&ctx.connector).await?);
     task.start(ctx.task_props.clone(), context).await?;
     let flush_every = Duration::from_millis(ctx.worker.offset_flush_interval_ms);
     let mut last_commit = Instant::now();
@@ -551,7 +551,7 @@ async fn run_source<C: Client>(
             }
             drain_acked(&mut in_flight, &mut done, &ctx.shared)?;
             if last_commit.elapsed() >= flush_every {
-                commit_source(&ctx, &mut done)?;
+                commit_source(&ctx, &mut done).await?;
                 last_commit = Instant::now();
             }
         }
@@ -572,7 +572,7 @@ async fn run_source<C: Client>(
     } else {
         let _ = drain_acked(&mut in_flight, &mut done, &ctx.shared);
     }
-    let committed = commit_source(&ctx, &mut done);
+    let committed = commit_source(&ctx, &mut done).await;
     task.stop().await;
     if let Err(e) = producer.close().await {
         tracing::warn!(connector = %ctx.connector, error = %e, "closing the producer");
