@@ -75,10 +75,12 @@ fn rocks_kv(c: &mut Criterion) {
     g.finish();
 }
 
-/// A windowed count: fetch the count of a key's window, put it back plus one.
+/// A windowed count over 1,000 keys in one-minute tumbling windows, a window closing every
+/// 100,000 records (each window of a key counts 100 records): fetch the count of the record's
+/// window, put it back plus one.
 fn count(store: &mut dyn WindowStore, i: u64) {
-    let k = key(i % 1_000);
-    let start = (i / 1_000) as i64 * 1_000;
+    let k = key(scattered(i) % 1_000);
+    let start = (i / 100_000) as i64 * 60_000;
     let n = store.fetch(&k, start).expect("fetch").map_or(0, |v| {
         u64::from_be_bytes(v[..].try_into().unwrap_or([0; 8]))
     });

@@ -239,11 +239,17 @@ impl WindowStore for MemoryWindowStore {
             .next()
         {
             Some((stored, windows)) => {
-                let first_of_start = windows
-                    .range((window_start, 0)..=(window_start, u32::MAX))
-                    .next()
-                    .is_none();
-                windows.insert((window_start, seqnum), value);
+                let first_of_start = if self.retain_duplicates {
+                    let first = windows
+                        .range((window_start, 0)..=(window_start, u32::MAX))
+                        .next()
+                        .is_none();
+                    windows.insert((window_start, seqnum), value);
+                    first
+                } else {
+                    // One entry per window: a replaced value is not the window's first.
+                    windows.insert((window_start, 0), value).is_none()
+                };
                 if !first_of_start {
                     return Ok(());
                 }

@@ -5,6 +5,7 @@
 mod cache;
 mod changelog;
 mod checkpoint;
+mod differential;
 mod kv;
 mod model;
 mod rocks;
