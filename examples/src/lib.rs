@@ -40,6 +40,7 @@ pub struct StreamsArgs {
 }
 
 /// One example: its names, its topology, its generated input, and how it prints a result.
+#[allow(missing_debug_implementations)] // function pointers only
 pub struct Example {
     /// The default application id.
     pub application_id: &'static str,
@@ -80,7 +81,10 @@ pub async fn run(example: Example, args: StreamsArgs) -> anyhow::Result<()> {
 }
 
 async fn ensure_topic<A: Admin>(admin: &A, name: &str, partitions: i32) -> anyhow::Result<()> {
-    match admin.create_topics(vec![NewTopic::new(name, partitions)]).await {
+    match admin
+        .create_topics(vec![NewTopic::new(name, partitions)])
+        .await
+    {
         Ok(()) | Err(sluice_log::Error::TopicExists(_)) => Ok(()),
         Err(e) => Err(e).with_context(|| format!("creating topic {name}")),
     }
@@ -94,7 +98,11 @@ async fn run_on<C: Client>(client: C, ex: Example, args: StreamsArgs) -> anyhow:
         .clone()
         .unwrap_or_else(|| ex.application_id.to_owned());
     let admin = client.admin()?;
-    let records = if args.input.is_none() { (ex.generate)() } else { Vec::new() };
+    let records = if args.input.is_none() {
+        (ex.generate)()
+    } else {
+        Vec::new()
+    };
     ensure_topic(&admin, &input, 2).await?;
     ensure_topic(&admin, &output, 2).await?;
     if !records.is_empty() {
@@ -113,7 +121,11 @@ async fn run_on<C: Client>(client: C, ex: Example, args: StreamsArgs) -> anyhow:
             producer.send(r).await?;
         }
         producer.flush().await?;
-        println!("wrote {} input records to {}", records.len(), topics.join(", "));
+        println!(
+            "wrote {} input records to {}",
+            records.len(),
+            topics.join(", ")
+        );
     }
     let state_dir = match &args.data_dir {
         Some(d) => d.join("streams-state"),
@@ -139,7 +151,12 @@ async fn run_on<C: Client>(client: C, ex: Example, args: StreamsArgs) -> anyhow:
                 ("isolation.level", "read_committed"),
                 ("auto.offset.reset", "earliest"),
             ])?)?;
-            let parts = client.admin()?.describe_topic(&output).await?.partitions.len() as i32;
+            let parts = client
+                .admin()?
+                .describe_topic(&output)
+                .await?
+                .partitions
+                .len() as i32;
             consumer.assign(
                 (0..parts)
                     .map(|p| sluice_log::TopicPartition::new(output.as_str(), p))

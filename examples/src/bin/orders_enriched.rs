@@ -68,7 +68,11 @@ async fn main() -> anyhow::Result<()> {
             topology,
             generate: || {
                 let mut out = Vec::new();
-                for (id, name, city) in [("c1", "Ada", "London"), ("c2", "Grace", "Arlington"), ("c3", "Linus", "Helsinki")] {
+                for (id, name, city) in [
+                    ("c1", "Ada", "London"),
+                    ("c2", "Grace", "Arlington"),
+                    ("c3", "Linus", "Helsinki"),
+                ] {
                     out.push((
                         Some(CUSTOMERS),
                         Some(id.to_owned()),
@@ -81,7 +85,8 @@ async fn main() -> anyhow::Result<()> {
                     out.push((
                         None,
                         Some(format!("o{i}")),
-                        serde_json::json!({"customer_id": customer, "amount": 10 * (i + 1)}).to_string(),
+                        serde_json::json!({"customer_id": customer, "amount": 10 * (i + 1)})
+                            .to_string(),
                         1_000 + i,
                     ));
                 }

@@ -95,14 +95,24 @@ async fn main() -> anyhow::Result<()> {
                         page: format!("/page/{}", rng.below(10)),
                         region: regions[rng.below(3) as usize].to_owned(),
                     };
-                    out.push((None, Some(user), serde_json::to_string(&v).unwrap_or_default(), i * 2_000));
+                    out.push((
+                        None,
+                        Some(user),
+                        serde_json::to_string(&v).unwrap_or_default(),
+                        i * 2_000,
+                    ));
                 }
                 let v = PageView {
                     user: "user-0".into(),
                     page: "/".into(),
                     region: "eu".into(),
                 };
-                out.push((None, Some("user-0".into()), serde_json::to_string(&v).unwrap_or_default(), 600_000));
+                out.push((
+                    None,
+                    Some("user-0".into()),
+                    serde_json::to_string(&v).unwrap_or_default(),
+                    600_000,
+                ));
                 out
             },
             show: |k, v| format!("{} {}", text(k), text(v)),
