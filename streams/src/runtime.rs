@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::context::{DeserializationHandler, TaskId, TaskMetrics};
 use crate::error::{Error, Result};
+use crate::state::checkpoint::Checkpoint;
 use crate::task::{Task, TaskSetup, changelog_topic};
 use crate::topology::{NodeKind, RawRecord, Topology, resolve_topic};
 
@@ -599,6 +600,10 @@ impl<C: Client> StreamThread<C> {
                 let r = match ev {
                     RebalanceEvent::Revoked(tps) => {
                         let r = self.commit(&mut consumer, &producer, &mut state).await;
+                        if r.is_ok() {
+                            let ids = tasks_of(&state, &tps);
+                            self.close_tasks(&mut consumer, &mut state, ids).await;
+                        }
                         drop_tasks(&mut state, &tps);
                         r
                     }
@@ -635,8 +640,12 @@ impl<C: Client> StreamThread<C> {
                 last_commit = Instant::now();
             }
         };
-        // Graceful: commit, flush the stores, leave the group.
+        // Graceful: commit, flush the stores and write their checkpoints, leave the group.
         let committed = self.commit(&mut consumer, &producer, &mut state).await;
+        if committed.is_ok() {
+            let ids: Vec<TaskId> = state.tasks.keys().copied().collect();
+            self.close_tasks(&mut consumer, &mut state, ids).await;
+        }
         let closed = consumer.close().await;
         let _ = producer.close().await;
         result.and(committed).and(closed.map_err(Error::Client))
@@ -820,15 +829,33 @@ impl<C: Client> StreamThread<C> {
         Ok(())
     }
 
-    /// Reads each changelog of the task from the beginning to its end into the store.
+    /// Reads each changelog of the task into its store, up to the changelog's end: from the
+    /// offset in the task's checkpoint file for a RocksDB store that has one (written at a
+    /// clean close), else from the beginning. The checkpoint is deleted once read, so a crash
+    /// before the next clean close restores everything again (as Kafka Streams does under
+    /// exactly-once).
     async fn restore(&self, task: &mut Task) -> Result<()> {
         let changelogs = task.changelogs();
         if changelogs.is_empty() {
             return Ok(());
         }
+        let checkpoint = task.dir.as_deref().map(Checkpoint::in_dir);
+        let checkpointed = match &checkpoint {
+            Some(c) => match c.read() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(error = %e, task = %task.id(), "ignoring an unreadable checkpoint: restoring from the beginning");
+                    Default::default()
+                }
+            },
+            None => Default::default(),
+        };
+        if let Some(c) = &checkpoint {
+            c.delete()?;
+        }
         let mut consumer = self.client.consumer(self.consumer_config(false)?)?;
         let partition = task.id().partition;
-        for (store, topic) in changelogs {
+        for (store, topic, persistent) in changelogs {
             let tp = TopicPartition::new(&*topic, partition);
             let end = consumer
                 .end_offsets(std::slice::from_ref(&tp))
@@ -836,13 +863,22 @@ impl<C: Client> StreamThread<C> {
                 .first()
                 .map(|(_, o)| *o)
                 .unwrap_or(0);
-            if end == 0 {
+            let from = if persistent {
+                checkpointed.get(&tp).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            if from >= end {
                 continue;
             }
             consumer.assign(vec![tp.clone()])?;
-            consumer
-                .seek_to_beginning(std::slice::from_ref(&tp))
-                .await?;
+            if from > 0 {
+                consumer.seek(&tp, from)?;
+            } else {
+                consumer
+                    .seek_to_beginning(std::slice::from_ref(&tp))
+                    .await?;
+            }
             let mut restored = 0u64;
             let deadline = Instant::now() + Duration::from_secs(600);
             loop {
@@ -864,16 +900,53 @@ impl<C: Client> StreamThread<C> {
                     ));
                 }
             }
-            tracing::info!(store = %store, changelog = %topic, partition, records = restored, "restored");
+            tracing::info!(store = %store, changelog = %topic, partition, from, records = restored, "restored");
             self.metrics.lock().restored_records += restored;
         }
         let _ = consumer.close().await;
         Ok(())
     }
+
+    /// Closes tasks cleanly after a commit: flushes their stores and writes their checkpoint
+    /// files (the changelogs' end offsets, which the stores now hold).
+    async fn close_tasks(&self, consumer: &mut C::Consumer, state: &mut Tasks, ids: Vec<TaskId>) {
+        for id in ids {
+            let Some(mut task) = state.tasks.remove(&id) else {
+                continue;
+            };
+            if let Err(e) = task.flush() {
+                tracing::warn!(error = %e, task = %id, "flushing a closing task");
+                continue;
+            }
+            let Some(dir) = task.dir.clone() else {
+                continue;
+            };
+            let tps: Vec<TopicPartition> = task
+                .changelogs()
+                .into_iter()
+                .filter(|(_, _, persistent)| *persistent)
+                .map(|(_, topic, _)| TopicPartition::new(&*topic, id.partition))
+                .collect();
+            if tps.is_empty() {
+                continue;
+            }
+            match consumer.end_offsets(&tps).await {
+                Ok(ends) => {
+                    let offsets: crate::state::checkpoint::Offsets = ends.into_iter().collect();
+                    if let Err(e) = Checkpoint::in_dir(&dir).write(&offsets) {
+                        tracing::warn!(error = %e, task = %id, "writing the checkpoint");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, task = %id, "no checkpoint: the changelogs' end offsets are unknown")
+                }
+            }
+        }
+    }
 }
 
-fn drop_tasks(state: &mut Tasks, tps: &[TopicPartition]) {
-    let gone: Vec<TaskId> = state
+fn tasks_of(state: &Tasks, tps: &[TopicPartition]) -> Vec<TaskId> {
+    state
         .tasks
         .iter()
         .filter(|(_, t)| {
@@ -881,8 +954,11 @@ fn drop_tasks(state: &mut Tasks, tps: &[TopicPartition]) {
                 .any(|tp| tp.partition == t.id().partition && t.topic_index(&tp.topic).is_some())
         })
         .map(|(id, _)| *id)
-        .collect();
-    for id in gone {
+        .collect()
+}
+
+fn drop_tasks(state: &mut Tasks, tps: &[TopicPartition]) {
+    for id in tasks_of(state, tps) {
         if let Some(mut t) = state.tasks.remove(&id) {
             let _ = t.flush();
         }

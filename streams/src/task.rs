@@ -58,6 +58,8 @@ pub(crate) fn open_store(def: &StoreDef, dir: Option<&Path>) -> Result<AnyStore>
 /// A running task.
 pub(crate) struct Task {
     pub(crate) ctx: TaskContext,
+    /// The task's directory under `state.dir` (its RocksDB stores and checkpoint file).
+    pub(crate) dir: Option<std::path::PathBuf>,
     sources: Vec<Box<dyn SourceNode>>,
     /// For each of `ctx.source_topics`, the source node reading it.
     by_topic: Vec<Option<usize>>,
@@ -149,6 +151,7 @@ impl Task {
         }
         Ok(Task {
             ctx,
+            dir: setup.state_dir.map(|d| d.join(task.to_string())),
             sources,
             by_topic,
         })
@@ -234,12 +237,20 @@ impl Task {
         out
     }
 
-    /// The changelog topics of the task's logged stores, with the store names.
-    pub(crate) fn changelogs(&self) -> Vec<(Arc<str>, Arc<str>)> {
+    /// The changelog topics of the task's logged stores, with the store names and whether
+    /// the store keeps its data across a restart (RocksDB).
+    pub(crate) fn changelogs(&self) -> Vec<(Arc<str>, Arc<str>, bool)> {
         self.ctx
             .stores
             .iter()
-            .filter_map(|s| s.changelog.clone().map(|c| (s.name.clone(), c)))
+            .filter_map(|s| {
+                let persistent = match &s.store {
+                    AnyStore::KeyValue(x) => x.persistent(),
+                    AnyStore::Window(x) => x.persistent(),
+                    AnyStore::Session(x) => x.persistent(),
+                };
+                s.changelog.clone().map(|c| (s.name.clone(), c, persistent))
+            })
             .collect()
     }
 

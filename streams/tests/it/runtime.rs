@@ -121,18 +121,33 @@ async fn word_count_survives_a_restart(guarantee: &str) -> anyhow::Result<()> {
         topics.contains(&"wc-counts-repartition".to_owned()),
         "{topics:?}"
     );
-    // A second run (its stores rebuilt from the changelog: the RocksDB directory is removed)
-    // goes on counting from where the first stopped.
+    // A clean close left a checkpoint of the changelog offsets its RocksDB stores hold.
+    let checkpoints = std::fs::read_dir(dir.path().join("state").join("wc"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(".checkpoint").exists())
+        .count();
+    assert!(checkpoints > 0, "no task wrote a checkpoint");
+    // A second run goes on from the checkpoint...
+    produce(&c, "lines", &["b"]).await?;
+    let app = KafkaStreams::new(wordcount(), config(dir.path(), guarantee)?, c.clone());
+    run_for(app, Duration::from_millis(1500)).await?;
+    let got = final_counts(&c, 6).await?;
+    assert_eq!(
+        got,
+        BTreeMap::from([("a".into(), 3), ("b".into(), 2), ("c".into(), 1)])
+    );
+    // ... and a third, its stores rebuilt from the changelog alone (the state directory gone),
+    // goes on counting from where the second stopped.
     std::fs::remove_dir_all(dir.path().join("state"))?;
     produce(&c, "lines", &["a d"]).await?;
     let app = KafkaStreams::new(wordcount(), config(dir.path(), guarantee)?, c.clone());
     run_for(app, Duration::from_millis(1500)).await?;
-    let got = final_counts(&c, 7).await?;
+    let got = final_counts(&c, 8).await?;
     assert_eq!(
         got,
         BTreeMap::from([
             ("a".into(), 4),
-            ("b".into(), 1),
+            ("b".into(), 2),
             ("c".into(), 1),
             ("d".into(), 1)
         ])
