@@ -40,7 +40,7 @@ pub struct StreamsArgs {
 }
 
 /// One example: its names, its topology, its generated input, and how it prints a result.
-#[allow(missing_debug_implementations)] // function pointers only
+#[allow(missing_debug_implementations, clippy::type_complexity)] // function pointers only
 pub struct Example {
     /// The default application id.
     pub application_id: &'static str,

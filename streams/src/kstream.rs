@@ -375,13 +375,13 @@ where
                 name.clone(),
                 Arc::new(move |inst| {
                     // Built once per task and shared by both parents.
-                    if let Some(shared) = inst.shared.get(&node) {
-                        if let Some(s) = shared.downcast_ref::<SharedNode<K, V>>() {
-                            return Ok(Box::new(SharedNode {
-                                inner: s.inner.clone(),
-                                last_event: s.last_event.clone(),
-                            }) as Box<dyn Node<K, V>>);
-                        }
+                    if let Some(shared) = inst.shared.get(&node)
+                        && let Some(s) = shared.downcast_ref::<SharedNode<K, V>>()
+                    {
+                        return Ok(Box::new(SharedNode {
+                            inner: s.inner.clone(),
+                            last_event: s.last_event.clone(),
+                        }) as Box<dyn Node<K, V>>);
                     }
                     let children = down2.build(inst)?;
                     let s = SharedNode {

@@ -706,7 +706,8 @@ impl<C: Client> StreamThread<C> {
                     task.process(idx, &batch)
                         .map_err(|e| with_origin(e, &topic, partition, last))?;
                     for r in task.take_output() {
-                        let _ = producer.send(r).await?;
+                        // Delivery is checked by the flush or transaction commit that ends the commit.
+                        drop(producer.send(r).await?);
                     }
                 }
                 None => {
@@ -728,7 +729,8 @@ impl<C: Client> StreamThread<C> {
                 state.in_txn = true;
             }
             for r in out {
-                let _ = producer.send(r).await?;
+                // Delivery is checked by the flush or transaction commit that ends the commit.
+                drop(producer.send(r).await?);
             }
         }
         let mut m = self.metrics.lock();
@@ -762,7 +764,8 @@ impl<C: Client> StreamThread<C> {
             state.in_txn = true;
         }
         for r in out {
-            let _ = producer.send(r).await?;
+            // Delivery is checked by the flush or transaction commit that ends the commit.
+            drop(producer.send(r).await?);
         }
         let offsets: Vec<(TopicPartition, i64)> =
             std::mem::take(&mut state.offsets).into_iter().collect();
